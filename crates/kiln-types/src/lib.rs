@@ -1,0 +1,14 @@
+//! Foundation types shared by every kiln crate.
+//!
+//! kiln's data flow is discover -> plan -> key -> cache -> execute -> verify -> package -> attest ->
+//! publish -> record. Every stage talks about the same few things: *where* a binary runs (a
+//! [`Platform`]) and *what* a piece of content is (a [`Digest`]). They live here, at the bottom of the
+//! crate graph, so that no two stages invent their own spelling of `linux/arm/v7` or `sha256:...`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod digest;
+mod platform;
+
+pub use digest::{Digest, DigestError, Sha256Writer};
+pub use platform::{Platform, PlatformError};
