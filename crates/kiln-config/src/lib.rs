@@ -1,0 +1,18 @@
+//! `kiln.toml`: the one configuration model.
+//!
+//! Sits beside the flow, not in it: the binary reads `kiln.toml` once, merges command-line flags and
+//! hands the result down as plain data to discover -> plan -> key -> ... . No lower crate reads files
+//! or the environment for configuration on its own, so what a build used is always what this crate
+//! returned.
+//!
+//! Settings are layered, later layers winning: `[build]` < `[platform."os/arch"]` <
+//! `[services.NAME]` < `[services.NAME.platform."os/arch"]`. Maps (`env`) merge by key, lists
+//! (`tags`, `flags`, `ldflags`) append, scalars (`cgo`, `trimpath`) override.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod model;
+mod template;
+
+pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
+pub use template::{render, TemplateError, TemplateVars};

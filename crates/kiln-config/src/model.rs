@@ -1,0 +1,360 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_types::Platform;
+use serde::{Deserialize, Serialize};
+
+/// File name of the configuration, looked up in the project root.
+pub const CONFIG_FILE: &str = "kiln.toml";
+
+/// Why `kiln.toml` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error or an unknown/mistyped key.
+    #[error("{path}: {message}\nhint: see the kiln.toml section of the README, or run `kiln init` to write a commented example")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it carries line and column).
+        message: String,
+    },
+    /// A key used in a section where it has no meaning.
+    #[error("{path}: `{key}` is not allowed in [{section}]: {why}")]
+    Misplaced {
+        /// The file.
+        path: PathBuf,
+        /// The section, as written in the file.
+        section: String,
+        /// The offending key.
+        key: &'static str,
+        /// Where it belongs instead.
+        why: &'static str,
+    },
+    /// A platform key that does not parse.
+    #[error("{path}: [{section}]: {source}")]
+    Platform {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// The parse error.
+        source: Box<kiln_types::PlatformError>,
+    },
+}
+
+/// One layer of settings. The same shape is used in `[build]`, `[platform."os/arch"]`,
+/// `[services.NAME]` and `[services.NAME.platform."os/arch"]`; which keys make sense where is
+/// checked after parsing so a misplaced key gets a precise error instead of being ignored.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Target platforms (`[build]` and services only).
+    pub platforms: Option<Vec<Platform>>,
+    /// Output directory (`[build]` only).
+    pub out: Option<PathBuf>,
+    /// The main package of a service (services only): import path or `./dir` relative to the root.
+    pub package: Option<String>,
+    /// Extra environment for `go build`; merges by key.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Build tags; appended.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Extra `go build` flags; appended.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Extra linker flags (templates allowed: `{{.Version}}`, `{{.Commit}}`, `{{.Date}}`); appended.
+    #[serde(default)]
+    pub ldflags: Vec<String>,
+    /// Opt into cgo (and so into dynamic linking). Default `false`: static binaries.
+    pub cgo: Option<bool>,
+    /// Pass `-trimpath` (default `true`; needed for reproducible binaries).
+    pub trimpath: Option<bool>,
+    /// Strip symbols and DWARF with `-s -w` (default `true`).
+    pub strip: Option<bool>,
+    /// Stamp VCS information into the binary (default `false`: it would make every commit a cache
+    /// miss; pass the version through `ldflags` templates instead).
+    pub buildvcs: Option<bool>,
+    /// Per-platform overrides (`[build]` and services only).
+    #[serde(default)]
+    pub platform: BTreeMap<String, Settings>,
+}
+
+/// A `[services.NAME]` section.
+pub type ServiceConfig = Settings;
+
+/// The parsed `kiln.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Defaults for every service.
+    #[serde(default)]
+    pub build: Settings,
+    /// Per-platform settings for every service.
+    #[serde(default)]
+    pub platform: BTreeMap<String, Settings>,
+    /// Per-service settings, keyed by service name (the binary name unless renamed).
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Where the file was read from, for error messages (not part of the file).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// Settings resolved for one (service, platform) target: every layer merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildSettings {
+    /// Environment overrides for `go build`.
+    pub env: BTreeMap<String, String>,
+    /// Build tags, de-duplicated, in first-seen order.
+    pub tags: Vec<String>,
+    /// Extra `go build` flags.
+    pub flags: Vec<String>,
+    /// Extra linker flags, templates not yet rendered.
+    pub ldflags: Vec<String>,
+    /// Whether cgo is allowed (and dynamic linking accepted).
+    pub cgo: bool,
+    /// `-trimpath`.
+    pub trimpath: bool,
+    /// `-s -w`.
+    pub strip: bool,
+    /// VCS stamping.
+    pub buildvcs: bool,
+}
+
+impl Config {
+    /// Reads `kiln.toml` from `root`; a missing file is the default configuration.
+    pub fn load(root: &Path) -> Result<Self, ConfigError> {
+        let path = root.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Parses configuration text; `path` is used in messages only.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.source = Some(path.to_path_buf());
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let misplaced =
+            |section: String, key: &'static str, why: &'static str| ConfigError::Misplaced {
+                path: path.to_path_buf(),
+                section,
+                key,
+                why,
+            };
+        let check_platform_keys = |section: &str, s: &Settings| -> Result<(), ConfigError> {
+            section
+                .parse::<Platform>()
+                .map_err(|source| ConfigError::Platform {
+                    path: path.to_path_buf(),
+                    section: section.to_string(),
+                    source: Box::new(source),
+                })?;
+            let here = format!("platform.\"{section}\"");
+            if s.platforms.is_some() {
+                return Err(misplaced(
+                    here,
+                    "platforms",
+                    "list platforms in [build] or [services.NAME]",
+                ));
+            }
+            if s.out.is_some() {
+                return Err(misplaced(here, "out", "`out` belongs in [build]"));
+            }
+            if s.package.is_some() {
+                return Err(misplaced(
+                    here,
+                    "package",
+                    "`package` belongs in [services.NAME]",
+                ));
+            }
+            if !s.platform.is_empty() {
+                return Err(misplaced(here, "platform", "platform sections do not nest"));
+            }
+            Ok(())
+        };
+        if self.build.package.is_some() {
+            return Err(misplaced(
+                "build".into(),
+                "package",
+                "`package` belongs in [services.NAME]",
+            ));
+        }
+        if !self.build.platform.is_empty() {
+            return Err(misplaced(
+                "build".into(),
+                "platform",
+                "write per-platform settings as top-level [platform.\"os/arch\"]",
+            ));
+        }
+        for (k, s) in &self.platform {
+            check_platform_keys(k, s)?;
+        }
+        for (name, svc) in &self.services {
+            if svc.out.is_some() {
+                return Err(misplaced(
+                    format!("services.{name}"),
+                    "out",
+                    "`out` belongs in [build]",
+                ));
+            }
+            for (k, s) in &svc.platform {
+                check_platform_keys(k, s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The platforms a service is built for: the service's own list, else `[build]`'s, else `host`.
+    pub fn platforms_for(&self, service: &str, host: &Platform) -> Vec<Platform> {
+        self.services
+            .get(service)
+            .and_then(|s| s.platforms.clone())
+            .or_else(|| self.build.platforms.clone())
+            .unwrap_or_else(|| vec![host.clone()])
+    }
+
+    /// The output directory from `[build] out`, default `dist`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.build
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("dist"))
+    }
+
+    /// Merges every layer for one target.
+    pub fn resolve(&self, service: &str, platform: &Platform) -> BuildSettings {
+        let key = platform.to_string();
+        let svc = self.services.get(service);
+        let layers = [
+            Some(&self.build),
+            self.platform.get(&key),
+            svc,
+            svc.and_then(|s| s.platform.get(&key)),
+        ];
+        let mut out = BuildSettings {
+            env: BTreeMap::new(),
+            tags: Vec::new(),
+            flags: Vec::new(),
+            ldflags: Vec::new(),
+            cgo: false,
+            trimpath: true,
+            strip: true,
+            buildvcs: false,
+        };
+        for layer in layers.into_iter().flatten() {
+            out.env
+                .extend(layer.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for t in &layer.tags {
+                if !out.tags.contains(t) {
+                    out.tags.push(t.clone());
+                }
+            }
+            out.flags.extend(layer.flags.iter().cloned());
+            out.ldflags.extend(layer.ldflags.iter().cloned());
+            out.cgo = layer.cgo.unwrap_or(out.cgo);
+            out.trimpath = layer.trimpath.unwrap_or(out.trimpath);
+            out.strip = layer.strip.unwrap_or(out.strip);
+            out.buildvcs = layer.buildvcs.unwrap_or(out.buildvcs);
+        }
+        out
+    }
+
+    /// The configured name of the service whose `package` matches `import_path` or the
+    /// root-relative directory `rel_dir` (spelled `./cmd/api` or `cmd/api`).
+    pub fn service_for_package(&self, import_path: &str, rel_dir: &str) -> Option<&str> {
+        let norm = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_string();
+        let rel = norm(rel_dir);
+        self.services.iter().find_map(|(name, s)| {
+            let p = s.package.as_deref()?;
+            (p == import_path || norm(p) == rel).then_some(name.as_str())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("kiln.toml"))
+    }
+
+    #[test]
+    fn layers_merge_in_order() {
+        let cfg = parse(
+            r#"
+[build]
+platforms = ["linux/amd64", "linux/arm64"]
+env = { A = "build", B = "build" }
+tags = ["netgo"]
+ldflags = ["-X main.version={{.Version}}"]
+
+[platform."linux/arm64"]
+env = { B = "plat" }
+
+[services.api]
+package = "./cmd/api"
+cgo = true
+tags = ["osusergo", "netgo"]
+
+[services.api.platform."linux/arm64"]
+env = { C = "svcplat" }
+flags = ["-v"]
+"#,
+        )
+        .unwrap();
+        let arm: Platform = "linux/arm64".parse().unwrap();
+        let s = cfg.resolve("api", &arm);
+        assert_eq!(s.env.get("A").map(String::as_str), Some("build"));
+        assert_eq!(s.env.get("B").map(String::as_str), Some("plat"));
+        assert_eq!(s.env.get("C").map(String::as_str), Some("svcplat"));
+        assert_eq!(s.tags, vec!["netgo", "osusergo"]);
+        assert_eq!(s.flags, vec!["-v"]);
+        assert!(s.cgo && s.trimpath && s.strip && !s.buildvcs);
+        let other = cfg.resolve("worker", &"linux/amd64".parse().unwrap());
+        assert!(!other.cgo);
+        assert_eq!(other.env.get("B").map(String::as_str), Some("build"));
+        assert_eq!(cfg.service_for_package("x/cmd/api", "cmd/api"), Some("api"));
+        assert_eq!(cfg.platforms_for("api", &arm).len(), 2);
+    }
+
+    #[test]
+    fn unknown_and_misplaced_keys_are_errors() {
+        let e = parse("[build]\nplatfroms = [\"linux/amd64\"]\n").unwrap_err();
+        assert!(e.to_string().contains("platfroms"), "{e}");
+        let e = parse("[platform.\"linux/arm64\"]\nout = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("`out` belongs in [build]"), "{e}");
+        let e = parse("[platform.\"linux\"]\ncgo = true\n").unwrap_err();
+        assert!(e.to_string().contains("invalid platform"), "{e}");
+        let e = parse("[build]\nplatforms = [\"linux/amd64/v9\"]\n").unwrap_err();
+        assert!(e.to_string().contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(dir.path()).unwrap();
+        assert_eq!(cfg.out_dir(), PathBuf::from("dist"));
+        let host: Platform = "linux/amd64".parse().unwrap();
+        assert_eq!(cfg.platforms_for("x", &host), vec![host]);
+    }
+}

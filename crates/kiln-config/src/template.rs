@@ -1,0 +1,85 @@
+//! `{{.Version}}`-style placeholders in ldflags, as GoReleaser users write them.
+
+use serde::Serialize;
+
+/// Values available to ldflags templates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TemplateVars {
+    /// `git describe --tags --always --dirty`, or `dev` outside git.
+    pub version: String,
+    /// Full commit hash, or `none`.
+    pub commit: String,
+    /// RFC 3339 UTC date: `SOURCE_DATE_EPOCH` if set, else the commit date.
+    pub date: String,
+}
+
+/// A placeholder kiln does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown template `{{{{{found}}}}}` in `{text}`\nhint: kiln knows {{{{.Version}}}}, {{{{.Commit}}}}, {{{{.ShortCommit}}}} and {{{{.Date}}}}")]
+pub struct TemplateError {
+    /// The text being rendered.
+    pub text: String,
+    /// The placeholder's inside.
+    pub found: String,
+}
+
+/// Replaces `{{.Version}}`, `{{.Commit}}`, `{{.ShortCommit}}` and `{{.Date}}` (spaces inside the
+/// braces allowed); any other `{{...}}` is an error rather than silently kept, because a typo would
+/// otherwise ship a binary reporting version `{{.Verison}}`.
+pub fn render(text: &str, vars: &TemplateVars) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(TemplateError {
+                text: text.to_string(),
+                found: after.to_string(),
+            });
+        };
+        let name = after[..end].trim();
+        let short = &vars.commit[..vars.commit.len().min(7)];
+        let value = match name {
+            ".Version" => vars.version.as_str(),
+            ".Commit" | ".FullCommit" => vars.commit.as_str(),
+            ".ShortCommit" => short,
+            ".Date" => vars.date.as_str(),
+            _ => {
+                return Err(TemplateError {
+                    text: text.to_string(),
+                    found: name.to_string(),
+                })
+            }
+        };
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_known_and_rejects_unknown() {
+        let v = TemplateVars {
+            version: "v1.2.3".into(),
+            commit: "0123456789abcdef".into(),
+            date: "2024-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            render(
+                "-X main.v={{.Version}} -X main.c={{ .ShortCommit }} -X main.d={{.Date}}",
+                &v
+            )
+            .unwrap(),
+            "-X main.v=v1.2.3 -X main.c=0123456 -X main.d=2024-01-01T00:00:00Z"
+        );
+        let e = render("-X main.v={{.Verison}}", &v).unwrap_err();
+        assert!(e.to_string().contains("{{.Verison}}"), "{e}");
+        assert!(render("{{.Version", &v).is_err());
+    }
+}

@@ -1,0 +1,344 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::goenv::run_go;
+use crate::{DiscoverError, Project};
+
+/// One `go list` question: which packages match `patterns` under this build context.
+///
+/// The answer depends on GOOS/GOARCH/CGO_ENABLED/tags (build constraints pick files), so the planner
+/// asks once per distinct build context and shares the answer between the targets that have it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListRequest {
+    /// Package patterns (`./...`, `./cmd/api`, import paths).
+    pub patterns: Vec<String>,
+    /// Environment that selects the context (GOOS, GOARCH, GOARM, CGO_ENABLED, GOFLAGS, ...).
+    pub env: Vec<(String, String)>,
+    /// Build tags.
+    pub tags: Vec<String>,
+    /// `-mod=` / `-modfile=` flags, which change what go resolves.
+    pub mod_flags: Vec<String>,
+}
+
+/// A module as `go list` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Module {
+    /// Module path.
+    #[serde(default)]
+    pub path: String,
+    /// Version; empty for main and locally replaced modules.
+    #[serde(default)]
+    pub version: String,
+    /// go.sum hash (`h1:...`) of the module content.
+    #[serde(default)]
+    pub sum: String,
+    /// Whether this is a main (workspace) module.
+    #[serde(default)]
+    pub main: bool,
+    /// Directory holding the module's files.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Its go.mod file.
+    #[serde(default)]
+    pub go_mod: Option<PathBuf>,
+    /// The replacement, when go.mod replaces this module.
+    #[serde(default)]
+    pub replace: Option<Box<Module>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawError {
+    #[serde(default)]
+    err: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawPackage {
+    #[serde(default)]
+    dir: PathBuf,
+    import_path: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    standard: bool,
+    #[serde(default)]
+    dep_only: bool,
+    #[serde(default)]
+    module: Option<Module>,
+    #[serde(default)]
+    imports: Vec<String>,
+    #[serde(default)]
+    deps: Vec<String>,
+    #[serde(default)]
+    cgo_files: Vec<String>,
+    #[serde(default)]
+    ignored_go_files: Vec<String>,
+    #[serde(default)]
+    error: Option<RawError>,
+    #[serde(flatten)]
+    files: BTreeMap<String, serde_json::Value>,
+}
+
+/// File lists of `go list` that are inputs of the compile or link.
+const FILE_FIELDS: &[&str] = &[
+    "GoFiles",
+    "CgoFiles",
+    "CFiles",
+    "CXXFiles",
+    "MFiles",
+    "HFiles",
+    "FFiles",
+    "SFiles",
+    "SwigFiles",
+    "SwigCXXFiles",
+    "SysoFiles",
+    "EmbedFiles",
+];
+
+/// A package in the import graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct Package {
+    /// Import path.
+    pub import_path: String,
+    /// Package name (`main` for commands).
+    pub name: String,
+    /// Source directory.
+    pub dir: PathBuf,
+    /// Part of the standard library (covered by the toolchain's identity, not hashed).
+    pub standard: bool,
+    /// Matched only as a dependency, not by the patterns.
+    pub dep_only: bool,
+    /// Its module.
+    pub module: Option<Module>,
+    /// Direct imports.
+    pub imports: Vec<String>,
+    /// Transitive imports, sorted.
+    pub deps: Vec<String>,
+    /// Every file the build reads, relative to `dir`, sorted: Go, cgo, C/asm, syso and embedded files.
+    pub files: Vec<String>,
+    /// Files importing "C" in this build context.
+    pub cgo_files: Vec<String>,
+    /// Go files excluded by build constraints.
+    pub ignored_go_files: Vec<String>,
+    /// go's load error for this package, if any.
+    pub error: Option<String>,
+}
+
+impl Package {
+    /// Whether the package uses cgo when cgo is off: some ignored file imports "C".
+    ///
+    /// With CGO_ENABLED=0 go silently drops files that `import "C"`; that is why a static build of a
+    /// cgo program fails with a puzzling "build constraints exclude all Go files". Reading the
+    /// ignored files' imports tells the real cause.
+    pub fn needs_cgo(&self) -> bool {
+        !self.cgo_files.is_empty()
+            || self
+                .ignored_go_files
+                .iter()
+                .any(|f| imports_c(&self.dir.join(f)))
+    }
+
+    /// The directory that file paths of this package are keyed relative to: the module root, so a
+    /// checkout in another directory produces the same keys.
+    pub fn module_root(&self) -> Option<&Path> {
+        self.module.as_ref().and_then(|m| {
+            m.replace
+                .as_ref()
+                .and_then(|r| r.dir.as_deref())
+                .or(m.dir.as_deref())
+        })
+    }
+}
+
+fn imports_c(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    text.lines()
+        .map(str::trim)
+        .any(|l| l == "import \"C\"" || l.starts_with("import \"C\" ") || l == "\"C\"")
+}
+
+/// The answer to a [`ListRequest`]: every package reachable from the matched ones.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PackageGraph {
+    /// Packages by import path.
+    pub packages: BTreeMap<String, Package>,
+    /// Matched `main` packages, sorted.
+    pub mains: Vec<String>,
+}
+
+impl PackageGraph {
+    /// Runs `go list -e -deps -json` for `req` in the project root.
+    pub fn load(project: &Project, req: &ListRequest) -> Result<Self, DiscoverError> {
+        let mut fields = vec![
+            "Dir",
+            "ImportPath",
+            "Name",
+            "Standard",
+            "DepOnly",
+            "Module",
+            "Imports",
+            "Deps",
+            "IgnoredGoFiles",
+            "Error",
+        ];
+        fields.extend_from_slice(FILE_FIELDS);
+        let json_flag = format!("-json={}", fields.join(","));
+        let tags_flag = format!("-tags={}", req.tags.join(","));
+        let mut args: Vec<&str> = vec!["list", "-e", "-deps", &json_flag];
+        if !req.tags.is_empty() {
+            args.push(&tags_flag);
+        }
+        args.extend(req.mod_flags.iter().map(String::as_str));
+        args.push("--");
+        args.extend(req.patterns.iter().map(String::as_str));
+        let out = run_go(&project.env.go, &project.root, &args, &req.env)?;
+        Self::parse(&out, &req.patterns, &args.join(" "))
+    }
+
+    fn parse(out: &[u8], patterns: &[String], args: &str) -> Result<Self, DiscoverError> {
+        let mut graph = PackageGraph::default();
+        for raw in serde_json::Deserializer::from_slice(out).into_iter::<RawPackage>() {
+            let raw = raw.map_err(|e| DiscoverError::BadOutput {
+                args: args.to_string(),
+                message: e.to_string(),
+            })?;
+            let mut files: Vec<String> = FILE_FIELDS
+                .iter()
+                .filter_map(|f| raw.files.get(*f))
+                .filter_map(|v| v.as_array())
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            files.sort();
+            let cgo_files = raw
+                .files
+                .get("CgoFiles")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let pkg = Package {
+                import_path: raw.import_path,
+                name: raw.name,
+                dir: raw.dir,
+                standard: raw.standard,
+                dep_only: raw.dep_only,
+                module: raw.module,
+                imports: raw.imports,
+                deps: raw.deps,
+                files,
+                cgo_files: if raw.cgo_files.is_empty() {
+                    cgo_files
+                } else {
+                    raw.cgo_files
+                },
+                ignored_go_files: raw.ignored_go_files,
+                error: raw.error.map(|e| e.err).filter(|e| !e.is_empty()),
+            };
+            if !pkg.dep_only {
+                // A pattern that matched nothing comes back as a package named after the pattern
+                // with an error; a matched package with a load error that is not a missing-cgo
+                // case is reported to the user as is.
+                if let Some(err) = &pkg.error {
+                    if pkg.name.is_empty() || !pkg.needs_cgo() {
+                        return Err(DiscoverError::Package {
+                            package: pkg.import_path.clone(),
+                            message: err.clone(),
+                        });
+                    }
+                }
+                if pkg.name == "main" {
+                    graph.mains.push(pkg.import_path.clone());
+                }
+            }
+            graph.packages.insert(pkg.import_path.clone(), pkg);
+        }
+        graph.mains.sort();
+        graph.mains.dedup();
+        if graph.mains.is_empty() {
+            return Err(DiscoverError::NoMains {
+                patterns: patterns.join(" "),
+            });
+        }
+        Ok(graph)
+    }
+
+    /// The main package and every package it imports, transitively, in import-path order.
+    pub fn closure<'a>(&'a self, main: &str) -> impl Iterator<Item = &'a Package> + 'a {
+        let root = self.packages.get(main);
+        let deps = root.map(|p| p.deps.as_slice()).unwrap_or_default();
+        root.into_iter()
+            .chain(deps.iter().filter_map(|d| self.packages.get(d)))
+    }
+
+    /// Packages in `main`'s closure that use cgo in this context (or would, for ignored files).
+    pub fn cgo_packages(&self, main: &str) -> Vec<String> {
+        self.closure(main)
+            .filter(|p| p.needs_cgo())
+            .map(|p| p.import_path.clone())
+            .collect()
+    }
+}
+
+/// The binary name go gives a main package: the last import path element, or the one before a
+/// major-version suffix such as `/v2`.
+pub fn binary_name(import_path: &str) -> &str {
+    let mut parts = import_path.rsplit('/');
+    let last = parts.next().unwrap_or(import_path);
+    let is_major =
+        last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit());
+    match (is_major, parts.next()) {
+        (true, Some(prev)) => prev,
+        _ => last,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_names_follow_go() {
+        assert_eq!(binary_name("example.com/x/cmd/api"), "api");
+        assert_eq!(binary_name("example.com/tool/v2"), "tool");
+        assert_eq!(binary_name("hello"), "hello");
+        assert_eq!(binary_name("example.com/cmd/v"), "v");
+    }
+
+    #[test]
+    fn parse_reports_missing_mains_and_errors() {
+        let out = br#"{"ImportPath":"fmt","Name":"fmt","Standard":true,"DepOnly":true}
+{"ImportPath":"example.com/lib","Name":"lib","Dir":"/x"}"#;
+        let e = PackageGraph::parse(out, &["./...".into()], "list").unwrap_err();
+        assert!(matches!(e, DiscoverError::NoMains { .. }), "{e}");
+        let out = br#"{"ImportPath":"./nope","Error":{"Err":"directory not found"}}"#;
+        let e = PackageGraph::parse(out, &["./nope".into()], "list").unwrap_err();
+        assert!(e.to_string().contains("directory not found"), "{e}");
+    }
+
+    #[test]
+    fn closure_and_files() {
+        let out = br#"{"ImportPath":"m/lib","Name":"lib","Dir":"/m/lib","DepOnly":true,"GoFiles":["b.go","a.go"],"EmbedFiles":["x.txt"]}
+{"ImportPath":"m/cmd/a","Name":"main","Dir":"/m/cmd/a","GoFiles":["main.go"],"Deps":["m/lib"],"Imports":["m/lib"]}"#;
+        let g = PackageGraph::parse(out, &["./...".into()], "list").unwrap();
+        assert_eq!(g.mains, vec!["m/cmd/a"]);
+        let c: Vec<_> = g
+            .closure("m/cmd/a")
+            .map(|p| p.import_path.as_str())
+            .collect();
+        assert_eq!(c, vec!["m/cmd/a", "m/lib"]);
+        assert_eq!(g.packages["m/lib"].files, vec!["a.go", "b.go", "x.txt"]);
+    }
+}
