@@ -20,6 +20,8 @@ pub struct ListRequest {
     pub tags: Vec<String>,
     /// `-mod=` / `-modfile=` flags, which change what go resolves.
     pub mod_flags: Vec<String>,
+    /// Whether to list dependencies too (`-deps`); without, only the matched packages.
+    pub deps: bool,
 }
 
 /// A module as `go list` describes it.
@@ -191,7 +193,10 @@ impl PackageGraph {
         fields.extend_from_slice(FILE_FIELDS);
         let json_flag = format!("-json={}", fields.join(","));
         let tags_flag = format!("-tags={}", req.tags.join(","));
-        let mut args: Vec<&str> = vec!["list", "-e", "-deps", &json_flag];
+        let mut args: Vec<&str> = vec!["list", "-e", &json_flag];
+        if req.deps {
+            args.push("-deps");
+        }
         if !req.tags.is_empty() {
             args.push(&tags_flag);
         }
@@ -248,16 +253,14 @@ impl PackageGraph {
                 error: raw.error.map(|e| e.err).filter(|e| !e.is_empty()),
             };
             if !pkg.dep_only {
-                // A pattern that matched nothing comes back as a package named after the pattern
-                // with an error; a matched package with a load error that is not a missing-cgo
-                // case is reported to the user as is.
-                if let Some(err) = &pkg.error {
-                    if pkg.name.is_empty() || !pkg.needs_cgo() {
-                        return Err(DiscoverError::Package {
-                            package: pkg.import_path.clone(),
-                            message: err.clone(),
-                        });
-                    }
+                // A pattern that matched nothing comes back as a nameless package with an error.
+                // Errors of real packages (syntax, missing imports) are left to `go build`, which
+                // reports them verbatim for the target they break instead of failing discovery.
+                if let (Some(err), true) = (&pkg.error, pkg.name.is_empty()) {
+                    return Err(DiscoverError::Package {
+                        package: pkg.import_path.clone(),
+                        message: err.clone(),
+                    });
                 }
                 if pkg.name == "main" {
                     graph.mains.push(pkg.import_path.clone());

@@ -8,6 +8,60 @@ use serde::{Deserialize, Serialize};
 /// changes, so old cache entries can never be mistaken for new ones.
 pub const KEY_VERSION: u32 = 1;
 
+/// Environment variables that can change what `go build` produces. Values come from the target's
+/// own overrides first, then from `go env` (which includes the user's environment and `go env -w`
+/// settings); see [`key_env`].
+pub const ENV_VARS: &[&str] = &[
+    "AR",
+    "CC",
+    "CGO_CFLAGS",
+    "CGO_CPPFLAGS",
+    "CGO_CXXFLAGS",
+    "CGO_ENABLED",
+    "CGO_FFLAGS",
+    "CGO_LDFLAGS",
+    "CXX",
+    "FC",
+    "GO386",
+    "GOAMD64",
+    "GOARCH",
+    "GOARM",
+    "GOARM64",
+    "GOEXPERIMENT",
+    "GOFIPS140",
+    "GOFLAGS",
+    "GOMIPS",
+    "GOMIPS64",
+    "GOOS",
+    "GOPPC64",
+    "GORISCV64",
+    "GOWASM",
+    "GOWORK",
+    "PKG_CONFIG",
+];
+
+/// The key environment of a target: every variable of [`ENV_VARS`] plus every override, with
+/// overrides winning over `go env` values. `GOWORK` is reduced to on/off: its path is not an
+/// input (the workspace files are hashed by content), whether a workspace is used is.
+pub fn key_env(
+    go_env: &BTreeMap<String, String>,
+    overrides: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = ENV_VARS
+        .iter()
+        .filter_map(|k| go_env.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    env.extend(overrides.iter().cloned());
+    if let Some(w) = env.get_mut("GOWORK") {
+        *w = if w.is_empty() || w == "off" {
+            "off".into()
+        } else {
+            "on".into()
+        };
+    }
+    env
+}
+
 /// The key of one build action. Typed apart from [`kiln_types::Digest`]: an action key addresses a
 /// *recipe*, a digest addresses *content*, and mixing them up is a bug the compiler should catch.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -310,5 +364,33 @@ mod tests {
         let mut b = base();
         b.args = vec!["a".into(), "bc".into()];
         assert_ne!(a.key(), b.key());
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_gowork_is_on_off() {
+        let go_env = BTreeMap::from([
+            ("GOAMD64".to_string(), "v1".to_string()),
+            ("GOWORK".to_string(), "/some/checkout/go.work".to_string()),
+            ("GOPATH".to_string(), "/home/x/go".to_string()),
+        ]);
+        let env = key_env(
+            &go_env,
+            &[
+                ("GOAMD64".into(), "v3".into()),
+                ("MY_VAR".into(), "1".into()),
+            ],
+        );
+        assert_eq!(env["GOAMD64"], "v3");
+        assert_eq!(env["GOWORK"], "on");
+        assert_eq!(env["MY_VAR"], "1");
+        assert!(
+            !env.contains_key("GOPATH"),
+            "GOPATH does not change the output"
+        );
     }
 }

@@ -16,5 +16,7 @@
 mod inputs;
 mod sources;
 
-pub use inputs::{ActionKey, FileInput, KeyInputs, ModuleInput, Toolchain, KEY_VERSION};
+pub use inputs::{
+    key_env, ActionKey, FileInput, KeyInputs, ModuleInput, Toolchain, ENV_VARS, KEY_VERSION,
+};
 pub use sources::{collect_sources, toolchain, FileHasher, KeyError, Sources};

@@ -1,0 +1,239 @@
+use std::collections::BTreeMap;
+
+use kiln_config::{BuildSettings, Config, TemplateVars};
+use kiln_discover::{binary_name, ListRequest, PackageGraph, Project};
+use kiln_types::Platform;
+use serde::Serialize;
+
+use crate::args::{check_flags, go_args, PlanError};
+
+/// What the user asked to build.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRequest {
+    /// Package patterns; empty means `./...`.
+    pub patterns: Vec<String>,
+    /// Platforms from the command line, overriding kiln.toml.
+    pub platforms: Option<Vec<Platform>>,
+    /// Template values (from git / SOURCE_DATE_EPOCH).
+    pub vars: TemplateVars,
+    /// Worker bound for the `go list` calls of distinct build contexts.
+    pub jobs: usize,
+}
+
+/// One (service, platform) build.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Service name (the binary name unless kiln.toml renames it).
+    pub service: String,
+    /// Import path of the main package.
+    pub package: String,
+    /// Binary file name go writes (`.exe` on Windows).
+    pub binary: String,
+    /// Target platform.
+    pub platform: Platform,
+    /// Merged settings.
+    pub settings: BuildSettings,
+    /// Environment overrides passed to go.
+    pub env: Vec<(String, String)>,
+    /// `go build` arguments (without `-o` and packages).
+    pub args: Vec<String>,
+    /// Index into [`Plan::contexts`].
+    pub context: usize,
+    /// A reason the target cannot build, found before building (e.g. it needs cgo).
+    pub problem: Option<String>,
+}
+
+impl Target {
+    /// `service os/arch`, for progress lines and errors.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.service, self.platform)
+    }
+
+    /// Whether a static binary is required (cgo not opted into).
+    pub fn static_required(&self) -> bool {
+        !self.settings.cgo
+    }
+}
+
+/// One build context (GOOS/GOARCH/cgo/tags/env) and its import graph.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The `go list` request that produced the graph.
+    pub request: ListRequest,
+    /// The graph.
+    pub graph: PackageGraph,
+}
+
+/// Everything to build.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The project.
+    pub project: Project,
+    /// The targets, ordered by service then platform.
+    pub targets: Vec<Target>,
+    /// Build contexts with their graphs.
+    pub contexts: Vec<Context>,
+    /// Template values used.
+    pub vars: TemplateVars,
+}
+
+fn rel_dir(project: &Project, dir: &std::path::Path) -> String {
+    dir.strip_prefix(&project.root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default()
+}
+
+/// What makes two targets share a `go list` answer: environment, tags, module flags.
+type ContextKey = (Vec<(String, String)>, Vec<String>, Vec<String>);
+
+/// Discovers main packages, assigns services and platforms, and loads one import graph per
+/// distinct build context.
+pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Plan, PlanError> {
+    let patterns = if req.patterns.is_empty() {
+        vec!["./...".to_string()]
+    } else {
+        req.patterns.clone()
+    };
+    let go_flags = project.env.var("GOFLAGS").to_string();
+    check_flags("GOFLAGS", go_flags.split_whitespace())?;
+
+    // First pass: which packages are commands. Cheap (no -deps) and context-independent enough:
+    // whether a package is `main` does not depend on GOOS.
+    let mains = PackageGraph::load(
+        project,
+        &ListRequest {
+            patterns: patterns.clone(),
+            env: vec![("CGO_ENABLED".into(), "0".into())],
+            ..ListRequest::default()
+        },
+    )?;
+
+    let mut services: BTreeMap<String, String> = BTreeMap::new();
+    let mut targets = Vec::new();
+    let mut context_index: BTreeMap<ContextKey, usize> = BTreeMap::new();
+    let mut requests: Vec<ListRequest> = Vec::new();
+    for pkg_path in &mains.mains {
+        let pkg = &mains.packages[pkg_path];
+        let service = config
+            .service_for_package(pkg_path, &rel_dir(project, &pkg.dir))
+            .map(str::to_string)
+            .unwrap_or_else(|| binary_name(pkg_path).to_string());
+        if let Some(first) = services.insert(service.clone(), pkg_path.clone()) {
+            return Err(PlanError::DuplicateService {
+                service,
+                first,
+                second: pkg_path.clone(),
+            });
+        }
+        let default = project.env.default_platform();
+        let platforms = req
+            .platforms
+            .clone()
+            .unwrap_or_else(|| config.platforms_for(&service, &default));
+        for platform in platforms {
+            let settings = config.resolve(&service, &platform);
+            let mut env: BTreeMap<String, String> = platform.go_env().into_iter().collect();
+            env.insert(
+                "CGO_ENABLED".into(),
+                if settings.cgo { "1" } else { "0" }.into(),
+            );
+            env.extend(settings.env.clone());
+            if let Some(f) = env.get("GOFLAGS") {
+                check_flags(
+                    &format!("kiln.toml env GOFLAGS of service {service}"),
+                    f.split_whitespace(),
+                )?;
+            }
+            let env: Vec<(String, String)> = env.into_iter().collect();
+            let args = go_args(&service, &settings, &req.vars)?;
+            let mod_flags: Vec<String> = settings
+                .flags
+                .iter()
+                .filter(|f| f.starts_with("-mod=") || f.starts_with("-modfile="))
+                .cloned()
+                .collect();
+            let ctx_key = (env.clone(), settings.tags.clone(), mod_flags.clone());
+            let context = *context_index.entry(ctx_key).or_insert_with(|| {
+                requests.push(ListRequest {
+                    patterns: Vec::new(),
+                    env: env.clone(),
+                    tags: settings.tags.clone(),
+                    mod_flags,
+                    deps: true,
+                });
+                requests.len() - 1
+            });
+            if !requests[context].patterns.contains(pkg_path) {
+                requests[context].patterns.push(pkg_path.clone());
+            }
+            targets.push(Target {
+                service: service.clone(),
+                package: pkg_path.clone(),
+                binary: format!("{}{}", binary_name(pkg_path), platform.exe_suffix()),
+                platform,
+                settings,
+                env,
+                args,
+                context,
+                problem: None,
+            });
+        }
+    }
+    for (name, svc) in &config.services {
+        if let Some(p) = &svc.package {
+            if !services.contains_key(name) {
+                return Err(PlanError::UnknownServicePackage {
+                    service: name.clone(),
+                    package: p.clone(),
+                    config: config.source.clone(),
+                });
+            }
+        }
+    }
+
+    let graphs = kiln_exec::run_bounded(requests.clone(), req.jobs.max(1), |r| {
+        PackageGraph::load(project, &r)
+    });
+    let mut contexts = Vec::with_capacity(graphs.len());
+    for (request, graph) in requests.into_iter().zip(graphs) {
+        contexts.push(Context {
+            request,
+            graph: graph?,
+        });
+    }
+    for t in &mut targets {
+        t.problem = cgo_problem(&contexts[t.context].graph, t);
+    }
+    targets.sort_by(|a, b| (&a.service, &a.platform).cmp(&(&b.service, &b.platform)));
+    Ok(Plan {
+        project: project.clone(),
+        targets,
+        contexts,
+        vars: req.vars.clone(),
+    })
+}
+
+/// A static target whose own code needs cgo cannot build: go drops the files importing "C" and
+/// then fails with "build constraints exclude all Go files". Say what is really going on.
+fn cgo_problem(graph: &PackageGraph, t: &Target) -> Option<String> {
+    if !t.static_required() {
+        return None;
+    }
+    let cgo_off = t.env.iter().any(|(k, v)| k == "CGO_ENABLED" && v == "0");
+    if !cgo_off {
+        return None;
+    }
+    let broken: Vec<String> = graph
+        .closure(&t.package)
+        .filter(|p| !p.standard && p.error.is_some() && p.needs_cgo())
+        .map(|p| p.import_path.clone())
+        .collect();
+    (!broken.is_empty()).then(|| {
+        format!(
+            "{} needs cgo: {} import \"C\", and static builds use CGO_ENABLED=0, which drops those files\nhint: remove the cgo dependency, or opt the service into cgo (dynamic linking) in kiln.toml:\n  [services.{}]\n  cgo = true",
+            t.service,
+            broken.join(", "),
+            t.service
+        )
+    })
+}
