@@ -1,0 +1,427 @@
+//! Rules about `go build` invocations: where they run, with which environment and flags.
+
+use super::Ctx;
+use crate::ast::{Args, Dockerfile, Instruction, Stage};
+use crate::parser::{arg_pairs, env_pairs};
+use crate::shell::{commands, split_words};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Default GOCACHE for root in the official golang image.
+const DEFAULT_GOCACHE: &str = "/root/.cache/go-build";
+
+/// One `go build`/`go install` found in a RUN instruction.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GoBuild {
+    /// Instruction index.
+    pub ins: usize,
+    /// Stage index.
+    pub stage: usize,
+    pub cgo_disabled: bool,
+    pub static_extld: bool,
+    pub trimpath: bool,
+    pub strip_s: bool,
+    pub strip_w: bool,
+    pub force_all: bool,
+    pub vendor: bool,
+    /// GOCACHE if set explicitly (ENV, ARG, export or prefix assignment).
+    pub gocache: Option<String>,
+    /// Targets of `--mount=type=cache` on the RUN.
+    pub cache_targets: Vec<String>,
+}
+
+/// The scripts a RUN executes: its shell text and, when the command is a heredoc fed to a shell,
+/// the heredoc bodies.
+pub(crate) fn run_scripts(ins: &Instruction) -> Vec<String> {
+    let mut out = vec![];
+    let text = match &ins.args {
+        Args::Shell(s) => s.clone(),
+        Args::Exec(v) => {
+            // ["sh", "-c", "script"] runs the script; other exec forms are one command.
+            match v.iter().position(|a| a == "-c") {
+                Some(p) if p + 1 < v.len() => v[p + 1].clone(),
+                _ => v.join(" "),
+            }
+        }
+    };
+    let first = text.split_whitespace().next().unwrap_or("");
+    let feeds_shell = first.starts_with("<<")
+        || matches!(
+            first.rsplit('/').next(),
+            Some("sh" | "bash" | "ash" | "dash")
+        );
+    out.push(text);
+    if feeds_shell {
+        out.extend(ins.heredocs.iter().map(|h| h.content.clone()));
+    }
+    out
+}
+
+/// Targets of the instruction's `--mount=type=cache` flags.
+pub(crate) fn cache_targets(ins: &Instruction) -> Vec<String> {
+    ins.flags_named("mount")
+        .map(|f| f.kv_pairs())
+        .filter(|kv| kv.get("type").map(String::as_str) == Some("cache"))
+        .filter_map(|kv| {
+            kv.get("target")
+                .or_else(|| kv.get("dst"))
+                .or_else(|| kv.get("destination"))
+                .cloned()
+        })
+        .map(|t| t.trim_end_matches('/').to_string())
+        .collect()
+}
+
+/// The environment a stage's instructions see before `upto`: ENV and ARG defaults through the
+/// stage lineage (parents first).
+fn stage_env(df: &Dockerfile, stage: &Stage, upto: usize) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut chain = df.lineage(stage);
+    chain.reverse();
+    for s in chain {
+        for ins in df.stage_instructions(s) {
+            if s.index == stage.index
+                && ins.span.start_line >= df.instructions[upto].span.start_line
+            {
+                break;
+            }
+            let text = ins.args.text();
+            match ins.keyword.as_str() {
+                "ENV" => {
+                    for (k, v) in env_pairs(&text).unwrap_or_default() {
+                        env.insert(k, v);
+                    }
+                }
+                "ARG" => {
+                    for (k, v) in arg_pairs(&text).unwrap_or_default() {
+                        let v = v.or_else(|| df.global_args.get(&k).cloned().flatten());
+                        if let Some(v) = v {
+                            env.insert(k, v);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    env
+}
+
+/// Finds every `go build` / `go install` in every stage.
+pub(crate) fn find_builds(df: &Dockerfile) -> Vec<GoBuild> {
+    let mut out = vec![];
+    for stage in &df.stages {
+        for &idx in &stage.instructions {
+            let ins = &df.instructions[idx];
+            if ins.keyword != "RUN" {
+                continue;
+            }
+            let base_env = stage_env(df, stage, idx);
+            for script in run_scripts(ins) {
+                let mut env = base_env.clone();
+                for words in commands(&script) {
+                    scan_command(&words, &mut env, ins, idx, stage.index, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_assignment(w: &str) -> bool {
+    w.split_once('=').is_some_and(|(k, _)| {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+fn scan_command(
+    words: &[String],
+    env: &mut BTreeMap<String, String>,
+    ins: &Instruction,
+    idx: usize,
+    stage: usize,
+    out: &mut Vec<GoBuild>,
+) {
+    let mut local = env.clone();
+    let mut i = 0;
+    // `export A=1` lasts for the rest of the script; `A=1 cmd` and `env A=1 cmd` for one command.
+    if words.first().map(String::as_str) == Some("export") {
+        for w in &words[1..] {
+            if let Some((k, v)) = w.split_once('=') {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+        return;
+    }
+    while i < words.len() && (is_assignment(&words[i]) || words[i] == "env") {
+        if let Some((k, v)) = words[i].split_once('=') {
+            local.insert(k.to_string(), v.to_string());
+        }
+        i += 1;
+    }
+    if i == words.len() {
+        // Bare assignments persist in the shell.
+        env.extend(local);
+        return;
+    }
+    let cmd = &words[i..];
+    let is_go = cmd[0].rsplit('/').next() == Some("go");
+    if !is_go || cmd.len() < 2 {
+        return;
+    }
+    if cmd[1] == "env" && cmd.get(2).map(String::as_str) == Some("-w") {
+        for w in &cmd[3..] {
+            if let Some((k, v)) = w.split_once('=') {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+        return;
+    }
+    if cmd[1] != "build" && cmd[1] != "install" {
+        return;
+    }
+    let mut b = GoBuild {
+        ins: idx,
+        stage,
+        cgo_disabled: local.get("CGO_ENABLED").map(String::as_str) == Some("0"),
+        gocache: local.get("GOCACHE").cloned(),
+        cache_targets: cache_targets(ins),
+        ..GoBuild::default()
+    };
+    if let Some(goflags) = local.get("GOFLAGS") {
+        let words: Vec<String> = goflags.split_whitespace().map(str::to_string).collect();
+        apply_flags(&words, &mut b);
+    }
+    apply_flags(&cmd[2..], &mut b);
+    out.push(b);
+}
+
+/// Flags of `go build` that take a separate value.
+const VALUE_FLAGS: &[&str] = &[
+    "o",
+    "p",
+    "C",
+    "tags",
+    "gcflags",
+    "asmflags",
+    "buildmode",
+    "compiler",
+    "gccgoflags",
+    "installsuffix",
+    "mod",
+    "modfile",
+    "overlay",
+    "pgo",
+    "pkgdir",
+    "toolexec",
+    "ldflags",
+];
+
+fn apply_flags(words: &[String], b: &mut GoBuild) {
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        if !w.starts_with('-') {
+            break; // package list: later words are not flags
+        }
+        let body = w.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let value = if inline.is_none() && VALUE_FLAGS.contains(&name) {
+            i += 1;
+            words.get(i).cloned()
+        } else {
+            inline.clone()
+        };
+        match name {
+            "trimpath" => b.trimpath = value.as_deref() != Some("false"),
+            "a" => b.force_all = value.as_deref() != Some("false"),
+            "mod" => b.vendor |= value.as_deref() == Some("vendor"),
+            "ldflags" => apply_ldflags(value.as_deref().unwrap_or(""), b),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+fn apply_ldflags(value: &str, b: &mut GoBuild) {
+    // `-ldflags=all=-s -w` applies the flags to a package pattern: drop the pattern.
+    let value = match value.split_once('=') {
+        Some((pat, rest)) if !pat.starts_with('-') && !pat.contains(' ') => rest,
+        _ => value,
+    };
+    let words = split_words(value).unwrap_or_default();
+    for (i, w) in words.iter().enumerate() {
+        match w.as_str() {
+            "-s" | "-s=true" => b.strip_s = true,
+            "-w" | "-w=true" => b.strip_w = true,
+            "-extldflags" if words.get(i + 1).is_some_and(|n| n.contains("-static")) => {
+                b.static_extld = true;
+            }
+            w if w.starts_with("-extldflags=") && w.contains("-static") => b.static_extld = true,
+            _ => {}
+        }
+    }
+}
+
+/// Stages whose contents reach the final image: the final stage, its parents, and stages it
+/// copies from (transitively).
+fn shipped_stages(df: &Dockerfile) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<usize> = df.final_stage().map(|s| s.index).into_iter().collect();
+    while let Some(i) = todo.pop() {
+        if !seen.insert(i) {
+            continue;
+        }
+        let stage = &df.stages[i];
+        if let Some(p) = stage.parent_stage {
+            todo.push(p);
+        }
+        for ins in df.stage_instructions(stage) {
+            if let Some(from) = ins.flag("from") {
+                let from = from.to_ascii_lowercase();
+                let hit = df
+                    .stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(from.as_str()))
+                    .or_else(|| from.parse::<usize>().ok().filter(|&n| n < df.stages.len()));
+                todo.extend(hit);
+            }
+        }
+    }
+    seen
+}
+
+/// Whether an image has no C library that a cgo binary could use.
+pub(crate) fn needs_static(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let short = name.rsplit('/').next().unwrap_or(&name);
+    name == "scratch"
+        || (name.contains("distroless") && name.contains("static"))
+        || short == "static"
+        || short == "alpine"
+}
+
+/// KL002: source copied before go.mod / go mod download.
+pub(crate) fn source_before_mod(ctx: &mut Ctx<'_>, builds: &[GoBuild]) {
+    let df = ctx.df;
+    for stage in &df.stages {
+        let stage_builds: Vec<&GoBuild> =
+            builds.iter().filter(|b| b.stage == stage.index).collect();
+        if stage_builds.is_empty() || stage_builds.iter().all(|b| b.vendor) {
+            continue;
+        }
+        let mut mod_copied = false;
+        let mut broad_copy: Option<usize> = None;
+        for &idx in &stage.instructions {
+            let ins = &df.instructions[idx];
+            match ins.keyword.as_str() {
+                "COPY" | "ADD" if ins.flag("from").is_none() => {
+                    let words = match &ins.args {
+                        Args::Exec(v) => v.clone(),
+                        Args::Shell(s) => split_words(s).unwrap_or_default(),
+                    };
+                    let sources = &words[..words.len().saturating_sub(1)];
+                    if sources
+                        .iter()
+                        .any(|s| s.ends_with("go.mod") || s.ends_with("go.*"))
+                    {
+                        mod_copied = true;
+                    } else if broad_copy.is_none() && sources.iter().any(|s| is_broad(s)) {
+                        broad_copy = Some(idx);
+                        if !mod_copied {
+                            ctx.at("KL002", idx, format!(
+                                "`{} {}` copies the source tree before go.mod/go.sum: every source edit invalidates this layer and the module download after it",
+                                ins.keyword, ins.args.text()),
+                                "copy go.mod and go.sum first, run `go mod download`, then `COPY . .`");
+                        }
+                    }
+                }
+                "RUN" if broad_copy.is_some() && mod_copied => {
+                    let downloads = run_scripts(ins).iter().any(|s| {
+                        commands(s).iter().any(|c| {
+                            c.len() >= 3
+                                && c[0].ends_with("go")
+                                && c[1] == "mod"
+                                && c[2] == "download"
+                        })
+                    });
+                    if downloads {
+                        ctx.at("KL002", idx, "`go mod download` runs after the source tree was copied: it re-runs on every source edit".to_string(),
+                            "move `RUN go mod download` directly after `COPY go.mod go.sum ./`, before `COPY . .`");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn is_broad(src: &str) -> bool {
+    let s = src.trim_start_matches("./");
+    src == "." || s.is_empty() || s == "*" || s == "." || src.ends_with('/') || src.ends_with("/.")
+}
+
+/// KL003-KL006 and KL013: environment and flags of each build.
+pub(crate) fn build_flags(ctx: &mut Ctx<'_>, builds: &[GoBuild]) {
+    let df = ctx.df;
+    let shipped = shipped_stages(df);
+    let final_image = df.final_stage().map(|s| df.root_image(s));
+    let static_final = final_image.as_ref().is_some_and(|i| needs_static(&i.name));
+    for b in builds {
+        let ships = shipped.contains(&b.stage);
+        let cmd = df.instructions[b.ins].args.text();
+        let cmd = if cmd.len() > 80 {
+            format!(
+                "{}...",
+                &cmd[..cmd.char_indices().nth(77).map_or(cmd.len(), |(i, _)| i)]
+            )
+        } else {
+            cmd
+        };
+        if ships && static_final && !b.cgo_disabled && !b.static_extld {
+            let base = final_image
+                .as_ref()
+                .map_or(String::new(), |i| i.name.clone());
+            ctx.at("KL003", b.ins, format!(
+                "`go build` runs with cgo enabled (the default where gcc is installed) but the final image `{base}` has no C library: a binary that uses net or os/user links dynamically and fails with `no such file or directory`"),
+                "set CGO_ENABLED=0 for the build (`RUN CGO_ENABLED=0 go build ...` or `ENV CGO_ENABLED=0` in the build stage)");
+        }
+        if ships && !b.trimpath {
+            ctx.at("KL004", b.ins, format!("`{cmd}`: no -trimpath, so absolute build paths are embedded in the binary (leaks paths, breaks reproducibility)"),
+                "add -trimpath to `go build`");
+        }
+        if ships && !(b.strip_s && b.strip_w) {
+            let missing = match (b.strip_s, b.strip_w) {
+                (false, false) => "-s -w",
+                (false, true) => "-s",
+                _ => "-w",
+            };
+            ctx.at("KL005", b.ins, format!("`{cmd}`: the linker keeps symbol table and DWARF data (missing {missing} in -ldflags), making the shipped binary ~25-30% larger"),
+                "add -ldflags \"-s -w\" (merge into an existing -ldflags value: `-ldflags \"-s -w -X main.version=...\"`)");
+        }
+        if b.force_all {
+            ctx.at("KL006", b.ins, "`go build -a` rebuilds every package including the standard library on every build and defeats the build cache; it was once used to force static builds but CGO_ENABLED=0 is enough".to_string(),
+                "remove -a; use CGO_ENABLED=0 for a static binary");
+        }
+        let gocache = b.gocache.clone().or_else(|| {
+            let stage = &df.stages[b.stage];
+            stage_env(df, stage, b.ins).get("GOCACHE").cloned()
+        });
+        let target = gocache
+            .as_deref()
+            .unwrap_or(DEFAULT_GOCACHE)
+            .trim_end_matches('/');
+        let mounted = b.cache_targets.iter().any(|t| t == target);
+        if gocache.is_none() || !mounted {
+            let what = match (gocache.is_some(), mounted) {
+                (false, false) => "no cache mount for the Go build cache and GOCACHE is not set",
+                (false, true) => "the cache mount is there but GOCACHE is not set explicitly, so the build may not use it",
+                _ => "GOCACHE is set but not mounted as a cache",
+            };
+            ctx.at("KL013", b.ins, format!("`go build`: {what}; every image build recompiles all packages (measured ~14 s vs 1.1 s with a warm cache for a small service)"),
+                "add `ENV GOCACHE=/root/.cache/go-build` and `RUN --mount=type=cache,target=/root/.cache/go-build --mount=type=cache,target=/go/pkg/mod go build ...`");
+        }
+    }
+}
