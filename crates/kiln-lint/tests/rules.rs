@@ -217,3 +217,32 @@ fn report_serializes_for_json_output() {
     assert_eq!(first["line"], 1);
     assert_eq!(r.findings.iter().filter(|f| f.rule == "KL012").count(), 2);
 }
+
+#[test]
+fn every_rule_is_documented_with_its_anchor() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/lint-rules.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", doc_path.display()));
+    for rule in rules() {
+        let heading = format!("## {} {}\n", rule.id, rule.name);
+        assert!(
+            doc.contains(&heading),
+            "docs/lint-rules.md lacks `{}`",
+            heading.trim()
+        );
+        // GitHub's anchor for that heading: lower-cased, spaces to dashes.
+        let anchor = format!("#{}-{}", rule.id.to_ascii_lowercase(), rule.name);
+        assert_eq!(rule.doc_anchor, anchor);
+        assert!(
+            doc.contains(&format!("({anchor})")),
+            "table link for {}",
+            rule.id
+        );
+        let section = doc.split(&heading).nth(1).unwrap_or("");
+        assert!(
+            section.starts_with(&format!("\n**Severity: {}.**", rule.severity)),
+            "severity of {} in docs",
+            rule.id
+        );
+    }
+}
