@@ -1,0 +1,381 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use flate2::write::GzEncoder;
+use kiln_types::{Digest, Sha256Writer};
+use serde::{Deserialize, Serialize};
+
+use crate::descriptor::{Descriptor, MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, MEDIA_LAYER_ZSTD};
+use crate::error::{io_err, OciError, Result};
+use crate::store::BlobStore;
+use crate::tarw::{Header, Kind, TarWriter};
+
+/// How a layer's tar stream is compressed. Compressed bytes (and so the layer digest) depend on the
+/// algorithm, its level and its thread mode, so all three are pinned here and belong in cache keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression (`tar`).
+    None,
+    /// gzip through flate2's zlib-rs backend, single stream (identical output on any core count).
+    Gzip {
+        /// Level 0..=9.
+        level: u32,
+    },
+    /// zstd in multithreaded mode with a fixed worker count (output depends on it, so it is pinned;
+    /// 0 workers would select a different, single-threaded format of the frame).
+    Zstd {
+        /// Level 1..=22.
+        level: i32,
+        /// Worker threads, at least 1.
+        workers: u32,
+    },
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Self::None => MEDIA_LAYER_TAR,
+            Self::Gzip { .. } => MEDIA_LAYER_GZIP,
+            Self::Zstd { .. } => MEDIA_LAYER_ZSTD,
+        }
+    }
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self::Gzip { level: 6 }
+    }
+}
+
+/// Everything besides the entries that determines a layer's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecipe {
+    /// Compression settings.
+    pub compression: Compression,
+    /// Which compressor implementation (changing it changes bytes).
+    pub backend: String,
+    /// Modification time of every entry, seconds since the epoch (`SOURCE_DATE_EPOCH` or 0).
+    pub mtime: u64,
+    /// Owner of entries that do not set one, and of implied parent directories.
+    pub uid: u64,
+    /// Group of entries that do not set one, and of implied parent directories.
+    pub gid: u64,
+}
+
+impl LayerRecipe {
+    /// A recipe with the given compression, mtime 0 and root ownership.
+    pub fn new(compression: Compression) -> Self {
+        let backend = match compression {
+            Compression::None => "none",
+            Compression::Gzip { .. } => "flate2-zlib-rs",
+            Compression::Zstd { .. } => "zstd-zstdmt",
+        };
+        Self {
+            compression,
+            backend: backend.to_string(),
+            mtime: 0,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// Sets the mtime (use the caller's `SOURCE_DATE_EPOCH`).
+    pub fn with_mtime(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
+    }
+}
+
+impl Default for LayerRecipe {
+    fn default() -> Self {
+        Self::new(Compression::default())
+    }
+}
+
+/// Where an entry's content comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntrySource {
+    /// A directory.
+    Dir,
+    /// A regular file streamed from disk; `digest` may be given when the caller already knows it
+    /// (it only feeds cache keys, the file is read when packing).
+    Path {
+        /// The source file.
+        src: PathBuf,
+        /// Known content digest, if any.
+        digest: Option<Digest>,
+    },
+    /// A regular file with in-memory content.
+    Bytes(Vec<u8>),
+    /// A symbolic link to the given target.
+    Symlink(String),
+}
+
+/// One entry of a layer: an absolute or relative image path, its source, mode and owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// Normalised path without leading `/` (`app`, `etc/passwd`).
+    pub path: String,
+    /// Content.
+    pub source: EntrySource,
+    /// Permission bits (including sticky/setuid bits).
+    pub mode: u32,
+    /// Owner; `None` uses the recipe's.
+    pub uid: Option<u64>,
+    /// Group; `None` uses the recipe's.
+    pub gid: Option<u64>,
+}
+
+impl LayerEntry {
+    fn new(path: &str, source: EntrySource, mode: u32) -> Self {
+        Self {
+            path: path.to_string(),
+            source,
+            mode,
+            uid: None,
+            gid: None,
+        }
+    }
+
+    /// A directory with mode 0755.
+    pub fn dir(path: &str) -> Self {
+        Self::new(path, EntrySource::Dir, 0o755)
+    }
+
+    /// A regular file streamed from `src`, mode 0644.
+    pub fn file(path: &str, src: impl Into<PathBuf>) -> Self {
+        Self::new(
+            path,
+            EntrySource::Path {
+                src: src.into(),
+                digest: None,
+            },
+            0o644,
+        )
+    }
+
+    /// An executable streamed from `src`, mode 0755.
+    pub fn executable(path: &str, src: impl Into<PathBuf>) -> Self {
+        Self::new(
+            path,
+            EntrySource::Path {
+                src: src.into(),
+                digest: None,
+            },
+            0o755,
+        )
+    }
+
+    /// A regular file with the given content, mode 0644.
+    pub fn bytes(path: &str, content: impl Into<Vec<u8>>) -> Self {
+        Self::new(path, EntrySource::Bytes(content.into()), 0o644)
+    }
+
+    /// A symlink `path -> target`, mode 0777.
+    pub fn symlink(path: &str, target: &str) -> Self {
+        Self::new(path, EntrySource::Symlink(target.to_string()), 0o777)
+    }
+
+    /// Overrides the mode.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, uid: u64, gid: u64) -> Self {
+        self.uid = Some(uid);
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Records the known digest of a path-sourced file (for cache keys).
+    pub fn with_digest(mut self, digest: Digest) -> Self {
+        if let EntrySource::Path { digest: d, .. } = &mut self.source {
+            *d = Some(digest);
+        }
+        self
+    }
+}
+
+/// A layer written to a blob store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltLayer {
+    /// Descriptor of the compressed blob.
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar (goes into the config's `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar.
+    pub uncompressed_size: u64,
+}
+
+/// Normalises a path: strips leading `/`, rejects `.`, `..` and empty components.
+pub(crate) fn normalize(path: &str) -> Result<String> {
+    let trimmed = path.trim_start_matches('/').trim_end_matches('/');
+    if trimmed.is_empty()
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        || trimmed.contains('\0')
+    {
+        return Err(OciError::InvalidPath(path.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Sorts entries, adds implied parent directories and rejects duplicates.
+pub(crate) fn plan_entries(entries: &[LayerEntry]) -> Result<BTreeMap<String, LayerEntry>> {
+    let mut map = BTreeMap::new();
+    for e in entries {
+        let path = normalize(&e.path)?;
+        let mut e = e.clone();
+        e.path.clone_from(&path);
+        if map.insert(path.clone(), e).is_some() {
+            return Err(OciError::DuplicateEntry(path));
+        }
+    }
+    let paths: Vec<String> = map.keys().cloned().collect();
+    for p in paths {
+        let mut parent = p.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            match map.get(dir) {
+                Some(d) if d.source != EntrySource::Dir => {
+                    return Err(OciError::NotADirectory(dir.to_string()))
+                }
+                Some(_) => {}
+                None => {
+                    map.insert(dir.to_string(), LayerEntry::dir(dir));
+                }
+            }
+            parent = dir;
+        }
+    }
+    Ok(map)
+}
+
+enum Encoder<W: Write> {
+    None(W),
+    Gzip(GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(w: W, c: Compression) -> io::Result<Self> {
+        Ok(match c {
+            Compression::None => Self::None(w),
+            // GzBuilder's defaults (mtime 0, no name, OS 255) keep the header reproducible.
+            Compression::Gzip { level } => Self::Gzip(
+                flate2::GzBuilder::new().write(w, flate2::Compression::new(level.min(9))),
+            ),
+            Compression::Zstd { level, workers } => {
+                let mut e = zstd::stream::write::Encoder::new(w, level)?;
+                e.multithread(workers.max(1))?;
+                e.include_checksum(false)?;
+                Self::Zstd(e)
+            }
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Self::None(w) => Ok(w),
+            Self::Gzip(e) => e.finish(),
+            Self::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::None(w) => w.write(buf),
+            Self::Gzip(e) => e.write(buf),
+            Self::Zstd(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::None(w) => w.flush(),
+            Self::Gzip(e) => e.flush(),
+            Self::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+/// Builds a layer in one streaming pass: tar -> sha256 (diff_id) -> compressor -> sha256 (digest)
+/// -> temp file in `store`, renamed to `blobs/sha256/<hex>`. Memory stays bounded by buffer sizes
+/// whatever the size of the files.
+pub fn build_layer(
+    store: &BlobStore,
+    entries: &[LayerEntry],
+    recipe: &LayerRecipe,
+) -> Result<BuiltLayer> {
+    let plan = plan_entries(entries)?;
+    let mut tmp = store.temp()?;
+    let tmp_path = tmp.path().to_path_buf();
+    let werr = |e| OciError::Io {
+        action: "writing layer",
+        path: tmp_path.clone(),
+        source: e,
+    };
+    let sink = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.file()));
+    let enc = Encoder::new(sink, recipe.compression).map_err(werr)?;
+    let mut tar = TarWriter::new(Sha256Writer::new(enc));
+    for e in plan.values() {
+        let (kind, size, link) = match &e.source {
+            EntrySource::Dir => (Kind::Dir, 0, ""),
+            EntrySource::Bytes(b) => (Kind::File, b.len() as u64, ""),
+            EntrySource::Symlink(t) => (Kind::Symlink, 0, t.as_str()),
+            EntrySource::Path { src, .. } => {
+                let len = std::fs::metadata(src)
+                    .map_err(io_err("reading", src))?
+                    .len();
+                (Kind::File, len, "")
+            }
+        };
+        let h = Header {
+            path: &e.path,
+            kind,
+            mode: e.mode & 0o7777,
+            uid: e.uid.unwrap_or(recipe.uid),
+            gid: e.gid.unwrap_or(recipe.gid),
+            size,
+            mtime: recipe.mtime,
+            link,
+        };
+        tar.header(&h).map_err(werr)?;
+        match &e.source {
+            EntrySource::Bytes(b) => {
+                tar.write_data(&mut &b[..], size).map_err(werr)?;
+            }
+            EntrySource::Path { src, .. } => {
+                let mut f = File::open(src).map_err(io_err("opening", src))?;
+                let n = tar
+                    .write_data(&mut f, size)
+                    .map_err(io_err("reading", src))?;
+                if n != size {
+                    return Err(OciError::FileChanged {
+                        path: src.clone(),
+                        expected: size,
+                        actual: n,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let (enc, diff_id, uncompressed_size) = tar.finish().map_err(werr)?.into_parts();
+    let (mut buf, digest, size) = enc.finish().map_err(werr)?.into_parts();
+    buf.flush().map_err(werr)?;
+    drop(buf);
+    tmp.commit(store, &digest)?;
+    Ok(BuiltLayer {
+        descriptor: Descriptor::new(recipe.compression.media_type(), digest, size),
+        diff_id,
+        uncompressed_size,
+    })
+}

@@ -1,0 +1,171 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::descriptor::{Descriptor, ANNOTATION_REF_NAME, MEDIA_INDEX};
+use crate::error::{io_err, OciError, Result};
+use crate::image::ImageIndex;
+use crate::store::BlobStore;
+
+/// Content of the `oci-layout` marker file.
+pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+/// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/sha256/`.
+#[derive(Clone, Debug)]
+pub struct OciLayout {
+    root: PathBuf,
+    store: BlobStore,
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
+    f.write_all(bytes).map_err(io_err("writing", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err("renaming into", path))
+}
+
+impl OciLayout {
+    /// Opens the layout at `root`, creating it (or the missing marker files) when needed. Existing
+    /// blobs and index entries are kept.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let store = BlobStore::open(&root)?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(&marker, OCI_LAYOUT_FILE.as_bytes())?;
+        }
+        let layout = Self { root, store };
+        if !layout.root.join("index.json").exists() {
+            layout.write_index(&ImageIndex {
+                schema_version: 2,
+                media_type: Some(MEDIA_INDEX.into()),
+                manifests: Vec::new(),
+                annotations: BTreeMap::new(),
+            })?;
+        }
+        layout.index()?;
+        Ok(layout)
+    }
+
+    /// Opens an existing layout, checking its marker file.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let marker = root.join("oci-layout");
+        let text = fs::read_to_string(&marker).map_err(|e| OciError::InvalidLayout {
+            path: root.clone(),
+            reason: format!("cannot read oci-layout: {e}"),
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| OciError::InvalidLayout {
+                path: root.clone(),
+                reason: format!("oci-layout is not JSON: {e}"),
+            })?;
+        if v.get("imageLayoutVersion")
+            .and_then(|x| x.as_str())
+            .is_none()
+        {
+            return Err(OciError::InvalidLayout {
+                path: root,
+                reason: "oci-layout has no imageLayoutVersion".into(),
+            });
+        }
+        let layout = Self {
+            store: BlobStore::open(&root)?,
+            root,
+        };
+        layout.index()?;
+        Ok(layout)
+    }
+
+    /// The layout root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The layout's blob store (`blobs/sha256`).
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// Parses `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).map_err(io_err("reading", &path))?;
+        serde_json::from_slice(&bytes).map_err(|source| OciError::Json {
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = serde_json::to_vec(index).map_err(|source| OciError::Json {
+            what: "index.json".into(),
+            source,
+        })?;
+        write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    /// Points `tag` at `target` (a manifest or index already in the store), replacing an entry with
+    /// the same tag. Blobs are never duplicated: they are addressed by digest.
+    pub fn tag(&self, tag: &str, target: &Descriptor) -> Result<()> {
+        if !self.store.contains(&target.digest) {
+            return Err(OciError::MissingBlob {
+                digest: target.digest,
+                store: self.root.clone(),
+            });
+        }
+        let mut index = self.index()?;
+        index
+            .manifests
+            .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
+        let mut d = target.clone();
+        d.annotations
+            .insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
+        index.manifests.push(d);
+        self.write_index(&index)
+    }
+
+    /// `(tag, descriptor)` pairs of `index.json`, untagged entries with an empty tag.
+    pub fn entries(&self) -> Result<Vec<(String, Descriptor)>> {
+        Ok(self
+            .index()?
+            .manifests
+            .into_iter()
+            .map(|d| {
+                (
+                    d.annotations
+                        .get(ANNOTATION_REF_NAME)
+                        .cloned()
+                        .unwrap_or_default(),
+                    d,
+                )
+            })
+            .collect())
+    }
+
+    /// The descriptor tagged `tag`.
+    pub fn resolve(&self, tag: &str) -> Result<Descriptor> {
+        let entries = self.entries()?;
+        let present = entries
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        entries
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, d)| d.clone())
+            .ok_or_else(|| OciError::TagNotFound {
+                tag: tag.to_string(),
+                path: self.root.clone(),
+                present,
+            })
+    }
+}
