@@ -1,0 +1,464 @@
+//! Reading ELF, Mach-O and PE headers with `object` (zero-copy over the file's bytes).
+
+use std::path::Path;
+
+use kiln_types::Digest;
+use object::read::elf::{Dyn, ElfFile, FileHeader, ProgramHeader};
+use object::read::macho::{LoadCommandVariant, MachHeader, MachOFile};
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile};
+use object::{
+    elf, macho, pe, Architecture, Endianness, FileKind, LittleEndian as LE, Object, ObjectSection,
+    ObjectSegment, ObjectSymbol, SectionFlags, SegmentFlags,
+};
+
+use crate::buildinfo::{self, GoBuildInfo};
+use crate::report::{BinaryReport, Format, Linkage};
+use crate::VerifyError;
+
+/// Inspects the binary at `path`.
+///
+/// The file is read into memory once (Go binaries are megabytes, and memory-mapping would need
+/// `unsafe`, which the workspace forbids); all parsing borrows from that buffer.
+pub fn inspect_file(path: &Path) -> Result<BinaryReport, VerifyError> {
+    let data = std::fs::read(path).map_err(|source| VerifyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    inspect_bytes(&data).map_err(|e| VerifyError::File {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// Inspects a binary held in memory.
+pub fn inspect_bytes(data: &[u8]) -> Result<BinaryReport, VerifyError> {
+    let kind = FileKind::parse(data).map_err(|_| VerifyError::NotExecutable {
+        what: describe_unknown(data),
+    })?;
+    let (format, details) = match kind {
+        FileKind::Elf32 => (
+            Format::Elf,
+            elf_details::<elf::FileHeader32<Endianness>>(data)?,
+        ),
+        FileKind::Elf64 => (
+            Format::Elf,
+            elf_details::<elf::FileHeader64<Endianness>>(data)?,
+        ),
+        FileKind::MachO32 => (
+            Format::Macho,
+            macho_details::<macho::MachHeader32<Endianness>>(data)?,
+        ),
+        FileKind::MachO64 => (
+            Format::Macho,
+            macho_details::<macho::MachHeader64<Endianness>>(data)?,
+        ),
+        FileKind::Pe32 => (Format::Pe, pe_details::<pe::ImageNtHeaders32>(data)?),
+        FileKind::Pe64 => (Format::Pe, pe_details::<pe::ImageNtHeaders64>(data)?),
+        FileKind::MachOFat32 | FileKind::MachOFat64 => {
+            return Err(VerifyError::NotExecutable {
+                what: "universal (fat) Mach-O with several architectures; inspect one slice \
+                       (`lipo -thin ARCH`)"
+                    .into(),
+            })
+        }
+        other => {
+            return Err(VerifyError::NotExecutable {
+                what: format!("{other:?} file"),
+            })
+        }
+    };
+    let file = object::File::parse(data).map_err(|e| malformed(format, e))?;
+
+    let mut notes = details.notes;
+    let go = match go_buildinfo(&file, format) {
+        Ok(Some(info)) => Some(info),
+        Ok(None) => {
+            notes.push("no Go build info found (not built by the Go toolchain?)".into());
+            None
+        }
+        Err(e) => {
+            notes.push(e.to_string());
+            None
+        }
+    };
+
+    let os = go
+        .as_ref()
+        .and_then(GoBuildInfo::goos)
+        .map_or_else(|| details.os_guess.to_owned(), str::to_owned);
+    let cgo = go.as_ref().and_then(GoBuildInfo::cgo_enabled);
+    let linkage = match format {
+        Format::Elf => details.elf_linkage,
+        Format::Macho | Format::Pe => {
+            let system_only = details
+                .needed
+                .iter()
+                .all(|lib| is_system_library(format, lib));
+            if system_only && cgo != Some(true) {
+                Linkage::Static
+            } else {
+                Linkage::Dynamic
+            }
+        }
+    };
+    let stripped = match format {
+        Format::Elf => !file.sections().any(|s| s.name_bytes() == Ok(b".symtab")),
+        // Go keeps undefined (imported) symbols even with -s; only defined ones say "not stripped".
+        Format::Macho | Format::Pe => !file.symbols().any(|s| !s.is_undefined()),
+    };
+
+    Ok(BinaryReport {
+        format,
+        arch: go_arch(file.architecture(), file.is_little_endian()),
+        os,
+        linkage,
+        interpreter: details.interpreter,
+        needed: details.needed,
+        stripped,
+        pie: details.pie,
+        size: data.len() as u64,
+        sha256: Digest::of_bytes(data),
+        go,
+        notes,
+    })
+}
+
+/// Whether `lib` ships with the operating system of `format`, so importing it does not stop a
+/// binary from running in a minimal image (darwin: under `/usr/lib` or `/System/Library`;
+/// windows: the core system DLLs and `api-ms-win-*` API sets).
+pub fn is_system_library(format: Format, lib: &str) -> bool {
+    match format {
+        Format::Elf => false,
+        Format::Macho => lib.starts_with("/usr/lib/") || lib.starts_with("/System/Library/"),
+        Format::Pe => {
+            let lower = lib.to_ascii_lowercase();
+            lower.starts_with("api-ms-win-")
+                || lower.starts_with("ext-ms-win-")
+                || WINDOWS_SYSTEM_DLLS.contains(&lower.as_str())
+        }
+    }
+}
+
+const WINDOWS_SYSTEM_DLLS: &[&str] = &[
+    "advapi32.dll",
+    "authz.dll",
+    "bcrypt.dll",
+    "bcryptprimitives.dll",
+    "cfgmgr32.dll",
+    "comctl32.dll",
+    "comdlg32.dll",
+    "crypt32.dll",
+    "dbghelp.dll",
+    "dnsapi.dll",
+    "dwmapi.dll",
+    "gdi32.dll",
+    "imm32.dll",
+    "iphlpapi.dll",
+    "kernel32.dll",
+    "kernelbase.dll",
+    "mpr.dll",
+    "msvcrt.dll",
+    "mswsock.dll",
+    "ncrypt.dll",
+    "netapi32.dll",
+    "ntdll.dll",
+    "ole32.dll",
+    "oleaut32.dll",
+    "powrprof.dll",
+    "psapi.dll",
+    "rpcrt4.dll",
+    "secur32.dll",
+    "setupapi.dll",
+    "shell32.dll",
+    "shlwapi.dll",
+    "ucrtbase.dll",
+    "user32.dll",
+    "userenv.dll",
+    "uxtheme.dll",
+    "version.dll",
+    "winhttp.dll",
+    "wininet.dll",
+    "winmm.dll",
+    "wintrust.dll",
+    "ws2_32.dll",
+    "wtsapi32.dll",
+];
+
+/// Format-specific facts gathered before the generic pass.
+struct Details {
+    interpreter: Option<String>,
+    needed: Vec<String>,
+    pie: bool,
+    /// Only meaningful for ELF; darwin/windows linkage is derived from `needed` and cgo.
+    elf_linkage: Linkage,
+    os_guess: &'static str,
+    notes: Vec<String>,
+}
+
+fn elf_details<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Details, VerifyError> {
+    let err = |e: object::Error| malformed(Format::Elf, e);
+    let file = ElfFile::<Elf>::parse(data).map_err(err)?;
+    let endian = file.endian();
+    let header = file.elf_header();
+    let e_type = header.e_type(endian);
+    if e_type != elf::ET_EXEC && e_type != elf::ET_DYN {
+        return Err(VerifyError::NotExecutable {
+            what: format!("ELF file of type {e_type} (relocatable object or core dump)"),
+        });
+    }
+    let phdrs = file.elf_program_headers();
+    let mut interpreter = None;
+    let mut dynamic = None;
+    for ph in phdrs {
+        if let Some(interp) = ph.interpreter(endian, data).map_err(err)? {
+            interpreter = Some(lossy(interp));
+        }
+        if let Some(dyns) = ph.dynamic(endian, data).map_err(err)? {
+            dynamic = Some(dyns);
+        }
+    }
+
+    let mut needed_offsets = Vec::new();
+    let (mut strtab, mut strsz, mut flags_1) = (None, None, 0u64);
+    for d in dynamic.unwrap_or_default() {
+        let (tag, val) = (d.tag(endian), d.val(endian));
+        if tag == elf::DT_NULL {
+            break;
+        } else if tag == elf::DT_NEEDED {
+            needed_offsets.push(val);
+        } else if tag == elf::DT_STRTAB {
+            strtab = Some(val);
+        } else if tag == elf::DT_STRSZ {
+            strsz = Some(val);
+        } else if tag == elf::DT_FLAGS_1 {
+            flags_1 = val;
+        }
+    }
+    // Resolve names through the segments (not section headers, which a stripper may remove).
+    let mut needed = Vec::new();
+    if !needed_offsets.is_empty() {
+        let strings = strtab
+            .and_then(|addr| {
+                let len = strsz?;
+                phdrs.iter().find_map(|ph| {
+                    if ph.p_type(endian) != elf::PT_LOAD {
+                        return None;
+                    }
+                    let vaddr: u64 = ph.p_vaddr(endian).into();
+                    let filesz: u64 = ph.p_filesz(endian).into();
+                    let offset: u64 = ph.p_offset(endian).into();
+                    let rel = addr
+                        .checked_sub(vaddr)
+                        .filter(|r| r.saturating_add(len) <= filesz)?;
+                    let start = usize::try_from(offset.checked_add(rel)?).ok()?;
+                    data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+                })
+            })
+            .ok_or_else(|| malformed(Format::Elf, "DT_NEEDED without a readable DT_STRTAB"))?;
+        for off in needed_offsets {
+            let name = usize::try_from(off)
+                .ok()
+                .and_then(|o| strings.get(o..))
+                .and_then(|s| s.split(|&b| b == 0).next())
+                .ok_or_else(|| malformed(Format::Elf, "DT_NEEDED name outside DT_STRTAB"))?;
+            needed.push(lossy(name));
+        }
+    }
+
+    let is_dyn = e_type == elf::ET_DYN;
+    let flagged_pie = flags_1 & elf::DF_1_PIE.0 != 0;
+    let mut notes = Vec::new();
+    let elf_linkage = if interpreter.is_some() || !needed.is_empty() {
+        Linkage::Dynamic
+    } else if is_dyn && dynamic.is_some() && flagged_pie {
+        Linkage::StaticPie
+    } else if is_dyn {
+        notes.push(
+            "ELF shared object without interpreter or DF_1_PIE: a library, not a program".into(),
+        );
+        Linkage::Dynamic
+    } else {
+        Linkage::Static
+    };
+    let os_guess = match header.e_ident().os_abi {
+        elf::ELFOSABI_FREEBSD => "freebsd",
+        elf::ELFOSABI_NETBSD => "netbsd",
+        elf::ELFOSABI_SOLARIS => "solaris",
+        elf::ELFOSABI_AIX => "aix",
+        _ => "linux",
+    };
+    let pie = is_dyn && (flagged_pie || interpreter.is_some());
+    Ok(Details {
+        interpreter,
+        needed,
+        pie,
+        elf_linkage,
+        os_guess,
+        notes,
+    })
+}
+
+fn macho_details<Mach: MachHeader<Endian = Endianness>>(
+    data: &[u8],
+) -> Result<Details, VerifyError> {
+    let err = |e: object::Error| malformed(Format::Macho, e);
+    let file = MachOFile::<Mach>::parse(data).map_err(err)?;
+    let endian = file.endian();
+    let mut interpreter = None;
+    let mut needed = Vec::new();
+    let mut commands = file.macho_load_commands().map_err(err)?;
+    while let Some(cmd) = commands.next().map_err(err)? {
+        if let Some(dylib) = cmd.dylib().map_err(err)? {
+            needed.push(lossy(cmd.string(endian, dylib.dylib.name).map_err(err)?));
+        } else if let LoadCommandVariant::LoadDylinker(d) = cmd.variant().map_err(err)? {
+            interpreter = Some(lossy(cmd.string(endian, d.name).map_err(err)?));
+        }
+    }
+    let pie = file.macho_header().flags(endian) & macho::MH_PIE == macho::MH_PIE;
+    Ok(Details {
+        interpreter,
+        needed,
+        pie,
+        elf_linkage: Linkage::Dynamic,
+        os_guess: "darwin",
+        notes: Vec::new(),
+    })
+}
+
+fn pe_details<Pe: ImageNtHeaders>(data: &[u8]) -> Result<Details, VerifyError> {
+    let err = |e: object::Error| malformed(Format::Pe, e);
+    let file = PeFile::<Pe>::parse(data).map_err(err)?;
+    let mut needed = Vec::new();
+    if let Some(table) = file.import_table().map_err(err)? {
+        let mut descriptors = table.descriptors().map_err(err)?;
+        while let Some(desc) = descriptors.next().map_err(err)? {
+            needed.push(lossy(table.name(desc.name.get(LE)).map_err(err)?));
+        }
+    }
+    let dll = file.nt_headers().optional_header().dll_characteristics();
+    let pie = dll & pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE
+        == pe::IMAGE_DLLCHARACTERISTICS_DYNAMIC_BASE;
+    Ok(Details {
+        interpreter: None,
+        needed,
+        pie,
+        elf_linkage: Linkage::Dynamic,
+        os_guess: "windows",
+        notes: Vec::new(),
+    })
+}
+
+/// Locates and decodes Go build info in the data section Go's linker puts it in.
+fn go_buildinfo(
+    file: &object::File<'_>,
+    format: Format,
+) -> Result<Option<GoBuildInfo>, VerifyError> {
+    let region = buildinfo_region(file, format);
+    let blob = match region.and_then(buildinfo::find) {
+        Some(blob) => blob,
+        None => return Ok(None),
+    };
+    let header = buildinfo::parse_header(blob)?;
+    let segments: Vec<_> = file.segments().collect();
+    let read_mem = |addr: u64, len: u64| {
+        segments
+            .iter()
+            .find_map(|seg| seg.data_range(addr, len).ok().flatten())
+    };
+    buildinfo::decode(&header, &read_mem).map(Some)
+}
+
+fn buildinfo_region<'data>(file: &object::File<'data>, format: Format) -> Option<&'data [u8]> {
+    let name: &[u8] = match format {
+        Format::Elf => b".go.buildinfo",
+        Format::Macho => b"__go_buildinfo",
+        Format::Pe => b"",
+    };
+    if !name.is_empty() {
+        if let Some(s) = file.sections().find(|s| s.name_bytes() == Ok(name)) {
+            return s.data().ok();
+        }
+    }
+    match format {
+        // Section headers gone: Go falls back to the first writable loaded segment.
+        Format::Elf => file.segments().find_map(|seg| match seg.flags() {
+            SegmentFlags::Elf { p_type, p_flags }
+                if p_type == elf::PT_LOAD && p_flags & elf::PF_W == elf::PF_W =>
+            {
+                seg.data().ok()
+            }
+            _ => None,
+        }),
+        Format::Macho => file
+            .segments()
+            .find(|seg| seg.name_bytes() == Ok(Some(b"__DATA")))
+            .and_then(|seg| seg.data().ok()),
+        Format::Pe => {
+            let want = pe::IMAGE_SCN_CNT_INITIALIZED_DATA
+                | pe::IMAGE_SCN_MEM_READ
+                | pe::IMAGE_SCN_MEM_WRITE;
+            let kinds = want
+                | pe::IMAGE_SCN_CNT_CODE
+                | pe::IMAGE_SCN_CNT_UNINITIALIZED_DATA
+                | pe::IMAGE_SCN_MEM_EXECUTE;
+            file.sections().find_map(|s| match s.flags() {
+                SectionFlags::Coff { characteristics } if characteristics & kinds == want => {
+                    s.data().ok()
+                }
+                _ => None,
+            })
+        }
+    }
+}
+
+/// Go's GOARCH spelling of an `object` architecture.
+fn go_arch(arch: Architecture, little_endian: bool) -> String {
+    let name = match (arch, little_endian) {
+        (Architecture::X86_64, _) => "amd64",
+        (Architecture::X86_64_X32, _) => "amd64p32",
+        (Architecture::I386, _) => "386",
+        (Architecture::Aarch64, _) => "arm64",
+        (Architecture::Arm, _) => "arm",
+        (Architecture::Riscv64, _) => "riscv64",
+        (Architecture::PowerPc64, true) => "ppc64le",
+        (Architecture::PowerPc64, false) => "ppc64",
+        (Architecture::S390x, _) => "s390x",
+        (Architecture::Mips, true) => "mipsle",
+        (Architecture::Mips, false) => "mips",
+        (Architecture::Mips64, true) => "mips64le",
+        (Architecture::Mips64, false) => "mips64",
+        (Architecture::LoongArch64, _) => "loong64",
+        (Architecture::Sparc64, _) => "sparc64",
+        (Architecture::Wasm32, _) => "wasm",
+        (other, _) => return format!("{other:?}").to_ascii_lowercase(),
+    };
+    name.to_owned()
+}
+
+fn describe_unknown(data: &[u8]) -> String {
+    let head = &data[..data.len().min(4)];
+    if data.is_empty() {
+        "empty file".into()
+    } else if head.starts_with(b"#!") {
+        "a script (starts with #!)".into()
+    } else if head.starts_with(b"!<ar") {
+        "an ar archive (static library)".into()
+    } else {
+        format!("unrecognised file (first bytes {head:02x?})")
+    }
+}
+
+fn malformed(format: Format, e: impl std::fmt::Display) -> VerifyError {
+    VerifyError::Malformed {
+        format: match format {
+            Format::Elf => "ELF",
+            Format::Macho => "Mach-O",
+            Format::Pe => "PE",
+        },
+        message: e.to_string(),
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

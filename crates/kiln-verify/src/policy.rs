@@ -1,0 +1,216 @@
+//! Turning a [`BinaryReport`] into findings against what the build was supposed to produce.
+
+use serde::Serialize;
+
+use crate::inspect::is_system_library;
+use crate::report::{BinaryReport, Format, Linkage};
+
+/// What the build promised: kiln's default is a static binary for one GOOS/GOARCH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The binary must run in an empty image: no dynamic loader, no non-system libraries, no cgo.
+    pub static_required: bool,
+    /// Expected `GOOS`, if known.
+    pub goos: Option<String>,
+    /// Expected `GOARCH`, if known.
+    pub goarch: Option<String>,
+    /// Packages of this build that use cgo (from the import graph), named in the hint.
+    pub cgo_packages: Vec<String>,
+}
+
+impl Expectation {
+    /// A static binary for `goos`/`goarch`, kiln's default.
+    pub fn static_for(goos: &str, goarch: &str) -> Self {
+        Expectation {
+            static_required: true,
+            goos: Some(goos.to_owned()),
+            goarch: Some(goarch.to_owned()),
+            cgo_packages: Vec::new(),
+        }
+    }
+}
+
+impl Default for Expectation {
+    /// Static required, any platform.
+    fn default() -> Self {
+        Expectation {
+            static_required: true,
+            goos: None,
+            goarch: None,
+            cgo_packages: Vec::new(),
+        }
+    }
+}
+
+/// How bad a finding is: errors fail `kiln build`/`kiln verify-bin`, warnings are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The binary does not meet the expectation.
+    Error,
+    /// Worth fixing, but the binary works.
+    Warning,
+}
+
+/// One problem found in a binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable identifier for scripts and docs: `dynamic-elf`, `dynamic-macho`, `dynamic-pe`,
+    /// `cgo-enabled`, `wrong-os`, `wrong-arch`, `no-buildinfo`, `not-trimpath`.
+    pub code: &'static str,
+    /// What is wrong, naming the cause.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// Checks `report` against `exp` and returns every finding, errors first.
+pub fn check(report: &BinaryReport, exp: &Expectation) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let go = report.go.as_ref();
+    let cgo = go.and_then(|g| g.cgo_enabled()) == Some(true);
+    let cgo_suffix = if cgo {
+        "; built with CGO_ENABLED=1"
+    } else {
+        ""
+    };
+
+    if exp.static_required {
+        let mut reported_dynamic = false;
+        match report.format {
+            Format::Elf if report.linkage == Linkage::Dynamic => {
+                let mut causes = Vec::new();
+                if let Some(interp) = &report.interpreter {
+                    causes.push(format!("interpreter {interp}"));
+                }
+                if !report.needed.is_empty() {
+                    causes.push(format!("needs {}", report.needed.join(", ")));
+                }
+                if causes.is_empty() {
+                    causes.push("shared object, not a self-contained program".into());
+                }
+                findings.push(error(
+                    "dynamic-elf",
+                    format!("dynamically linked: {}{cgo_suffix}", causes.join(", ")),
+                    cgo_hint(exp),
+                ));
+                reported_dynamic = true;
+            }
+            Format::Macho | Format::Pe => {
+                let foreign: Vec<&str> = report
+                    .needed
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|lib| !is_system_library(report.format, lib))
+                    .collect();
+                if !foreign.is_empty() {
+                    let code = if report.format == Format::Macho {
+                        "dynamic-macho"
+                    } else {
+                        "dynamic-pe"
+                    };
+                    findings.push(error(
+                        code,
+                        format!(
+                            "links non-system libraries: {}{cgo_suffix}",
+                            foreign.join(", ")
+                        ),
+                        cgo_hint(exp),
+                    ));
+                    reported_dynamic = true;
+                }
+            }
+            Format::Elf => {}
+        }
+        if cgo && !reported_dynamic {
+            let finding = if report.format == Format::Elf {
+                // Statically linked C works in scratch, but glibc's resolver and user lookup still
+                // try to dlopen NSS modules at run time, so it deserves a look rather than a fail.
+                Finding {
+                    severity: Severity::Warning,
+                    code: "cgo-enabled",
+                    message: format!(
+                        "statically linked ({}) but built with CGO_ENABLED=1: glibc's getaddrinfo \
+                         and getpwnam may still load shared NSS libraries at run time",
+                        report.linkage
+                    ),
+                    hint: Some(cgo_hint(exp)),
+                }
+            } else {
+                error(
+                    "cgo-enabled",
+                    format!(
+                        "built with CGO_ENABLED=1: on {} a static binary must be built without cgo",
+                        report.os
+                    ),
+                    cgo_hint(exp),
+                )
+            };
+            findings.push(finding);
+        }
+    }
+
+    if let Some(goos) = exp.goos.as_deref().filter(|&g| g != report.os) {
+        findings.push(error(
+            "wrong-os",
+            format!("built for GOOS={}, expected GOOS={goos}", report.os),
+            format!("build with GOOS={goos} (kiln sets it from the target platform; check GOOS in the environment or flags)"),
+        ));
+    }
+    if let Some(goarch) = exp.goarch.as_deref().filter(|&a| a != report.arch) {
+        findings.push(error(
+            "wrong-arch",
+            format!("{} binary is {}, expected GOARCH={goarch}", report.format, report.arch),
+            format!("build with GOARCH={goarch} (kiln sets it from the target platform; check GOARCH in the environment or flags)"),
+        ));
+    }
+
+    match go {
+        None => {
+            let why = if report.notes.is_empty() { String::new() } else { format!(": {}", report.notes.join("; ")) };
+            findings.push(Finding {
+                severity: Severity::Warning,
+                code: "no-buildinfo",
+                message: format!("no Go build info{why}; cgo, GOOS/GOARCH and modules cannot be checked"),
+                hint: Some("build with Go 1.18 or newer (kiln needs build info for these checks and the SBOM)".into()),
+            });
+        }
+        Some(info) if !info.trimpath() => findings.push(Finding {
+            severity: Severity::Warning,
+            code: "not-trimpath",
+            message: "built without -trimpath: build-machine paths are embedded, so the binary differs between machines".into(),
+            hint: Some("add -trimpath to the go build flags".into()),
+        }),
+        Some(_) => {}
+    }
+
+    findings.sort_by_key(|f| f.severity != Severity::Error);
+    findings
+}
+
+fn error(code: &'static str, message: String, hint: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        code,
+        message,
+        hint: Some(hint),
+    }
+}
+
+fn cgo_hint(exp: &Expectation) -> String {
+    let who = if exp.cgo_packages.is_empty() {
+        "net and os/user use cgo when CGO_ENABLED=1; a package importing \"C\" always does"
+            .to_owned()
+    } else {
+        format!(
+            "packages that need cgo here: {}",
+            exp.cgo_packages.join(", ")
+        )
+    };
+    format!(
+        "{who}; build with CGO_ENABLED=0, or use the netgo/osusergo build tags, or opt the \
+         service into cgo in kiln.toml (cgo = true)"
+    )
+}

@@ -1,0 +1,162 @@
+//! Builds small Go programs with the real toolchain, once per test binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The three programs of the fixture module and how each fixture builds one.
+pub struct Fixture {
+    pub name: &'static str,
+    pub package: &'static str,
+    pub env: &'static [(&'static str, &'static str)],
+    pub args: &'static [&'static str],
+}
+
+const HELLO: &str =
+    "package main\n\nimport \"example.com/kilndep\"\n\nfunc main() { println(kilndep.Name()) }\n";
+const NETUSER: &str = "package main\n\nimport (\n\t\"net\"\n\t\"os/user\"\n)\n\n\
+func main() {\n\t_, _ = net.LookupHost(\"localhost\")\n\t_, _ = user.Current()\n}\n";
+const CGO: &str =
+    "package main\n\n/*\nstatic int answer(void) { return 42; }\n*/\nimport \"C\"\n\n\
+import \"example.com/kilndep\"\n\nfunc main() { println(kilndep.Name(), int(C.answer())) }\n";
+
+/// Path to `go`: from PATH, else the usual install location; fails the test with a hint.
+pub fn go() -> &'static Path {
+    static GO: OnceLock<PathBuf> = OnceLock::new();
+    GO.get_or_init(|| {
+        let candidates = [PathBuf::from("go"), PathBuf::from("/usr/local/go/bin/go")];
+        candidates
+            .into_iter()
+            .find(|go| {
+                Command::new(go)
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .unwrap_or_else(|| panic!("`go` not found: install Go 1.22+ and put it on PATH"))
+    })
+}
+
+/// `go env GOVERSION` of the toolchain the fixtures are built with.
+pub fn go_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let out = Command::new(go())
+            .args(["env", "GOVERSION"])
+            .output()
+            .expect("run go env");
+        assert!(out.status.success(), "go env GOVERSION failed");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    })
+}
+
+/// The fixture module: `app` (main module, three commands) requiring `example.com/kilndep`,
+/// replaced by the sibling directory `dep` so no network is needed.
+fn workspace() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Under cargo's per-target tmp dir so `cargo clean` removes it; the dir outlives the
+        // statics (they are never dropped), so clear leftovers of earlier runs first.
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for entry in entries.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("kiln-verify-go-")
+                    && old.is_some_and(|age| age.as_secs() > 3600)
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-verify-go-")
+            .tempdir_in(base)
+            .expect("create fixture dir")
+            .keep();
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write fixture");
+        };
+        write("dep/go.mod", "module example.com/kilndep\n\ngo 1.22\n");
+        write(
+            "dep/dep.go",
+            "package kilndep\n\nfunc Name() string { return \"dep\" }\n",
+        );
+        write(
+            "app/go.mod",
+            "module example.com/kilnapp\n\ngo 1.22\n\nrequire example.com/kilndep v0.0.0\n\n\
+             replace example.com/kilndep => ../dep\n",
+        );
+        write("app/cmd/hello/main.go", HELLO);
+        write("app/cmd/netuser/main.go", NETUSER);
+        write("app/cmd/cgo/main.go", CGO);
+        dir
+    })
+}
+
+/// Builds `fixture` once and returns the binary's path.
+pub fn build(fixture: &Fixture) -> PathBuf {
+    let out = workspace().join("out").join(fixture.name);
+    let mut cmd = Command::new(go());
+    cmd.current_dir(workspace().join("app"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env_remove("GOOS")
+        .env_remove("GOARCH")
+        .envs(fixture.env.iter().copied())
+        .arg("build")
+        .arg("-o")
+        .arg(&out)
+        .args(fixture.args)
+        .arg(format!("./cmd/{}", fixture.package));
+    let output = cmd.output().expect("run go build");
+    assert!(
+        output.status.success(),
+        "go build for fixture {} failed ({cmd:?}):\n{}",
+        fixture.name,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// Declares a lazily built fixture: `fixture!(NAME, package, env, args)` gives `fn NAME() -> &Path`.
+#[macro_export]
+macro_rules! fixture {
+    ($fn:ident, $package:literal, $env:expr, $args:expr) => {
+        fn $fn() -> &'static std::path::Path {
+            static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+            BUILT.get_or_init(|| {
+                support::build(&support::Fixture {
+                    name: stringify!($fn),
+                    package: $package,
+                    env: $env,
+                    args: $args,
+                })
+            })
+        }
+    };
+}
+
+/// `readelf` output, an independent reading of the same headers.
+pub fn readelf(args: &[&str], file: &Path) -> String {
+    let out = Command::new("readelf")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("readelf not runnable ({e}): apt-get install -y binutils"));
+    assert!(out.status.success(), "readelf {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
