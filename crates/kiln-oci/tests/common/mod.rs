@@ -6,20 +6,33 @@ use std::process::Command;
 
 /// Fails (never skips) when a tool the test needs is missing, saying how to install it.
 pub fn require_tool(tool: &str, install: &str) -> PathBuf {
-    let candidates = [format!("/usr/bin/{tool}"), format!("/usr/local/bin/{tool}"), format!("/usr/local/go/bin/{tool}")];
+    let candidates = [
+        format!("/usr/bin/{tool}"),
+        format!("/usr/local/bin/{tool}"),
+        format!("/usr/local/go/bin/{tool}"),
+    ];
     if let Some(p) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
         return p;
     }
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().ok().filter(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
     match found {
         Some(o) => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        None => panic!("`{tool}` is required by this test but was not found; install it with: {install}"),
+        None => panic!(
+            "`{tool}` is required by this test but was not found; install it with: {install}"
+        ),
     }
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
