@@ -1,0 +1,356 @@
+//! cosign's storage layout: simple-signing payloads, `.sig`/`.att` signature images and
+//! OCI 1.1 referrer artifacts. Everything here is bytes; the registry code pushes them.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use kiln_types::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::dsse::{Envelope, DSSE_ENVELOPE_MEDIA_TYPE};
+use crate::error::{AttestError, Result};
+
+/// Media type of the simple-signing payload layer.
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Layer annotation carrying the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// Layer annotation carrying an attestation's predicate type.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+/// `critical.type` of cosign signatures.
+pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
+/// OCI image manifest media type.
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image config media type.
+pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI 1.1 empty descriptor media type.
+pub const OCI_EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Image {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Critical {
+    identity: Identity,
+    image: Image,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SimpleSigningDoc {
+    critical: Critical,
+    optional: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What a verified simple-signing payload says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimpleSigning {
+    /// `critical.identity.docker-reference` (cosign ignores it when verifying).
+    pub docker_reference: String,
+    /// `critical.image.docker-manifest-digest`.
+    pub manifest_digest: Digest,
+    /// `optional` annotations, if any.
+    pub optional: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The payload `cosign sign` signs, byte for byte as cosign's Go encoder writes it:
+/// `{"critical":{"identity":{"docker-reference":R},"image":{"docker-manifest-digest":D},
+/// "type":"cosign container image signature"},"optional":null}`.
+///
+/// `docker_reference` is the repository without tag or digest, e.g. `registry.example/app`.
+pub fn simple_signing_payload(docker_reference: &str, manifest_digest: &Digest) -> Vec<u8> {
+    let doc = SimpleSigningDoc {
+        critical: Critical {
+            identity: Identity {
+                docker_reference: docker_reference.to_owned(),
+            },
+            image: Image {
+                docker_manifest_digest: manifest_digest.to_string(),
+            },
+            kind: COSIGN_SIGNATURE_TYPE.to_owned(),
+        },
+        optional: None,
+    };
+    // Go's encoder escapes <, > and & as \u003c etc.; match it so signatures over the same
+    // reference are identical whichever tool made the payload.
+    let json = serde_json::to_string(&doc).unwrap_or_default();
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .into_bytes()
+}
+
+/// Checks that `payload` is a cosign simple-signing document for `expected`.
+///
+/// Errors: [`AttestError::MalformedPayload`] for anything that is not such a document,
+/// [`AttestError::PayloadForAnotherImage`] when it names another digest.
+pub fn verify_simple_signing(payload: &[u8], expected: &Digest) -> Result<SimpleSigning> {
+    let doc: SimpleSigningDoc =
+        serde_json::from_slice(payload).map_err(|e| AttestError::MalformedPayload {
+            reason: e.to_string(),
+        })?;
+    if doc.critical.kind != COSIGN_SIGNATURE_TYPE {
+        return Err(AttestError::MalformedPayload {
+            reason: format!("critical.type is {:?}", doc.critical.kind),
+        });
+    }
+    let found = doc.critical.image.docker_manifest_digest;
+    let digest: Digest = found.parse().map_err(|_| AttestError::MalformedPayload {
+        reason: format!("docker-manifest-digest {found:?} is not a sha256 digest"),
+    })?;
+    if &digest != expected {
+        return Err(AttestError::PayloadForAnotherImage {
+            expected: *expected,
+            found,
+        });
+    }
+    Ok(SimpleSigning {
+        docker_reference: doc.critical.identity.docker_reference,
+        manifest_digest: digest,
+        optional: doc.optional,
+    })
+}
+
+/// cosign's tag for things attached to `digest`: `sha256-<hex>.<suffix>` where suffix is
+/// `sig`, `att` or `sbom`.
+pub fn cosign_tag(digest: &Digest, suffix: &str) -> String {
+    format!("sha256-{}.{suffix}", digest.hex())
+}
+
+/// An OCI content descriptor (field order as go-containerregistry writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Digest of the content.
+    pub digest: Digest,
+    /// Inline content (base64), used for the empty descriptor.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub data: Option<String>,
+    /// Annotations.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Artifact type of the referenced manifest (in referrers listings).
+    #[serde(
+        rename = "artifactType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// Descriptor of `bytes` with `media_type`.
+    pub fn of(media_type: &str, bytes: &[u8]) -> Self {
+        Self {
+            media_type: media_type.to_owned(),
+            size: bytes.len() as u64,
+            digest: Digest::of_bytes(bytes),
+            data: None,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+}
+
+/// A blob to push: media type, digest and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blob {
+    /// Media type.
+    pub media_type: String,
+    /// sha256 of `bytes`.
+    pub digest: Digest,
+    /// Content.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+impl Blob {
+    fn new(media_type: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            media_type: media_type.to_owned(),
+            digest: Digest::of_bytes(&bytes),
+            bytes,
+        }
+    }
+}
+
+/// A complete OCI artifact: push the blobs, then the manifest bytes exactly as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OciArtifact {
+    /// The config blob.
+    pub config: Blob,
+    /// The layer blobs, in manifest order.
+    pub layers: Vec<Blob>,
+    /// Manifest JSON bytes (these are what `manifest_digest` hashes).
+    #[serde(skip)]
+    pub manifest: Vec<u8>,
+    /// Digest of `manifest`.
+    pub manifest_digest: Digest,
+    /// Media type of the manifest.
+    pub manifest_media_type: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType")]
+    media_type: &'a str,
+    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'a str>,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Descriptor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// One layer of a cosign signature or attestation image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedLayer {
+    /// Layer bytes (the simple-signing payload, or a DSSE envelope).
+    pub bytes: Vec<u8>,
+    /// Layer media type.
+    pub media_type: String,
+    /// Layer annotations, including [`SIGNATURE_ANNOTATION`].
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl SignedLayer {
+    /// A `.sig` layer: simple-signing payload with its base64 signature.
+    pub fn signature(payload: Vec<u8>, sig_b64: &str) -> Self {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(SIGNATURE_ANNOTATION.to_owned(), sig_b64.to_owned());
+        Self {
+            bytes: payload,
+            media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+            annotations,
+        }
+    }
+
+    /// An `.att` layer: a DSSE envelope; cosign leaves the signature annotation empty
+    /// because the signature lives inside the envelope.
+    pub fn attestation(envelope: &Envelope, predicate_type: &str) -> Result<Self> {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(SIGNATURE_ANNOTATION.to_owned(), String::new());
+        annotations.insert(
+            PREDICATE_TYPE_ANNOTATION.to_owned(),
+            predicate_type.to_owned(),
+        );
+        Ok(Self {
+            bytes: envelope.to_json()?,
+            media_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            annotations,
+        })
+    }
+}
+
+/// The image cosign stores under a `.sig` or `.att` tag: an OCI manifest whose layers are
+/// the signed payloads, plus the config blob cosign's image library generates for it
+/// (zero timestamps, one history entry and one diff id per layer).
+pub fn signature_image(layers: &[SignedLayer]) -> Result<OciArtifact> {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| Digest::of_bytes(&l.bytes).to_string())
+        .collect();
+    let history: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|_| serde_json::json!({"created": "0001-01-01T00:00:00Z"}))
+        .collect();
+    // Field order of go-containerregistry's ConfigFile, which cosign serialises.
+    let config = format!(
+        "{{\"architecture\":\"\",\"created\":\"0001-01-01T00:00:00Z\",\"history\":{},\"os\":\"\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":{}}},\"config\":{{}}}}",
+        serde_json::to_string(&history)?,
+        serde_json::to_string(&diff_ids)?
+    );
+    let config = Blob::new(OCI_CONFIG_MEDIA_TYPE, config.into_bytes());
+    let blobs: Vec<Blob> = layers
+        .iter()
+        .map(|l| Blob::new(&l.media_type, l.bytes.clone()))
+        .collect();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST_MEDIA_TYPE,
+        artifact_type: None,
+        config: Descriptor::of(OCI_CONFIG_MEDIA_TYPE, &config.bytes),
+        layers: layers
+            .iter()
+            .map(|l| Descriptor {
+                annotations: Some(l.annotations.clone()),
+                ..Descriptor::of(&l.media_type, &l.bytes)
+            })
+            .collect(),
+        subject: None,
+        annotations: None,
+    };
+    finish(manifest, config, blobs)
+}
+
+/// The `.sig` image for one simple-signing payload and its base64 signature.
+pub fn signature_manifest(payload: &[u8], sig_b64: &str) -> Result<OciArtifact> {
+    signature_image(&[SignedLayer::signature(payload.to_vec(), sig_b64)])
+}
+
+/// The `.att` image for one DSSE envelope.
+pub fn attestation_manifest(envelope: &Envelope, predicate_type: &str) -> Result<OciArtifact> {
+    signature_image(&[SignedLayer::attestation(envelope, predicate_type)?])
+}
+
+/// An OCI 1.1 referrer artifact: one layer `content` of `artifact_type`, the empty config,
+/// and `subject` pointing at the image manifest it describes.
+pub fn referrer_manifest(
+    artifact_type: &str,
+    content: &[u8],
+    subject: Descriptor,
+    annotations: BTreeMap<String, String>,
+) -> Result<OciArtifact> {
+    let empty = b"{}".to_vec();
+    let config_desc = Descriptor {
+        data: Some(B64.encode(&empty)),
+        ..Descriptor::of(OCI_EMPTY_MEDIA_TYPE, &empty)
+    };
+    let config = Blob::new(OCI_EMPTY_MEDIA_TYPE, empty);
+    let layer = Blob::new(artifact_type, content.to_vec());
+    let subject = Descriptor {
+        annotations: None,
+        data: None,
+        artifact_type: None,
+        ..subject
+    };
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST_MEDIA_TYPE,
+        artifact_type: Some(artifact_type),
+        config: config_desc,
+        layers: vec![Descriptor::of(artifact_type, content)],
+        subject: Some(subject),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+    };
+    finish(manifest, config, vec![layer])
+}
+
+fn finish(manifest: Manifest<'_>, config: Blob, layers: Vec<Blob>) -> Result<OciArtifact> {
+    let bytes = serde_json::to_vec(&manifest)?;
+    Ok(OciArtifact {
+        config,
+        layers,
+        manifest_digest: Digest::of_bytes(&bytes),
+        manifest: bytes,
+        manifest_media_type: OCI_MANIFEST_MEDIA_TYPE.to_owned(),
+    })
+}
