@@ -279,7 +279,7 @@ fn images_pass_skopeo_umoci_and_run_under_bwrap() {
         fresh.store(),
         &host_img.platform,
         &BaseImage::Pulled(pulled),
-        &[extra.clone()],
+        std::slice::from_ref(&extra),
         &config,
     )
     .unwrap();
