@@ -11,8 +11,8 @@ use sha1::{Digest as _, Sha1};
 
 use crate::error::Result;
 use crate::model::{
-    go_purl, h1_to_sha256_hex, oci_purl, unique_modules, BinaryInfo, CreationInfo, GoModule,
-    SbomSubject, SubjectKind,
+    h1_to_sha256_hex, oci_purl, unique_modules, BinaryInfo, CreationInfo, GoModule, SbomSubject,
+    SubjectKind,
 };
 use crate::spdx::{module_spdx_id, spdx_id};
 
@@ -73,7 +73,7 @@ fn module_component(m: &GoModule) -> Result<Value> {
         "type": "library",
         "bom-ref": module_spdx_id(m),
         "name": m.path,
-        "purl": go_purl(&eff.path, eff.known_version()),
+        "purl": m.purl(),
     });
     if let Some(v) = eff.known_version() {
         c["version"] = json!(v);

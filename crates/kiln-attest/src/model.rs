@@ -84,6 +84,29 @@ impl GoModule {
         self.replace.as_deref().unwrap_or(self)
     }
 
+    /// Whether this module is a local directory (a `=> ../dir` replacement), which has
+    /// neither a version nor a go.sum hash.
+    pub fn is_local_dir(&self) -> bool {
+        let p = self.path.as_str();
+        p.starts_with("./")
+            || p.starts_with("../")
+            || p.starts_with('/')
+            || p == "."
+            || p == ".."
+            || p.get(1..3) == Some(":\\")
+    }
+
+    /// Package URL of the compiled code: the replacement's path and version when it is
+    /// another module, the original path without a version when it is a local directory.
+    pub fn purl(&self) -> String {
+        let eff = self.effective();
+        if eff.is_local_dir() {
+            go_purl(&self.path, None)
+        } else {
+            go_purl(&eff.path, eff.known_version())
+        }
+    }
+
     /// The version, unless it is empty or Go's `(devel)` placeholder.
     pub fn known_version(&self) -> Option<&str> {
         let v = self.version.as_str();
@@ -188,12 +211,12 @@ pub fn go_purl(path: &str, version: Option<&str>) -> String {
     }
     if let Some(v) = version.filter(|v| !v.is_empty() && *v != "(devel)") {
         out.push('@');
-        percent_encode_into(&mut out, v);
+        percent_encode_keep_colon(&mut out, v);
     }
     out
 }
 
-/// Package URL of an OCI image: `pkg:oci/<name>@sha256%3A<hex>?arch=..&repository_url=..`.
+/// Package URL of an OCI image: `pkg:oci/<name>@sha256:<hex>?arch=..&repository_url=..`.
 ///
 /// The purl name is the last repository segment in lower case; the full repository goes
 /// into `repository_url` so the reference stays resolvable. Tags and digests in `reference`
@@ -208,7 +231,7 @@ pub fn oci_purl(reference: &str, digest: &Digest, platform: Option<&Platform>) -
     let mut out = String::from("pkg:oci/");
     percent_encode_into(&mut out, &name);
     out.push('@');
-    percent_encode_into(&mut out, &digest.to_string());
+    percent_encode_keep_colon(&mut out, &digest.to_string());
     let mut qualifiers = Vec::new();
     if let Some(p) = platform {
         qualifiers.push(("arch", p.arch.clone()));
@@ -224,10 +247,21 @@ pub fn oci_purl(reference: &str, digest: &Digest, platform: Option<&Platform>) -
             if part.0 > 0 {
                 out.push('/');
             }
-            percent_encode_into(&mut out, part.1);
+            percent_encode_keep_colon(&mut out, part.1);
         }
     }
     out
+}
+
+// purl's canonical form (as the reference implementation prints it) leaves `:` unencoded
+// in versions and qualifier values.
+fn percent_encode_keep_colon(out: &mut String, s: &str) {
+    for part in s.split(':').enumerate() {
+        if part.0 > 0 {
+            out.push(':');
+        }
+        percent_encode_into(out, part.1);
+    }
 }
 
 fn percent_encode_into(out: &mut String, s: &str) {
@@ -337,14 +371,25 @@ mod tests {
         assert_eq!(
             oci_purl("registry.example:5000/team/App:1.0", &d, Some(&p)),
             format!(
-                "pkg:oci/app@sha256%3A{}?arch=amd64&repository_url=registry.example%3A5000/team/App",
+                "pkg:oci/app@sha256:{}?arch=amd64&repository_url=registry.example:5000/team/App",
                 d.hex()
             )
         );
         assert_eq!(
             oci_purl("app", &d, None),
-            format!("pkg:oci/app@sha256%3A{}", d.hex())
+            format!("pkg:oci/app@sha256:{}", d.hex())
         );
+    }
+
+    #[test]
+    fn replaced_module_purls() {
+        let mut m = GoModule::new("example.com/internal/lib", "v0.0.0");
+        m.replace = Some(Box::new(GoModule::new("../lib", "")));
+        assert_eq!(m.purl(), "pkg:golang/example.com/internal/lib");
+        m.replace = Some(Box::new(GoModule::new("example.com/fork/lib", "v1.2.0")));
+        assert_eq!(m.purl(), "pkg:golang/example.com/fork/lib@v1.2.0");
+        assert!(GoModule::new("C:\\src\\lib", "").is_local_dir());
+        assert!(!GoModule::new("golang.org/x/sys", "v0.1.0").is_local_dir());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::error::Result;
 use crate::model::{
-    go_purl, h1_to_sha256_hex, module_key, oci_purl, short_hash, unique_modules, CreationInfo,
-    GoModule, SbomSubject, SubjectKind,
+    h1_to_sha256_hex, module_key, oci_purl, short_hash, unique_modules, CreationInfo, GoModule,
+    SbomSubject, SubjectKind,
 };
 
 /// Media type of SPDX JSON documents (used as OCI artifact type).
@@ -58,7 +58,7 @@ fn module_package(m: &GoModule, is_main: bool) -> Result<Value> {
         "externalRefs": [{
             "referenceCategory": "PACKAGE-MANAGER",
             "referenceType": "purl",
-            "referenceLocator": go_purl(&eff.path, eff.known_version()),
+            "referenceLocator": m.purl(),
         }],
     });
     if let Some(v) = eff.known_version() {
