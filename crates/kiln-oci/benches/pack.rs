@@ -36,8 +36,9 @@ fn generate(path: &Path, mib: usize) -> std::io::Result<()> {
                 *b = x as u8;
             }
         } else {
+            const TEXT: &[u8] = b"runtime.gopark sync.(*Mutex).Lock main.handler\0";
             for (j, b) in block.iter_mut().enumerate() {
-                *b = b"runtime.gopark sync.(*Mutex).Lock main.handler\0"[(j + i) % 48];
+                *b = TEXT[(j + i) % TEXT.len()];
             }
         }
         w.write_all(&block)?;

@@ -242,4 +242,40 @@ mod tests {
             "mtime must reach the tar headers"
         );
     }
+
+    #[test]
+    fn tzdata_is_copied_sorted_with_symlinks() {
+        let zi = tempfile::tempdir().unwrap();
+        fs::create_dir_all(zi.path().join("Europe")).unwrap();
+        fs::write(zi.path().join("Europe/Paris"), b"TZif-paris").unwrap();
+        fs::write(zi.path().join("UTC"), b"TZif-utc").unwrap();
+        std::os::unix::fs::symlink("UTC", zi.path().join("Etc-UTC")).unwrap();
+        let opts = KilnBase {
+            tzdata: Some(zi.path().to_path_buf()),
+        };
+        let entries = kiln_base_entries(&opts).unwrap();
+        let tz: Vec<&str> = entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| p.starts_with("usr/share/zoneinfo/"))
+            .collect();
+        assert_eq!(
+            tz,
+            [
+                "usr/share/zoneinfo/Etc-UTC",
+                "usr/share/zoneinfo/Europe",
+                "usr/share/zoneinfo/Europe/Paris",
+                "usr/share/zoneinfo/UTC"
+            ]
+        );
+        assert!(entries
+            .iter()
+            .any(|e| e.source == crate::layer::EntrySource::Symlink("UTC".into())));
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(store_dir.path()).unwrap();
+        let with = build_kiln_base(&store, &opts, &LayerRecipe::default()).unwrap();
+        let without =
+            build_kiln_base(&store, &KilnBase::default(), &LayerRecipe::default()).unwrap();
+        assert_ne!(with.diff_id, without.diff_id);
+    }
 }
