@@ -1,0 +1,552 @@
+//! Pushing blobs and manifests: existence checks, cross-repo mounts, monolithic and chunked uploads
+//! that restart cleanly after a failure, and exact-bytes manifest pushes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use futures_util::stream::{self, StreamExt};
+use kiln_types::Digest;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Body, Method, Response, StatusCode, Url};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::client::{body_snippet, status_error, Client, Failure, Scopes};
+use crate::error::{RegistryError, Result};
+use crate::media::ACCEPTED_MANIFESTS;
+use crate::reference::Repository;
+
+const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
+
+/// What happened to one blob during a push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BlobOutcome {
+    /// The registry already had it: one HEAD request, nothing sent.
+    Skipped,
+    /// Mounted from another repository on the same registry: nothing sent.
+    Mounted {
+        /// The repository it was mounted from.
+        from: String,
+    },
+    /// Uploaded.
+    Uploaded {
+        /// Content bytes sent in the successful attempt.
+        bytes_sent: u64,
+        /// Upload sessions used (more than 1 after a retried failure).
+        attempts: u32,
+    },
+}
+
+/// A blob file to push, addressed by its digest (as produced by kiln-oci).
+#[derive(Clone, Debug)]
+pub struct BlobUpload {
+    /// Digest of the file's content.
+    pub digest: Digest,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// Another repository on the same registry that may already hold the blob (cross-repo mount).
+    pub mount_from: Option<String>,
+}
+
+/// Manifest bytes to push exactly as given.
+#[derive(Clone, Debug)]
+pub struct ManifestUpload {
+    /// Media type, sent as `Content-Type`.
+    pub media_type: String,
+    /// The exact bytes (their sha256 is the manifest digest).
+    pub bytes: Vec<u8>,
+}
+
+impl ManifestUpload {
+    /// Digest of the bytes.
+    pub fn digest(&self) -> Digest {
+        Digest::of_bytes(&self.bytes)
+    }
+}
+
+/// Everything of one image (or index) to push to one repository.
+#[derive(Clone, Debug, Default)]
+pub struct ImageUpload {
+    /// Config and layer blobs of every manifest involved; duplicates are pushed once.
+    pub blobs: Vec<BlobUpload>,
+    /// Manifests the root refers to (per-platform manifests of an index), pushed by digest first.
+    pub manifests: Vec<ManifestUpload>,
+    /// The root manifest or index.
+    pub root: Option<ManifestUpload>,
+    /// Tags for the root; empty pushes it by digest only.
+    pub tags: Vec<String>,
+}
+
+/// One blob's line in a [`PushReport`].
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobReport {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: BlobOutcome,
+}
+
+/// One manifest push (by digest or tag).
+#[derive(Clone, Debug, Serialize)]
+pub struct ManifestReport {
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Tag or digest it was pushed under.
+    pub reference: String,
+    /// False when the registry already had this digest under this reference.
+    pub pushed: bool,
+}
+
+/// The result of [`Client::push_image`].
+#[derive(Clone, Debug, Serialize)]
+pub struct PushReport {
+    /// `registry/name`.
+    pub repository: String,
+    /// Digest of the root manifest, if one was pushed.
+    pub digest: Option<Digest>,
+    /// Blob outcomes in input order.
+    pub blobs: Vec<BlobReport>,
+    /// Manifest outcomes, children first.
+    pub manifests: Vec<ManifestReport>,
+    /// Blob content bytes uploaded.
+    pub bytes_sent: u64,
+}
+
+impl PushReport {
+    fn count(&self, f: impl Fn(&BlobOutcome) -> bool) -> usize {
+        self.blobs.iter().filter(|b| f(&b.outcome)).count()
+    }
+    /// Blobs the registry already had.
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, BlobOutcome::Skipped))
+    }
+    /// Blobs mounted from another repository.
+    pub fn mounted(&self) -> usize {
+        self.count(|o| matches!(o, BlobOutcome::Mounted { .. }))
+    }
+    /// Blobs uploaded.
+    pub fn uploaded(&self) -> usize {
+        self.count(|o| matches!(o, BlobOutcome::Uploaded { .. }))
+    }
+    /// Manifests actually PUT (not already present).
+    pub fn manifests_pushed(&self) -> usize {
+        self.manifests.iter().filter(|m| m.pushed).count()
+    }
+}
+
+/// Maps a final non-success status to the matching error.
+pub(crate) async fn response_error(
+    resp: Response,
+    repo: &Repository,
+    what: &str,
+    method: &str,
+) -> RegistryError {
+    let url = resp.url().to_string();
+    match resp.status() {
+        StatusCode::FORBIDDEN => RegistryError::Forbidden {
+            registry: repo.registry.clone(),
+            repository: repo.name.clone(),
+            detail: body_snippet(resp).await,
+        },
+        StatusCode::NOT_FOUND => RegistryError::NotFound {
+            registry: repo.registry.clone(),
+            what: what.to_string(),
+            detail: body_snippet(resp).await,
+        },
+        _ => status_error(resp, method, &url).await,
+    }
+}
+
+fn header_digest(resp: &Response) -> Option<Digest> {
+    resp.headers()
+        .get(DOCKER_CONTENT_DIGEST)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn resolve_location(repo: &Repository, base: &Url, resp: &Response) -> Result<Url> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Protocol {
+            registry: repo.registry.clone(),
+            detail: format!("upload answer from {base} has no Location header"),
+        })?;
+    base.join(loc).map_err(|e| RegistryError::Protocol {
+        registry: repo.registry.clone(),
+        detail: format!("bad upload Location `{loc}`: {e}"),
+    })
+}
+
+impl Client {
+    /// Whether the repository already has the blob (one HEAD request).
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let resp = self
+            .send(repo, &Scopes::pull(repo), Method::HEAD, &url, &|rb| rb)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(response_error(resp, repo, &format!("blob {digest}"), "HEAD").await),
+        }
+    }
+
+    /// Pushes one blob file unless the registry has it already.
+    pub async fn push_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        path: &Path,
+    ) -> Result<BlobOutcome> {
+        let blob = BlobUpload {
+            digest: *digest,
+            size,
+            path: path.to_path_buf(),
+            mount_from: None,
+        };
+        self.push_blob_upload(repo, &blob).await
+    }
+
+    /// Pushes one blob: HEAD, then a cross-repo mount if `mount_from` is set, then an upload.
+    pub async fn push_blob_upload(
+        &self,
+        repo: &Repository,
+        blob: &BlobUpload,
+    ) -> Result<BlobOutcome> {
+        if self.blob_exists(repo, &blob.digest).await? {
+            return Ok(BlobOutcome::Skipped);
+        }
+        let mut scopes = Scopes::push(repo);
+        if let Some(from) = &blob.mount_from {
+            scopes.0.push(format!("repository:{from}:pull"));
+        }
+        let mut attempt = 0u32;
+        loop {
+            let mut session = None;
+            match self.upload_attempt(repo, &scopes, blob, &mut session).await {
+                Ok(BlobOutcome::Uploaded { bytes_sent, .. }) => {
+                    return Ok(BlobOutcome::Uploaded {
+                        bytes_sent,
+                        attempts: attempt + 1,
+                    })
+                }
+                Ok(other) => return Ok(other),
+                Err(f) => {
+                    if let Some(loc) = session {
+                        // Abandon the half-done session; the registry would expire it anyway.
+                        let _ = self
+                            .send_once(repo, &scopes, Method::DELETE, &loc, true, &|rb| rb)
+                            .await;
+                    }
+                    if !f.retryable || attempt + 1 >= self.inner.config.retry.max_attempts {
+                        return Err(f.error);
+                    }
+                    self.backoff(attempt, f.retry_after).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One upload session from POST to the final PUT. Any failure abandons the whole session: the
+    /// next attempt starts a new one from byte 0, so a partial upload can never be committed.
+    async fn upload_attempt(
+        &self,
+        repo: &Repository,
+        scopes: &Scopes,
+        blob: &BlobUpload,
+        session: &mut Option<Url>,
+    ) -> Result<BlobOutcome, Failure> {
+        let mut start = self.url(repo, "blobs/uploads/")?;
+        if let Some(from) = &blob.mount_from {
+            start
+                .query_pairs_mut()
+                .append_pair("mount", &blob.digest.to_string())
+                .append_pair("from", from);
+        }
+        let resp = self
+            .send_once(repo, scopes, Method::POST, &start, true, &|rb| {
+                rb.header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match (resp.status(), &blob.mount_from) {
+            (StatusCode::CREATED, Some(from)) => {
+                return Ok(BlobOutcome::Mounted { from: from.clone() })
+            }
+            (StatusCode::ACCEPTED, _) => {}
+            _ => {
+                return Err(response_error(
+                    resp,
+                    repo,
+                    &format!("repository {}", repo.name),
+                    "POST",
+                )
+                .await
+                .into())
+            }
+        }
+        let mut loc = resolve_location(repo, &start, &resp)?;
+        *session = Some(loc.clone());
+        let io_err = |e| Failure::from(RegistryError::io(&blob.path, e));
+        let mut file = tokio::fs::File::open(&blob.path).await.map_err(io_err)?;
+        let final_body = if blob.size <= self.inner.config.monolithic_limit {
+            Some(Body::wrap_stream(tokio_util::io::ReaderStream::new(
+                file.take(blob.size),
+            )))
+        } else {
+            file.seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(io_err)?;
+            let chunk = self.inner.config.chunk_size.max(1);
+            let mut offset = 0u64;
+            while offset < blob.size {
+                let n = chunk.min(blob.size - offset);
+                let mut buf = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX)];
+                file.read_exact(&mut buf).await.map_err(io_err)?;
+                let range = format!("{}-{}", offset, offset + n - 1);
+                let resp = self
+                    .send_body(
+                        repo,
+                        scopes,
+                        Method::PATCH,
+                        &loc,
+                        Body::from(buf),
+                        n,
+                        Some(range),
+                    )
+                    .await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(status_error(resp, "PATCH", loc.as_str()).await.into());
+                }
+                loc = resolve_location(repo, &loc, &resp)?;
+                *session = Some(loc.clone());
+                offset += n;
+            }
+            None
+        };
+        let mut put = loc.clone();
+        put.query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let (body, len) = match final_body {
+            Some(b) => (b, blob.size),
+            None => (Body::from(Vec::new()), 0),
+        };
+        let resp = self
+            .send_body(repo, scopes, Method::PUT, &put, body, len, None)
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            let retry_busy = resp.status().is_server_error();
+            let err = status_error(resp, "PUT", put.as_str()).await;
+            return Err(Failure {
+                error: err,
+                retryable: retry_busy,
+                retry_after: None,
+            });
+        }
+        if let Some(got) = header_digest(&resp) {
+            if got != blob.digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("blob {}", blob.path.display()),
+                    expected: blob.digest,
+                    actual: got,
+                }
+                .into());
+            }
+        }
+        *session = None;
+        Ok(BlobOutcome::Uploaded {
+            bytes_sent: blob.size,
+            attempts: 1,
+        })
+    }
+
+    /// One request with a streamed body (not replayable): no in-place retry; failures go back to
+    /// the upload loop, which restarts the session.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_body(
+        &self,
+        repo: &Repository,
+        scopes: &Scopes,
+        method: Method,
+        url: &Url,
+        body: Body,
+        len: u64,
+        content_range: Option<String>,
+    ) -> Result<Response, Failure> {
+        let body = std::sync::Mutex::new(Some(body));
+        let build = |rb: reqwest::RequestBuilder| {
+            let rb = rb
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, len);
+            let rb = match &content_range {
+                Some(r) => rb.header("Content-Range", r.as_str()),
+                None => rb,
+            };
+            match crate::client::lock(&body).take() {
+                Some(b) => rb.body(b),
+                None => rb,
+            }
+        };
+        self.send_once(repo, scopes, method, url, false, &build)
+            .await
+    }
+
+    /// Pushes manifest bytes exactly as given under `reference` (a tag or the bytes' digest).
+    ///
+    /// Skips the PUT when the registry already serves this digest under that reference.
+    pub async fn push_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<ManifestReport> {
+        let digest = Digest::of_bytes(bytes);
+        if let Ok(named) = reference.parse::<Digest>() {
+            if named != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("manifest pushed as {reference}"),
+                    expected: named,
+                    actual: digest,
+                });
+            }
+        }
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let accept = ACCEPTED_MANIFESTS.join(", ");
+        let scopes = Scopes::push(repo);
+        let head = self
+            .send(repo, &scopes, Method::HEAD, &url, &|rb| {
+                rb.header(ACCEPT, accept.as_str())
+            })
+            .await?;
+        let present = match head.status() {
+            s if s.is_success() => match header_digest(&head) {
+                Some(d) => d == digest,
+                // Without the header only the bytes tell: fetch and hash them.
+                None => self.get_manifest_bytes(repo, reference).await?.2 == digest,
+            },
+            StatusCode::NOT_FOUND => false,
+            _ => {
+                return Err(
+                    response_error(head, repo, &format!("manifest {reference}"), "HEAD").await,
+                )
+            }
+        };
+        if present {
+            return Ok(ManifestReport {
+                digest,
+                reference: reference.to_string(),
+                pushed: false,
+            });
+        }
+        let body = bytes.to_vec();
+        let resp = self
+            .send(repo, &scopes, Method::PUT, &url, &|rb| {
+                rb.header(CONTENT_TYPE, media_type).body(body.clone())
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(
+                response_error(resp, repo, &format!("repository {}", repo.name), "PUT").await,
+            );
+        }
+        if let Some(got) = header_digest(&resp) {
+            if got != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("manifest {reference} as stored by the registry"),
+                    expected: digest,
+                    actual: got,
+                });
+            }
+        }
+        Ok(ManifestReport {
+            digest,
+            reference: reference.to_string(),
+            pushed: true,
+        })
+    }
+
+    /// Pushes an image: blobs concurrently (bounded by `concurrency`), then child manifests by
+    /// digest, then the root under each tag (or by digest).
+    pub async fn push_image(&self, repo: &Repository, image: &ImageUpload) -> Result<PushReport> {
+        let limit = self.inner.config.concurrency.max(1);
+        let mut seen = HashSet::new();
+        let blobs: Vec<&BlobUpload> = image
+            .blobs
+            .iter()
+            .filter(|b| seen.insert(b.digest))
+            .collect();
+        let outcomes: Vec<Result<BlobOutcome>> =
+            stream::iter(blobs.iter().map(|b| self.push_blob_upload(repo, b)))
+                .buffered(limit)
+                .collect()
+                .await;
+        let mut report = PushReport {
+            repository: repo.to_string(),
+            digest: image.root.as_ref().map(ManifestUpload::digest),
+            blobs: Vec::with_capacity(blobs.len()),
+            manifests: Vec::new(),
+            bytes_sent: 0,
+        };
+        for (b, outcome) in blobs.iter().zip(outcomes) {
+            let outcome = outcome?;
+            if let BlobOutcome::Uploaded { bytes_sent, .. } = &outcome {
+                report.bytes_sent += bytes_sent;
+            }
+            report.blobs.push(BlobReport {
+                digest: b.digest,
+                size: b.size,
+                outcome,
+            });
+        }
+        let children: Vec<Result<ManifestReport>> =
+            stream::iter(image.manifests.iter().map(|m| async move {
+                self.push_manifest(repo, &m.digest().to_string(), &m.media_type, &m.bytes)
+                    .await
+            }))
+            .buffered(limit)
+            .collect()
+            .await;
+        for c in children {
+            report.manifests.push(c?);
+        }
+        if let Some(root) = &image.root {
+            let refs: Vec<String> = if image.tags.is_empty() {
+                vec![root.digest().to_string()]
+            } else {
+                image.tags.clone()
+            };
+            for r in refs {
+                report.manifests.push(
+                    self.push_manifest(repo, &r, &root.media_type, &root.bytes)
+                        .await?,
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    /// Pushes several images at once (bounded by `concurrency`), sharing connections and tokens.
+    pub async fn push_images(
+        &self,
+        images: &[(Repository, ImageUpload)],
+    ) -> Vec<Result<PushReport>> {
+        let limit = self.inner.config.concurrency.max(1);
+        stream::iter(images.iter().map(|(repo, img)| self.push_image(repo, img)))
+            .buffered(limit)
+            .collect()
+            .await
+    }
+}
