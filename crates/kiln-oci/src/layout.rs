@@ -32,12 +32,24 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl OciLayout {
-    /// Opens the layout at `root`, creating it (or the missing marker files) when needed. Existing
-    /// blobs and index entries are kept.
+    /// Opens the layout at `root`, creating it when the directory is missing or empty. Existing
+    /// blobs and index entries are kept; a non-empty directory without `oci-layout` is refused.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let store = BlobStore::open(&root)?;
         let marker = root.join("oci-layout");
+        // Refuse to scatter `blobs/` and `index.json` into an unrelated directory (a typo'd path
+        // pointing at a source tree, say).
+        if !marker.exists() {
+            if let Ok(mut it) = fs::read_dir(&root) {
+                if it.next().is_some() {
+                    return Err(OciError::InvalidLayout {
+                        path: root,
+                        reason: "the directory is not empty and has no `oci-layout` file".into(),
+                    });
+                }
+            }
+        }
+        let store = BlobStore::open(&root)?;
         if !marker.exists() {
             write_atomic(&marker, OCI_LAYOUT_FILE.as_bytes())?;
         }
@@ -167,5 +179,48 @@ impl OciLayout {
                 path: self.root.clone(),
                 present,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_types::Digest;
+
+    #[test]
+    fn create_refuses_foreign_directories_and_keeps_existing_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("main.go"), "package main").unwrap();
+        let err = OciLayout::create(dir.path()).unwrap_err();
+        assert!(matches!(err, OciError::InvalidLayout { .. }), "{err}");
+        assert!(!dir.path().join("blobs").exists());
+
+        let root = dir.path().join("layout");
+        let layout = OciLayout::create(&root).unwrap();
+        let d = layout.store().put_bytes(b"{}").unwrap();
+        let desc = Descriptor::new(crate::MEDIA_MANIFEST, d, 2);
+        layout.tag("v1", &desc).unwrap();
+        layout.tag("v1", &desc).unwrap();
+        let reopened = OciLayout::create(&root).unwrap();
+        assert_eq!(reopened.entries().unwrap().len(), 1);
+        assert_eq!(
+            OciLayout::open(&root)
+                .unwrap()
+                .resolve("v1")
+                .unwrap()
+                .digest,
+            d
+        );
+        let missing = reopened.resolve("v2").unwrap_err();
+        assert!(missing.to_string().contains("v1"), "{missing}");
+        let absent = Descriptor::new(crate::MEDIA_MANIFEST, Digest::of_bytes(b"nope"), 4);
+        assert!(matches!(
+            reopened.tag("v3", &absent),
+            Err(OciError::MissingBlob { .. })
+        ));
+        assert!(matches!(
+            OciLayout::open(dir.path()),
+            Err(OciError::InvalidLayout { .. })
+        ));
     }
 }

@@ -166,6 +166,14 @@ fn bad_entries_are_rejected() {
     let missing = [LayerEntry::file("x", dir.path().join("does-not-exist"))];
     let err = build_layer(&store, &missing, &r).unwrap_err();
     assert!(err.to_string().contains("does-not-exist"), "{err}");
+    // A file whose size differs from its metadata while it is read (here a /proc file: stat says 0
+    // bytes, reading yields more) is an error, never a truncated or overlong tar entry.
+    let changing = [LayerEntry::file("status", "/proc/self/status")];
+    let err = build_layer(&store, &changing, &r).unwrap_err();
+    assert!(
+        matches!(err, OciError::FileChanged { expected: 0, .. }),
+        "{err}"
+    );
     // Failed builds leave no temp files behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
         .unwrap()
