@@ -89,6 +89,10 @@ pub struct ExecConfig {
     /// Stop signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Fields kiln does not interpret (`Healthcheck`, `Volumes`, ...), kept from a pulled base in
+    /// sorted order so they survive the merge.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// `rootfs` of an image config.
@@ -121,7 +125,7 @@ pub struct History {
     pub empty_layer: bool,
 }
 
-/// An OCI image config document. Fields unknown to kiln in a pulled base config are dropped.
+/// An OCI image config document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OciConfig {
     /// Creation time (RFC 3339).
@@ -142,6 +146,9 @@ pub struct OciConfig {
     /// Layer history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// Fields kiln does not interpret (`author`, `os.version`, ...), kept from a pulled base.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// An OCI image manifest document.
@@ -282,6 +289,7 @@ fn merge_exec(base: ExecConfig, ours: &ImageConfig) -> Result<ExecConfig> {
         working_dir: ours.workdir.clone().or(base.working_dir),
         labels: (!labels.is_empty()).then_some(labels),
         stop_signal: ours.stop_signal.clone().or(base.stop_signal),
+        extra: base.extra,
     })
 }
 
@@ -297,6 +305,7 @@ pub fn assemble_image(
     let created = rfc3339(config.created);
     let base_descs = base.import(store)?;
     let mut annotations = BTreeMap::new();
+    let mut extra = BTreeMap::new();
     let (exec, mut diff_ids, mut history, mut sizes) = match base {
         BaseImage::Scratch => (ExecConfig::default(), Vec::new(), Vec::new(), Vec::new()),
         BaseImage::Kiln(l) => {
@@ -339,6 +348,7 @@ pub fn assemble_image(
                 ANNOTATION_BASE_DIGEST.to_string(),
                 p.manifest_digest.to_string(),
             );
+            extra = cfg.extra;
             (
                 cfg.config,
                 cfg.rootfs.diff_ids,
@@ -368,6 +378,7 @@ pub fn assemble_image(
             diff_ids,
         },
         history,
+        extra,
     };
     let config_doc = StoredJson::new(MEDIA_CONFIG, "image config", &oci)?;
     store.put_bytes(&config_doc.bytes)?;
@@ -428,6 +439,20 @@ pub fn assemble_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_base_fields_survive_a_round_trip() {
+        let raw = br#"{"architecture":"amd64","os":"linux","author":"me","config":{"Healthcheck":{"Test":["NONE"]},"User":"0"},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let cfg: OciConfig = serde_json::from_slice(raw).unwrap();
+        assert_eq!(cfg.extra["author"], "me");
+        let merged = merge_exec(cfg.config.clone(), &ImageConfig::default()).unwrap();
+        let text = serde_json::to_string(&merged).unwrap();
+        assert!(
+            text.contains(r#""Healthcheck":{"Test":["NONE"]}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""User":"65532:65532""#), "{text}");
+    }
 
     #[test]
     fn rfc3339_known_dates() {
