@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::quote::{unquote, unquote_prefix};
+use std::fmt;
+
+use crate::quote::{quote, unquote, unquote_prefix};
 use crate::VerifyError;
 
 /// The 14 bytes that start the build info header.
@@ -146,6 +148,53 @@ impl GoBuildInfo {
     /// Whether the binary was built with `-trimpath` (no build-machine paths inside).
     pub fn trimpath(&self) -> bool {
         self.setting("-trimpath") == Some("true")
+    }
+}
+
+/// Renders the text Go's `debug.BuildInfo.String()` produces (what `go version -m` shows), byte
+/// for byte, including Go's quirk of an empty line after each `=>` line.
+impl fmt::Display for GoBuildInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn module(f: &mut fmt::Formatter<'_>, word: &str, m: &Module) -> fmt::Result {
+            write!(f, "{word}\t{}\t{}", m.path, m.version)?;
+            match &m.replace {
+                None => write!(f, "\t{}", m.sum.as_deref().unwrap_or_default())?,
+                Some(rep) => {
+                    writeln!(f)?;
+                    module(f, "=>", rep)?;
+                }
+            }
+            writeln!(f)
+        }
+        if !self.go_version.is_empty() {
+            writeln!(f, "go\t{}", self.go_version)?;
+        }
+        if !self.path.is_empty() {
+            writeln!(f, "path\t{}", self.path)?;
+        }
+        if self.main != Module::empty() {
+            module(f, "mod", &self.main)?;
+        }
+        for dep in &self.deps {
+            module(f, "dep", dep)?;
+        }
+        let needs_quote = |s: &str, extra: &[char]| {
+            s.contains([' ', '\t', '\r', '\n', '"', '`']) || s.contains(extra)
+        };
+        for BuildSetting { key, value } in &self.settings {
+            let key = if key.is_empty() || needs_quote(key, &['=']) {
+                quote(key)
+            } else {
+                key.clone()
+            };
+            let value = if needs_quote(value, &[]) {
+                quote(value)
+            } else {
+                value.clone()
+            };
+            writeln!(f, "build\t{key}={value}")?;
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +474,20 @@ mod tests {
         assert_eq!(info.cgo_enabled(), Some(false));
         assert_eq!((info.goos(), info.goarch()), (Some("linux"), Some("amd64")));
         assert!(info.trimpath());
+    }
+
+    #[test]
+    fn display_reproduces_go_text() {
+        let info = GoBuildInfo::from_modinfo("go1.26.8", MODINFO.as_bytes()).unwrap();
+        let text = info.to_string();
+        // Go quotes with "..." only, and leaves an empty line after each `=>` line.
+        let go_form = MODINFO
+            .replace("\t\t\n", "\t\t\n\n")
+            .replace("`raw value`", "\"raw value\"");
+        let expected = format!("go\tgo1.26.8\n{go_form}");
+        assert_eq!(text, expected);
+        let reparsed = GoBuildInfo::from_modinfo("", text.as_bytes()).unwrap();
+        assert_eq!(reparsed, info);
     }
 
     #[test]

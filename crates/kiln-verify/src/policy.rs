@@ -1,12 +1,15 @@
 //! Turning a [`BinaryReport`] into findings against what the build was supposed to produce.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inspect::is_system_library;
 use crate::report::{BinaryReport, Format, Linkage};
 
 /// What the build promised: kiln's default is a static binary for one GOOS/GOARCH.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Deserializes with defaults for missing fields, so `{}` means "static, any platform".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Expectation {
     /// The binary must run in an empty image: no dynamic loader, no non-system libraries, no cgo.
     pub static_required: bool,
@@ -213,4 +216,113 @@ fn cgo_hint(exp: &Expectation) -> String {
         "{who}; build with CGO_ENABLED=0, or use the netgo/osusergo build tags, or opt the \
          service into cgo in kiln.toml (cgo = true)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GoBuildInfo, Linkage};
+    use kiln_types::Digest;
+
+    fn report(format: Format, os: &str, needed: &[&str], cgo: &str) -> BinaryReport {
+        let modinfo = format!("mod\tx\t(devel)\t\nbuild\tCGO_ENABLED={cgo}\nbuild\tGOOS={os}\nbuild\t-trimpath=true\n");
+        BinaryReport {
+            format,
+            arch: "arm64".into(),
+            os: os.into(),
+            linkage: Linkage::Static,
+            interpreter: None,
+            needed: needed.iter().map(|s| (*s).to_owned()).collect(),
+            stripped: true,
+            pie: true,
+            size: 1,
+            sha256: Digest::of_bytes(b""),
+            go: Some(GoBuildInfo::from_modinfo("go1.26.8", modinfo.as_bytes()).unwrap()),
+            notes: Vec::new(),
+        }
+    }
+
+    fn codes(r: &BinaryReport) -> Vec<(&'static str, Severity)> {
+        check(r, &Expectation::default())
+            .into_iter()
+            .map(|f| (f.code, f.severity))
+            .collect()
+    }
+
+    #[test]
+    fn darwin_system_dylibs_are_fine_but_others_are_not() {
+        let ok = report(
+            Format::Macho,
+            "darwin",
+            &[
+                "/usr/lib/libSystem.B.dylib",
+                "/System/Library/Frameworks/Security.framework/Versions/A/Security",
+            ],
+            "0",
+        );
+        assert_eq!(codes(&ok), vec![]);
+        let brew = report(
+            Format::Macho,
+            "darwin",
+            &[
+                "/usr/lib/libSystem.B.dylib",
+                "/opt/homebrew/lib/libsqlite3.dylib",
+            ],
+            "1",
+        );
+        let findings = check(&brew, &Expectation::default());
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].code, "dynamic-macho");
+        assert!(findings[0]
+            .message
+            .contains("/opt/homebrew/lib/libsqlite3.dylib; built with CGO_ENABLED=1"));
+        assert!(!findings[0].message.contains("libSystem"));
+    }
+
+    #[test]
+    fn windows_cgo_is_an_error_even_with_system_dlls_only() {
+        let r = report(Format::Pe, "windows", &["KERNEL32.dll", "msvcrt.dll"], "1");
+        assert_eq!(codes(&r), vec![("cgo-enabled", Severity::Error)]);
+        let r = report(
+            Format::Pe,
+            "windows",
+            &["kernel32.dll", "libwinpthread-1.dll"],
+            "1",
+        );
+        assert_eq!(codes(&r), vec![("dynamic-pe", Severity::Error)]);
+        let r = report(
+            Format::Pe,
+            "windows",
+            &["kernel32.dll", "api-ms-win-core-synch-l1-2-0.dll"],
+            "0",
+        );
+        assert_eq!(codes(&r), vec![]);
+    }
+
+    #[test]
+    fn warnings_sort_after_errors_and_static_can_be_waived() {
+        let mut r = report(Format::Elf, "linux", &["libc.so.6"], "1");
+        r.linkage = Linkage::Dynamic;
+        r.go = None;
+        let exp = Expectation::static_for("linux", "amd64");
+        let got: Vec<_> = check(&r, &exp)
+            .into_iter()
+            .map(|f| (f.code, f.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dynamic-elf", Severity::Error),
+                ("wrong-arch", Severity::Error),
+                ("no-buildinfo", Severity::Warning)
+            ]
+        );
+        let waived = Expectation {
+            static_required: false,
+            goarch: None,
+            ..exp
+        };
+        let got: Vec<_> = check(&r, &waived).into_iter().map(|f| f.code).collect();
+        assert_eq!(got, vec!["no-buildinfo"]);
+    }
 }

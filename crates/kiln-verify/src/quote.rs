@@ -40,6 +40,34 @@ pub(crate) fn unquote(s: &str) -> Result<String, QuoteError> {
     Ok(text)
 }
 
+/// Go's `strconv.Quote` for the text kiln meets in build settings: printable characters stay,
+/// the usual C escapes are used, other control characters become `\xNN` / `\uNNNN`.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() && (c as u32) < 0x10000 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\U{:08x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn unquote_interpreted(bytes: &[u8]) -> Result<(String, usize), QuoteError> {
     let lossy = || String::from_utf8_lossy(bytes).into_owned();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
@@ -170,6 +198,21 @@ mod tests {
         assert_eq!(&r#""a=b"=c"#[used..], "=c");
         let (raw, used) = unquote_prefix("`k`=v").unwrap();
         assert_eq!((raw.as_str(), used), ("k", 3));
+    }
+
+    #[test]
+    fn quote_round_trips_through_unquote() {
+        assert_eq!(quote("-s -w"), r#""-s -w""#);
+        assert_eq!(quote("a\"b\\c\td\u{1}é"), r#""a\"b\\c\td\x01é""#);
+        for text in [
+            "",
+            "plain",
+            "x='y \"z\"'",
+            "tab\tnl\ncr\r",
+            "\u{7f}\u{85}\u{10ffff}",
+        ] {
+            assert_eq!(unquote(&quote(text)).unwrap(), text);
+        }
     }
 
     #[test]
