@@ -45,6 +45,25 @@ impl Compression {
     }
 }
 
+impl Compression {
+    /// Rejects settings that would be silently adjusted (and so make the recipe lie about the
+    /// bytes it produced).
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Self::Gzip { level } if level > 9 => Err(OciError::InvalidConfig(format!(
+                "gzip level {level} is out of range; use 0..=9"
+            ))),
+            Self::Zstd { level, .. } if !(1..=22).contains(&level) => Err(OciError::InvalidConfig(
+                format!("zstd level {level} is out of range; use 1..=22"),
+            )),
+            Self::Zstd { workers: 0, .. } => Err(OciError::InvalidConfig(
+                "zstd needs at least 1 worker: 0 selects a different frame layout, so the layer digest would change".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for Compression {
     fn default() -> Self {
         Self::Gzip { level: 6 }
@@ -268,12 +287,12 @@ impl<W: Write> Encoder<W> {
         Ok(match c {
             Compression::None => Self::None(w),
             // GzBuilder's defaults (mtime 0, no name, OS 255) keep the header reproducible.
-            Compression::Gzip { level } => Self::Gzip(
-                flate2::GzBuilder::new().write(w, flate2::Compression::new(level.min(9))),
-            ),
+            Compression::Gzip { level } => {
+                Self::Gzip(flate2::GzBuilder::new().write(w, flate2::Compression::new(level)))
+            }
             Compression::Zstd { level, workers } => {
                 let mut e = zstd::stream::write::Encoder::new(w, level)?;
-                e.multithread(workers.max(1))?;
+                e.multithread(workers)?;
                 e.include_checksum(false)?;
                 Self::Zstd(e)
             }
@@ -314,6 +333,7 @@ pub fn build_layer(
     entries: &[LayerEntry],
     recipe: &LayerRecipe,
 ) -> Result<BuiltLayer> {
+    recipe.compression.validate()?;
     let plan = plan_entries(entries)?;
     let mut tmp = store.temp()?;
     let tmp_path = tmp.path().to_path_buf();

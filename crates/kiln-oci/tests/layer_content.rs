@@ -166,6 +166,20 @@ fn bad_entries_are_rejected() {
     let missing = [LayerEntry::file("x", dir.path().join("does-not-exist"))];
     let err = build_layer(&store, &missing, &r).unwrap_err();
     assert!(err.to_string().contains("does-not-exist"), "{err}");
+    for bad in [
+        Compression::Gzip { level: 10 },
+        Compression::Zstd {
+            level: 0,
+            workers: 1,
+        },
+        Compression::Zstd {
+            level: 3,
+            workers: 0,
+        },
+    ] {
+        let err = build_layer(&store, &[LayerEntry::dir("d")], &LayerRecipe::new(bad)).unwrap_err();
+        assert!(matches!(err, OciError::InvalidConfig(_)), "{err}");
+    }
     // A file whose size differs from its metadata while it is read (here a /proc file: stat says 0
     // bytes, reading yields more) is an error, never a truncated or overlong tar entry.
     let changing = [LayerEntry::file("status", "/proc/self/status")];
