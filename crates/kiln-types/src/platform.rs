@@ -107,7 +107,8 @@ impl FromStr for Platform {
     type Err = PlatformError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+        let ok =
+            |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| ok(p)) {
             return Err(PlatformError::Syntax(s.to_string()));
         }
@@ -116,8 +117,14 @@ impl FromStr for Platform {
         if let Some(v) = &variant {
             let (valid, allowed): (&'static str, bool) = match arch.as_str() {
                 "arm" => ("v5, v6, v7", matches!(v.as_str(), "v5" | "v6" | "v7")),
-                "amd64" => ("v1, v2, v3, v4", matches!(v.as_str(), "v1" | "v2" | "v3" | "v4")),
-                "arm64" => ("v8, v8.0 .. v8.9, v9.0 .. v9.5", v.starts_with("v8") || v.starts_with("v9")),
+                "amd64" => (
+                    "v1, v2, v3, v4",
+                    matches!(v.as_str(), "v1" | "v2" | "v3" | "v4"),
+                ),
+                "arm64" => (
+                    "v8, v8.0 .. v8.9, v9.0 .. v9.5",
+                    v.starts_with("v8") || v.starts_with("v9"),
+                ),
                 _ => ("none", false),
             };
             if !allowed {
@@ -170,7 +177,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/amd64/v9", "linux/386/v2", "lin ux/amd64"] {
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "a/b/c/d",
+            "linux/amd64/v9",
+            "linux/386/v2",
+            "lin ux/amd64",
+        ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad} should fail");
         }
     }

@@ -1,0 +1,147 @@
+//! `kiln build`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use kiln_build::{build, write_manifest, BuildOptions, BuildReport, GroupMode};
+use kiln_cache::LocalStore;
+use kiln_config::Config;
+use kiln_exec::{default_jobs, LocalExecutor};
+use kiln_plan::{plan, PlanRequest};
+use kiln_types::Platform;
+
+use crate::progress::Progress;
+use crate::table::{human_ms, human_size, Table};
+use crate::Ui;
+
+/// Arguments of `kiln build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Package patterns (default: every main package, `./...`).
+    pub patterns: Vec<String>,
+    /// Platforms, comma separated (`linux/amd64,linux/arm/v7,darwin/arm64,windows/amd64`).
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Option<Vec<Platform>>,
+    /// Output directory (default: `[build] out` from kiln.toml, else `dist`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Global bound on concurrent compile work (default: CPUs, capped by available memory).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Print one JSON object with targets, outputs, digests, cache hits and timings on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not read the cache (results are still stored).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Whether targets of one platform share a `go build` invocation.
+    #[arg(long, value_enum, default_value_t = Group::Auto)]
+    pub group: Group,
+}
+
+/// `--group`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Group {
+    /// One `go build` per platform and settings (measured faster).
+    Auto,
+    /// One `go build` per target.
+    Never,
+}
+
+/// Runs `kiln build`.
+pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(dir)?;
+    let config = Config::load(&project.root)?;
+    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let req = PlanRequest {
+        patterns: args.patterns.clone(),
+        platforms: args.platform.clone(),
+        vars: kiln_discover::template_vars(&project.root),
+        jobs,
+    };
+    let plan = plan(&project, &config, &req)?;
+    let out_dir = match &args.out {
+        Some(o) => dir.join(o),
+        None => project.root.join(config.out_dir()),
+    };
+    let store = LocalStore::open_default()?;
+    let progress = Progress::new(ui);
+    let opts = BuildOptions {
+        out_dir,
+        jobs,
+        group: match args.group {
+            Group::Auto => GroupMode::Auto,
+            Group::Never => GroupMode::Never,
+        },
+        use_cache: !args.no_cache,
+    };
+    let report = build(&plan, &store, &LocalExecutor, &opts, &progress);
+    progress.finish();
+    let report = report?;
+    let manifest = write_manifest(&report).context("writing the build manifest")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !ui.quiet || report.failures().next().is_some() {
+        print_summary(&report, &manifest);
+    }
+    let failures: Vec<_> = report.failures().collect();
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &failures {
+        eprintln!(
+            "\n{} {}:\n{}",
+            console::style("error:").red().bold(),
+            f.label(),
+            f.error.as_deref().unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "\n{} of {} targets failed: {}",
+        failures.len(),
+        report.targets.len(),
+        failures
+            .iter()
+            .map(|f| f.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn print_summary(report: &BuildReport, manifest: &Path) {
+    let mut t = Table::new(&["TARGET", "SIZE", "STATIC", "CACHED", "TIME", "STATUS"]);
+    for r in &report.targets {
+        t.row(vec![
+            r.label(),
+            r.size.map(human_size).unwrap_or_else(|| "-".into()),
+            match r.is_static {
+                Some(true) => "yes".into(),
+                Some(false) => "no".into(),
+                None => "-".into(),
+            },
+            if r.cached { "yes" } else { "no" }.into(),
+            human_ms(r.duration_ms),
+            if r.ok() { "ok" } else { "FAILED" }.into(),
+        ]);
+    }
+    print!("{}", t.render());
+    println!(
+        "{} targets, {} cached, {} built in {} go invocation(s), {}; manifest {}",
+        report.targets.len(),
+        report.cache_hits,
+        report.cache_misses,
+        report.go_invocations,
+        human_ms(report.duration_ms),
+        kiln_build_display(manifest)
+    );
+}
+
+fn kiln_build_display(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}

@@ -1,0 +1,114 @@
+//! `kiln cache stats|prune|clear`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use kiln_cache::{LocalStore, PruneOptions};
+
+use crate::table::human_size;
+use crate::Ui;
+
+/// Arguments of `kiln cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Show where the cache is and how big it is.
+    Stats {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries not used recently and blobs nothing references.
+    Prune {
+        /// Remove entries unused for longer than this (e.g. `30d`, `12h`).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30d")]
+        max_age: Duration,
+        /// Then keep the most recently used entries within this many bytes (e.g. `5G`, `500M`).
+        #[arg(long, value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+    /// Remove everything.
+    Clear,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = s[i..].to_ascii_uppercase();
+            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("unknown size unit in `{s}`: use B, K, M, G or T")),
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("`{s}` is not a size: write e.g. 500M or 5G"))
+}
+
+/// Runs `kiln cache`.
+pub fn run(args: CacheArgs, ui: Ui) -> Result<ExitCode> {
+    let store = LocalStore::open_default()?;
+    match args.command {
+        CacheCommand::Stats { json } => {
+            let s = store.stats()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("cache:   {}", s.root.display());
+                println!("actions: {} ({})", s.actions, human_size(s.action_bytes));
+                println!("blobs:   {} ({})", s.blobs, human_size(s.blob_bytes));
+            }
+        }
+        CacheCommand::Prune { max_age, max_size } => {
+            let r = store.prune(PruneOptions {
+                max_age: Some(max_age),
+                max_size,
+            })?;
+            if !ui.quiet {
+                println!(
+                    "removed {} action(s) and {} blob(s), freed {}",
+                    r.actions_removed,
+                    r.blobs_removed,
+                    human_size(r.bytes_freed)
+                );
+            }
+        }
+        CacheCommand::Clear => {
+            store.clear()?;
+            if !ui.quiet {
+                println!("cleared {}", store.root().display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("5GiB").unwrap(), 5 << 30);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}

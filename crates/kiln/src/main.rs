@@ -1,0 +1,77 @@
+//! The `kiln` command line: parses arguments, calls the library crates in flow order and draws
+//! progress and tables. The only place that prints, picks colours and decides exit codes.
+
+mod cmd;
+mod progress;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kiln: static, verified Go binaries and reproducible OCI images, without a Docker daemon.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Run as if kiln was started in DIR.
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print every go command and every finished target.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build static, verified binaries for every service and platform.
+    Build(cmd::build::BuildArgs),
+    /// Inspect binaries: format, linkage, libraries, Go build info; fail if not static.
+    VerifyBin(cmd::verify_bin::VerifyBinArgs),
+    /// Inspect or clean the local build cache.
+    Cache(cmd::cache::CacheArgs),
+    /// Write a commented kiln.toml for this repository.
+    Init(cmd::init::InitArgs),
+}
+
+/// Global output settings every command sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--verbose`.
+    pub verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let dir = match cli.dir.clone().map_or_else(std::env::current_dir, Ok) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot determine the working directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Build(args) => cmd::build::run(&dir, args, ui),
+        Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
+        Command::Cache(args) => cmd::cache::run(args, ui),
+        Command::Init(args) => cmd::init::run(&dir, args, ui),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{} {e:#}", console::style("error:").red().bold());
+            ExitCode::from(2)
+        }
+    }
+}
