@@ -283,5 +283,8 @@ pub fn default_namespace(subject: &SbomSubject) -> String {
             }
         })
         .collect();
-    format!("https://kiln.dev/spdx/{clean}-{}", subject.digest.hex())
+    format!(
+        "https://github.com/kiln-build/kiln/spdx/{clean}-{}",
+        subject.digest.hex()
+    )
 }
