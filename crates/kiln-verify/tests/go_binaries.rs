@@ -338,6 +338,12 @@ fn windows_pe_imports_only_system_dlls() {
         "{:?}",
         r.needed
     );
+    // binutils reads PE too: the import list must be the same.
+    let dlls: Vec<String> = support::objdump_p(windows())
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("DLL Name: ").map(str::to_owned))
+        .collect();
+    assert_eq!(r.needed, dlls);
     assert_eq!(r.linkage, Linkage::Static);
     assert!(r.stripped);
     let go = r.go.as_ref().expect("build info in .data");
@@ -449,7 +455,18 @@ fn build_info_matches_go_version_m() {
         darwin(),
         i386(),
     ];
-    for path in all {
+    // Plus a binary nobody built for this test: the toolchain's own `go` command.
+    let goroot = std::process::Command::new(support::go())
+        .args(["env", "GOROOT"])
+        .output()
+        .unwrap();
+    let toolchain_go = Path::new(String::from_utf8(goroot.stdout).unwrap().trim()).join("bin/go");
+    let toolchain = inspect(&toolchain_go);
+    assert_eq!(
+        toolchain.go.as_ref().map(|g| g.path.as_str()),
+        Some("cmd/go")
+    );
+    for path in all.into_iter().chain([toolchain_go.as_path()]) {
         let out = std::process::Command::new(support::go())
             .args(["version", "-m"])
             .arg(path)

@@ -160,3 +160,14 @@ pub fn readelf(args: &[&str], file: &Path) -> String {
     assert!(out.status.success(), "readelf {args:?} failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `objdump -p` output (binutils reads PE as well as ELF).
+pub fn objdump_p(file: &Path) -> String {
+    let out = Command::new("objdump")
+        .arg("-p")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("objdump not runnable ({e}): apt-get install -y binutils"));
+    assert!(out.status.success(), "objdump -p {} failed", file.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
