@@ -1,8 +1,9 @@
 //! SBOMs checked by the official validators: `pyspdxtools` (PyPI spdx-tools) and
 //! cyclonedx-python-lib's strict JSON schema validator for CycloneDX 1.6.
 //!
-//! Needs: `pip install spdx-tools cyclonedx-python-lib` (tested with spdx-tools 0.8.5 and
-//! cyclonedx-python-lib 11.12.0).
+//! Needs: `pip install spdx-tools 'cyclonedx-python-lib[json-validation]'` (tested with
+//! spdx-tools 0.8.5 and cyclonedx-python-lib 11.12.0; the extra brings jsonschema, without
+//! which the validator cannot run).
 
 use std::path::Path;
 use std::process::Command;
@@ -14,7 +15,7 @@ use kiln_attest::{
 use kiln_types::Digest;
 use serde_json::Value;
 
-const INSTALL_HINT: &str = "pip install spdx-tools cyclonedx-python-lib";
+const INSTALL_HINT: &str = "pip install spdx-tools 'cyclonedx-python-lib[json-validation]'";
 
 fn module(path: &str, version: &str, sum: &str) -> GoModule {
     GoModule {
@@ -147,7 +148,12 @@ except ImportError as e:
     print(f"missing cyclonedx-python-lib: {e}")
     sys.exit(3)
 data = open(sys.argv[1], encoding="utf-8").read()
-errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(data, all_errors=True)
+try:
+    validator = JsonStrictValidator(SchemaVersion.V1_6)
+    errors = validator.validate_str(data, all_errors=True)
+except Exception as e:  # MissingOptionalDependencyException without the json-validation extra
+    print(f"cyclonedx validator unavailable: {type(e).__name__}: {e}")
+    sys.exit(3)
 if errors is None:
     print("valid")
     sys.exit(0)
