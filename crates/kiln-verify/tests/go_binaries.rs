@@ -522,3 +522,23 @@ fn mutated_headers_never_panic() {
         assert!(inspect_bytes(&original).is_ok());
     }
 }
+
+/// With section headers removed (as `sstrip` does), linkage comes from program headers and build
+/// info from the first writable segment, like Go's own reader.
+#[test]
+fn elf_without_section_headers() {
+    for path in [static_amd64(), cgo_net()] {
+        let original = inspect(path);
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[0x28..0x30].fill(0); // e_shoff
+        bytes[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+        let r = inspect_bytes(&bytes).unwrap();
+        assert_eq!(r.linkage, original.linkage, "{}", path.display());
+        assert_eq!(
+            (&r.interpreter, &r.needed),
+            (&original.interpreter, &original.needed)
+        );
+        assert_eq!(r.go, original.go, "{}", path.display());
+        assert!(r.stripped);
+    }
+}

@@ -125,7 +125,8 @@ pub fn build(fixture: &Fixture) -> PathBuf {
     let output = cmd.output().expect("run go build");
     assert!(
         output.status.success(),
-        "go build for fixture {} failed ({cmd:?}):\n{}",
+        "go build for fixture {} failed ({cmd:?}); the cgo fixtures need gcc and glibc's static \
+         libraries (apt-get install -y gcc libc6-dev):\n{}",
         fixture.name,
         String::from_utf8_lossy(&output.stderr)
     );
