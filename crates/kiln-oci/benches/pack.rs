@@ -73,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cases = [
         ("gzip-1", Compression::Gzip { level: 1 }),
         ("gzip-6", Compression::Gzip { level: 6 }),
+        ("gzip-6 par", Compression::GzipParallel { level: 6 }),
         (
             "zstd-3 x1",
             Compression::Zstd {

@@ -173,6 +173,10 @@ mod tests {
             ),
             (
                 base.clone(),
+                LayerRecipe::new(Compression::GzipParallel { level: 6 }),
+            ),
+            (
+                base.clone(),
                 LayerRecipe::new(Compression::Zstd {
                     level: 3,
                     workers: 1,

@@ -24,6 +24,15 @@ pub enum Compression {
         /// Level 0..=9.
         level: u32,
     },
+    /// gzip in pigz-style block mode (gzp `ParCompress`, fixed 128 KiB blocks, each primed with
+    /// the previous block's 32 KiB as dictionary). The block layout, not the thread count, decides
+    /// the bytes, so output is identical whatever the machine's core count; threads are chosen at
+    /// run time from the available cores. Standard gzip: any reader can decompress it.
+    #[serde(rename = "gzip-parallel")]
+    GzipParallel {
+        /// Level 0..=9.
+        level: u32,
+    },
     /// zstd in multithreaded mode with a fixed worker count (output depends on it, so it is pinned;
     /// 0 workers would select a different, single-threaded format of the frame).
     Zstd {
@@ -39,7 +48,7 @@ impl Compression {
     pub fn media_type(&self) -> &'static str {
         match self {
             Self::None => MEDIA_LAYER_TAR,
-            Self::Gzip { .. } => MEDIA_LAYER_GZIP,
+            Self::Gzip { .. } | Self::GzipParallel { .. } => MEDIA_LAYER_GZIP,
             Self::Zstd { .. } => MEDIA_LAYER_ZSTD,
         }
     }
@@ -50,7 +59,7 @@ impl Compression {
     /// bytes it produced).
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Self::Gzip { level } if level > 9 => Err(OciError::InvalidConfig(format!(
+            Self::Gzip { level } | Self::GzipParallel { level } if level > 9 => Err(OciError::InvalidConfig(format!(
                 "gzip level {level} is out of range; use 0..=9"
             ))),
             Self::Zstd { level, .. } if !(1..=22).contains(&level) => Err(OciError::InvalidConfig(
@@ -91,6 +100,7 @@ impl LayerRecipe {
         let backend = match compression {
             Compression::None => "none",
             Compression::Gzip { .. } => "flate2-zlib-rs",
+            Compression::GzipParallel { .. } => "gzp-block-flate2-zlib-rs",
             Compression::Zstd { .. } => "zstd-zstdmt",
         };
         Self {
@@ -276,19 +286,28 @@ pub(crate) fn plan_entries(entries: &[LayerEntry]) -> Result<BTreeMap<String, La
     Ok(map)
 }
 
-enum Encoder<W: Write> {
-    None(W),
-    Gzip(GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+/// Where compressed bytes go: hashed, buffered, into the temp blob (owned, so the parallel gzip
+/// writer thread can take it).
+type Sink = Sha256Writer<BufWriter<File>>;
+
+enum Encoder {
+    None(Sink),
+    Gzip(GzEncoder<Sink>),
+    GzipParallel(ParGzip<Sink>),
+    Zstd(zstd::stream::write::Encoder<'static, Sink>),
 }
 
-impl<W: Write> Encoder<W> {
-    fn new(w: W, c: Compression) -> io::Result<Self> {
+impl Encoder {
+    fn new(w: Sink, c: Compression) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Self::None(w),
             // GzBuilder's defaults (mtime 0, no name, OS 255) keep the header reproducible.
             Compression::Gzip { level } => {
                 Self::Gzip(flate2::GzBuilder::new().write(w, flate2::Compression::new(level)))
+            }
+            Compression::GzipParallel { level } => {
+                let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                Self::GzipParallel(par_gzip(w, level, threads)?)
             }
             Compression::Zstd { level, workers } => {
                 let mut e = zstd::stream::write::Encoder::new(w, level)?;
@@ -299,20 +318,40 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    fn finish(self) -> io::Result<W> {
+    fn finish(self) -> io::Result<Sink> {
         match self {
             Self::None(w) => Ok(w),
             Self::Gzip(e) => e.finish(),
+            Self::GzipParallel(mut e) => {
+                use gzp::ZWriter as _;
+                e.finish().map_err(io::Error::other)
+            }
             Self::Zstd(e) => e.finish(),
         }
     }
 }
 
-impl<W: Write> Write for Encoder<W> {
+type ParGzip<W> = gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>;
+
+fn par_gzip<W: Write + Send + 'static>(w: W, level: u32, threads: usize) -> io::Result<ParGzip<W>> {
+    Ok(
+        gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+            // Pinned explicitly: the block size is what the output depends on.
+            .buffer_size(gzp::BUFSIZE)
+            .map_err(io::Error::other)?
+            .num_threads(threads.max(1))
+            .map_err(io::Error::other)?
+            .compression_level(flate2::Compression::new(level))
+            .from_writer(w),
+    )
+}
+
+impl Write for Encoder {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::None(w) => w.write(buf),
             Self::Gzip(e) => e.write(buf),
+            Self::GzipParallel(e) => e.write(buf),
             Self::Zstd(e) => e.write(buf),
         }
     }
@@ -320,6 +359,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Self::None(w) => w.flush(),
             Self::Gzip(e) => e.flush(),
+            Self::GzipParallel(e) => e.flush(),
             Self::Zstd(e) => e.flush(),
         }
     }
@@ -342,7 +382,8 @@ pub fn build_layer(
         path: tmp_path.clone(),
         source: e,
     };
-    let sink = Sha256Writer::new(BufWriter::with_capacity(1 << 20, tmp.file()));
+    let file = tmp.file().try_clone().map_err(werr)?;
+    let sink = Sha256Writer::new(BufWriter::with_capacity(1 << 20, file));
     let enc = Encoder::new(sink, recipe.compression).map_err(werr)?;
     let mut tar = TarWriter::new(Sha256Writer::new(enc));
     for e in plan.values() {
@@ -398,4 +439,60 @@ pub fn build_layer(
         diff_id,
         uncompressed_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn data() -> Vec<u8> {
+        (0..3_000_000u32)
+            .map(|i| ((i / 7) ^ (i >> 11)) as u8)
+            .collect()
+    }
+
+    /// The parallel gzip layer must not depend on the core count of the machine that built it.
+    #[test]
+    fn parallel_gzip_is_independent_of_thread_count() {
+        let input = data();
+        let mut outputs = Vec::new();
+        for threads in [1, 2, 3, 4] {
+            let mut enc = par_gzip(Vec::new(), 6, threads).unwrap();
+            for chunk in input.chunks(10_007) {
+                enc.write_all(chunk).unwrap();
+            }
+            use gzp::ZWriter as _;
+            outputs.push(enc.finish().unwrap());
+        }
+        assert!(
+            outputs.windows(2).all(|w| w[0] == w[1]),
+            "output differs between thread counts"
+        );
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&outputs[0][..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, input);
+    }
+
+    #[test]
+    fn parallel_gzip_layer_has_same_diff_id_as_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let entries = [LayerEntry::bytes("big", data())];
+        let a = build_layer(&store, &entries, &LayerRecipe::default()).unwrap();
+        let b = build_layer(
+            &store,
+            &entries,
+            &LayerRecipe::new(Compression::GzipParallel { level: 6 }),
+        )
+        .unwrap();
+        assert_eq!(a.diff_id, b.diff_id);
+        assert_eq!(b.descriptor.media_type, MEDIA_LAYER_GZIP);
+        assert_eq!(
+            store.verify(&b.descriptor.digest).unwrap(),
+            b.descriptor.size
+        );
+    }
 }
