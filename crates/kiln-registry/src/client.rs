@@ -89,6 +89,7 @@ pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     auth: Mutex<HashMap<String, RegistryAuth>>,
+    auth_lock: tokio::sync::Mutex<()>,
 }
 
 /// A registry client. Cheap to clone; clones share connections, credentials and token cache, so one
@@ -144,7 +145,6 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.concurrency.max(1) * 2)
             .connect_timeout(Duration::from_secs(15))
             .tcp_nodelay(true)
             .build()
@@ -155,6 +155,7 @@ impl Client {
                 config,
                 credentials: Mutex::new(HashMap::new()),
                 auth: Mutex::new(HashMap::new()),
+                auth_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -236,6 +237,24 @@ impl Client {
             .get(&scopes.key())
             .cloned()
             .or_else(|| a.basic.clone())
+    }
+
+    /// Answers a 401 once for all concurrent requests: whoever gets the lock first fetches the
+    /// token; the others see that the cached value changed since they sent theirs and reuse it.
+    async fn reauthenticate(
+        &self,
+        repo: &Repository,
+        scopes: &Scopes,
+        resp: &Response,
+        sent: Option<String>,
+    ) -> Result<()> {
+        let _guard = self.inner.auth_lock.lock().await;
+        let now = self.cached_auth(&repo.registry, scopes);
+        if now.is_some() && now != sent {
+            return Ok(());
+        }
+        self.forget_auth(&repo.registry, scopes);
+        self.authenticate(repo, scopes, resp).await
     }
 
     /// Answers a 401 challenge: caches Basic credentials or fetches a Bearer token for `scopes`.
@@ -422,8 +441,9 @@ impl Client {
         let mut authenticated = false;
         loop {
             let mut rb = build(self.inner.http.request(method.clone(), url.clone()));
-            if let Some(h) = self.cached_auth(&repo.registry, scopes) {
-                if let Ok(v) = HeaderValue::from_str(&h) {
+            let sent = self.cached_auth(&repo.registry, scopes);
+            if let Some(h) = &sent {
+                if let Ok(v) = HeaderValue::from_str(h) {
                     rb = rb.header(AUTHORIZATION, v);
                 }
             }
@@ -442,8 +462,7 @@ impl Client {
                     }
                     .into());
                 }
-                self.forget_auth(&repo.registry, scopes);
-                self.authenticate(repo, scopes, &resp).await?;
+                self.reauthenticate(repo, scopes, &resp, sent).await?;
                 if !replayable {
                     return Err(Failure {
                         error: RegistryError::Unauthorized {

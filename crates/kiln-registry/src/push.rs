@@ -191,9 +191,21 @@ fn resolve_location(repo: &Repository, base: &Url, resp: &Response) -> Result<Ur
 impl Client {
     /// Whether the repository already has the blob (one HEAD request).
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        self.blob_exists_scoped(repo, digest, &Scopes::pull(repo))
+            .await
+    }
+
+    /// HEAD with the caller's scopes: a push asks with its push scope so one token serves the
+    /// HEADs and the uploads instead of fetching a pull token first.
+    async fn blob_exists_scoped(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        scopes: &Scopes,
+    ) -> Result<bool> {
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let resp = self
-            .send(repo, &Scopes::pull(repo), Method::HEAD, &url, &|rb| rb)
+            .send(repo, scopes, Method::HEAD, &url, &|rb| rb)
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -225,7 +237,10 @@ impl Client {
         repo: &Repository,
         blob: &BlobUpload,
     ) -> Result<BlobOutcome> {
-        if self.blob_exists(repo, &blob.digest).await? {
+        if self
+            .blob_exists_scoped(repo, &blob.digest, &Scopes::push(repo))
+            .await?
+        {
             return Ok(BlobOutcome::Skipped);
         }
         let mut scopes = Scopes::push(repo);

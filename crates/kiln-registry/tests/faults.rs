@@ -180,6 +180,8 @@ fn bearer_token_flow_with_scope_cache() {
         assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
         assert!(err.to_string().contains("token server"), "{err}");
 
+        let tokens_anonymous = proxy.plan.token_requests.load(Ordering::SeqCst);
+        assert!(tokens_anonymous >= 1);
         let client = Client::new(ClientConfig {
             credentials: BTreeMap::from([(proxy.host(), Credential::basic("robot", "t0ken"))]),
             ..test_config()
@@ -191,6 +193,13 @@ fn bearer_token_flow_with_scope_cache() {
             .unwrap();
         assert_eq!(report.uploaded(), 2);
         let tokens_after_first = proxy.plan.token_requests.load(Ordering::SeqCst);
+        // One push token for the concurrent HEADs and the uploads alike.
+        assert_eq!(
+            tokens_after_first - tokens_anonymous,
+            1,
+            "{:?}",
+            proxy.plan.scopes_seen.lock().unwrap()
+        );
         let again = client
             .push_image(&repo, &single_upload(&img, "v1"))
             .await
@@ -211,5 +220,30 @@ fn bearer_token_flow_with_scope_cache() {
             client.get_manifest(&r).await.unwrap().digest,
             img.manifest.digest()
         );
+    });
+}
+
+#[test]
+fn noop_repush_of_an_index_is_only_head_requests() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (upload, _) = make_index(work.path(), &["amd64", "arm64"], "noop");
+    rt().block_on(async {
+        let proxy = proxy::start(
+            format!("127.0.0.1:{}", reg.port).parse().unwrap(),
+            proxy::Plan::default(),
+        )
+        .await;
+        let client = client();
+        let repo = Repository::new(proxy.host(), "noop/app").unwrap();
+        client.push_image(&repo, &upload).await.unwrap();
+        let first: Vec<String> = std::mem::take(&mut *proxy.plan.methods.lock().unwrap());
+        assert!(first.iter().any(|m| m == "PUT"), "{first:?}");
+        let again = client.push_image(&repo, &upload).await.unwrap();
+        assert_eq!(again.skipped(), 4);
+        let second = proxy.plan.methods.lock().unwrap().clone();
+        // 4 blobs + 2 platform manifests + the index under its tag.
+        assert_eq!(second.len(), 7, "{second:?}");
+        assert!(second.iter().all(|m| m == "HEAD"), "{second:?}");
     });
 }

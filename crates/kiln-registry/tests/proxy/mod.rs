@@ -27,6 +27,8 @@ pub struct Plan {
     pub token_requests: AtomicUsize,
     pub challenges: AtomicUsize,
     pub scopes_seen: Mutex<Vec<String>>,
+    /// Method of every request seen, in order.
+    pub methods: Mutex<Vec<String>>,
 }
 
 pub struct Proxy {
@@ -163,6 +165,7 @@ async fn handle(conn: TcpStream, upstream: SocketAddr, plan: Arc<Plan>, port: u1
         };
         let chunk = &buf[..n];
         if let Some((method, path, head)) = request_head(chunk) {
+            plan.methods.lock().unwrap().push(method.clone());
             if take(&plan.fail_503, &method, &path) {
                 plan.fired_503.fetch_add(1, Ordering::SeqCst);
                 reply("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".into()).await;
