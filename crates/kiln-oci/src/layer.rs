@@ -476,6 +476,43 @@ mod tests {
         assert_eq!(back, input);
     }
 
+    /// Golden digests of the compressed bytes for a fixed input. They change only when the
+    /// compressor implementation changes, e.g. when another crate in the build enables one of
+    /// flate2's C zlib features (cargo feature unification silently overrides zlib-rs) or a zstd
+    /// upgrade alters its output. Every image digest would then change: if this fails on purpose,
+    /// bump `LAYER_CACHE_VERSION`, update the recipe's `backend` string and these values.
+    #[test]
+    fn compressor_backends_are_pinned() {
+        let input = data();
+        let digest = |c: Compression| {
+            let mut enc = Encoder::new(
+                Sha256Writer::new(BufWriter::new(tempfile::tempfile().unwrap())),
+                c,
+            )
+            .unwrap();
+            enc.write_all(&input).unwrap();
+            enc.finish().unwrap().finish().0.to_string()
+        };
+        let got = [
+            digest(Compression::Gzip { level: 6 }),
+            digest(Compression::GzipParallel { level: 6 }),
+            digest(Compression::Zstd {
+                level: 3,
+                workers: 1,
+            }),
+        ];
+        assert_eq!(
+            got, GOLDEN,
+            "compressor output changed; see the comment on this test"
+        );
+    }
+
+    const GOLDEN: [&str; 3] = [
+        "sha256:21a25a7a5ff132e228f79f48515fbdc369ed41b89d131327dc31e8feeec48869",
+        "sha256:a967aeb96c84c95d27c5f4270398e00eaf4f5cf934aa42eb073c1ac422218617",
+        "sha256:46e5abd1aa331512ce6d20c480db0453b87774df61d6d89a8a08191e825971f1",
+    ];
+
     #[test]
     fn parallel_gzip_layer_has_same_diff_id_as_gzip() {
         let dir = tempfile::tempdir().unwrap();
