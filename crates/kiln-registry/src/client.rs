@@ -12,6 +12,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use crate::auth::{self, Challenge, Credential, TokenResponse};
 use crate::error::{RegistryError, Result};
 use crate::reference::Repository;
+use crate::report::{Reporter, Silent};
 
 /// How often and how patiently to retry transient failures (5xx, 429, dropped connections).
 #[derive(Clone, Debug)]
@@ -90,6 +91,7 @@ pub(crate) struct Inner {
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     auth: Mutex<HashMap<String, RegistryAuth>>,
     auth_lock: tokio::sync::Mutex<()>,
+    pub(crate) reporter: Arc<dyn Reporter>,
 }
 
 /// A registry client. Cheap to clone; clones share connections, credentials and token cache, so one
@@ -137,6 +139,11 @@ impl From<RegistryError> for Failure {
 impl Client {
     /// Creates a client. Installs the `ring` rustls provider as process default if none is installed.
     pub fn new(config: ClientConfig) -> Result<Self> {
+        Self::with_reporter(config, Arc::new(Silent))
+    }
+
+    /// Creates a client that tells `reporter` about finished blobs/manifests and retries.
+    pub fn with_reporter(config: ClientConfig, reporter: Arc<dyn Reporter>) -> Result<Self> {
         // reqwest is built without its aws-lc-rs provider; it needs a process-wide one.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             // Losing a race with another thread installing one is fine: some provider is installed.
@@ -156,6 +163,7 @@ impl Client {
                 credentials: Mutex::new(HashMap::new()),
                 auth: Mutex::new(HashMap::new()),
                 auth_lock: tokio::sync::Mutex::new(()),
+                reporter,
             }),
         })
     }
@@ -417,7 +425,8 @@ impl Client {
             {
                 Ok(resp) => return Ok(resp),
                 Err(f) if f.retryable && attempt + 1 < self.inner.config.retry.max_attempts => {
-                    self.backoff(attempt, f.retry_after).await;
+                    self.backoff(&format!("{method} {url}"), attempt, f.retry_after, &f.error)
+                        .await;
                     attempt += 1;
                 }
                 Err(f) => return Err(f.error),
@@ -501,17 +510,27 @@ impl Client {
         }
     }
 
-    pub(crate) async fn backoff(&self, attempt: u32, retry_after: Option<Duration>) {
+    /// Sleeps before retry number `attempt + 1`, telling the reporter why.
+    pub(crate) async fn backoff(
+        &self,
+        what: &str,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        error: &RegistryError,
+    ) {
         let policy = &self.inner.config.retry;
         let exp = policy
             .base_delay
             .saturating_mul(1u32 << attempt.min(16))
             .min(policy.max_delay);
-        // Full jitter in [exp/2, exp): clients that failed together do not retry together.
+        // Jitter in [exp/2, exp): clients that failed together do not retry together.
         let jitter = random_u64() % (exp.as_millis().max(2) as u64 / 2);
         let delay = retry_after
             .map(|d| d.min(policy.max_delay))
             .unwrap_or(exp / 2 + Duration::from_millis(jitter));
+        self.inner
+            .reporter
+            .retrying(what, attempt + 1, delay, error);
         tokio::time::sleep(delay).await;
     }
 

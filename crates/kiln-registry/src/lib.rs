@@ -40,6 +40,7 @@ mod pull;
 mod push;
 mod reference;
 mod referrers;
+mod report;
 
 pub use auth::{credential_from_docker_config, default_docker_config_dir, Credential};
 pub use client::{Client, ClientConfig, RetryPolicy};
@@ -50,3 +51,4 @@ pub use push::{
 };
 pub use reference::{Reference, Repository, DOCKER_HUB, DOCKER_HUB_API_HOST};
 pub use referrers::{referrers_fallback_tag, Referrers};
+pub use report::Reporter;

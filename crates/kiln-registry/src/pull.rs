@@ -244,7 +244,8 @@ impl Client {
                     if !transient || attempt + 1 >= self.inner.config.retry.max_attempts {
                         return Err(e);
                     }
-                    self.backoff(attempt, None).await;
+                    self.backoff(&format!("download of {digest}"), attempt, None, &e)
+                        .await;
                     attempt += 1;
                 }
             }

@@ -268,7 +268,8 @@ impl Client {
                     if !f.retryable || attempt + 1 >= self.inner.config.retry.max_attempts {
                         return Err(f.error);
                     }
-                    self.backoff(attempt, f.retry_after).await;
+                    let what = format!("upload of {}", blob.digest);
+                    self.backoff(&what, attempt, f.retry_after, &f.error).await;
                     attempt += 1;
                 }
             }
@@ -428,6 +429,20 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<ManifestReport> {
+        let report = self
+            .put_manifest_if_changed(repo, reference, media_type, bytes)
+            .await?;
+        self.inner.reporter.manifest_done(repo, &report);
+        Ok(report)
+    }
+
+    async fn put_manifest_if_changed(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<ManifestReport> {
         let digest = Digest::of_bytes(bytes);
         if let Ok(named) = reference.parse::<Digest>() {
             if named != digest {
@@ -503,11 +518,21 @@ impl Client {
             .iter()
             .filter(|b| seen.insert(b.digest))
             .collect();
-        let outcomes: Vec<Result<BlobOutcome>> =
-            stream::iter(blobs.iter().map(|b| self.push_blob_upload(repo, b)))
-                .buffered(limit)
-                .collect()
-                .await;
+        let outcomes: Vec<Result<BlobOutcome>> = stream::iter(blobs.iter().map(|b| async move {
+            let outcome = self.push_blob_upload(repo, b).await;
+            if let Ok(o) = &outcome {
+                let line = BlobReport {
+                    digest: b.digest,
+                    size: b.size,
+                    outcome: o.clone(),
+                };
+                self.inner.reporter.blob_done(repo, &line);
+            }
+            outcome
+        }))
+        .buffered(limit)
+        .collect()
+        .await;
         let mut report = PushReport {
             repository: repo.to_string(),
             digest: image.root.as_ref().map(ManifestUpload::digest),

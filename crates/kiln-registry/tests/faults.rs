@@ -6,13 +6,36 @@ mod proxy;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use kiln_registry::{
-    BlobOutcome, Client, ClientConfig, Credential, Reference, RegistryError, Repository,
+    BlobOutcome, Client, ClientConfig, Credential, Reference, RegistryError, Reporter, Repository,
 };
 use kiln_types::Digest;
+
+/// Records reporter events as strings.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl Reporter for Events {
+    fn blob_done(&self, _: &Repository, blob: &kiln_registry::BlobReport) {
+        self.0.lock().unwrap().push(format!("blob {}", blob.digest));
+    }
+    fn manifest_done(&self, _: &Repository, m: &kiln_registry::ManifestReport) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("manifest {}", m.reference));
+    }
+    fn retrying(&self, what: &str, attempt: u32, _: Duration, error: &RegistryError) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("retry {attempt} {what}: {error}"));
+    }
+}
 
 fn big_content(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -78,12 +101,29 @@ fn monolithic_push_survives_503_and_dropped_connection() {
             },
         )
         .await;
-        let client = client();
+        let events = Arc::new(Events::default());
+        let client = Client::with_reporter(test_config(), events.clone()).unwrap();
         let repo = Repository::new(proxy.host(), "fault/app").unwrap();
         let report = client
             .push_image(&repo, &single_upload(&img, "v1"))
             .await
             .unwrap();
+        let log = events.0.lock().unwrap().clone();
+        assert_eq!(
+            log.iter().filter(|e| e.starts_with("retry")).count(),
+            2,
+            "{log:?}"
+        );
+        assert_eq!(
+            log.iter().filter(|e| e.starts_with("blob")).count(),
+            2,
+            "{log:?}"
+        );
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some("manifest v1"),
+            "{log:?}"
+        );
         assert_eq!(proxy.plan.fired_503.load(Ordering::SeqCst), 1);
         assert_eq!(proxy.plan.fired_drop.load(Ordering::SeqCst), 1);
         assert_eq!(report.uploaded(), 2, "{report:#?}");
