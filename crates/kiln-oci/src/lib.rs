@@ -8,7 +8,9 @@
 //!
 //! - [`build_layer`] streams [`LayerEntry`]s into a tar (headers written by hand: sorted entries,
 //!   explicit parents, fixed mtime/owners, no user names), compresses it with a pinned
-//!   [`Compression`], and computes diff_id, digest and sizes in one pass into a [`BlobStore`].
+//!   [`Compression`] (gzip, pigz-style parallel gzip, or zstd with fixed workers; none of them
+//!   depends on the machine's core count), and computes diff_id, digest and sizes in one pass
+//!   into a [`BlobStore`].
 //! - [`build_kiln_base`] makes the built-in minimal base (CA roots from `webpki-root-certs`,
 //!   passwd/group with `nonroot` 65532, nsswitch, `/tmp` 1777) without reading the host.
 //! - [`assemble_image`] and [`assemble_index`] write config, manifest and index JSON once and keep

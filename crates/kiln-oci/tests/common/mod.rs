@@ -82,13 +82,22 @@ pub fn go_build(dir: &Path, goarch: &str) -> PathBuf {
     std::fs::write(src.join("go.mod"), "module example.com/app\n\ngo 1.21\n").unwrap();
     std::fs::write(src.join("main.go"), GO_PROGRAM).unwrap();
     let out = dir.join(format!("app-{goarch}"));
-    run(Command::new(go)
+    let mut cmd = Command::new(go);
+    // Go needs a build cache; CI environments without HOME get one inside the test dir.
+    if ["GOCACHE", "XDG_CACHE_HOME", "HOME"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
+    {
+        cmd.env("GOCACHE", dir.join("gocache"));
+    }
+    run(cmd
         .current_dir(&src)
         .env("CGO_ENABLED", "0")
         .env("GOOS", "linux")
         .env("GOARCH", goarch)
         .env("GOFLAGS", "-buildvcs=false")
         .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
         .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
         .arg(&out)
         .arg("."));
