@@ -317,6 +317,17 @@ impl Client {
         *session = Some(loc.clone());
         let io_err = |e| Failure::from(RegistryError::io(&blob.path, e));
         let mut file = tokio::fs::File::open(&blob.path).await.map_err(io_err)?;
+        let on_disk = file.metadata().await.map_err(io_err)?.len();
+        if on_disk != blob.size {
+            // Not retryable: the caller's descriptor and the file disagree.
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "file has {on_disk} bytes but the blob descriptor says {}",
+                    blob.size
+                ),
+            )));
+        }
         let final_body = if blob.size <= self.inner.config.monolithic_limit {
             Some(Body::wrap_stream(tokio_util::io::ReaderStream::new(
                 file.take(blob.size),

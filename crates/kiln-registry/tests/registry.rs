@@ -450,4 +450,12 @@ fn manifest_digest_reference_must_match_bytes() {
     assert!(!rt
         .block_on(client.blob_exists(&reg.repo("x/y"), &blob.digest))
         .unwrap());
+    // A descriptor whose size disagrees with the file is refused before anything is sent.
+    let mut short = write_blob(work.path(), b"twelve bytes");
+    short.size = 99;
+    let err = rt
+        .block_on(client.push_blob_upload(&reg.repo("x/y"), &short))
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("99"), "{err}");
 }
