@@ -98,12 +98,14 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
     check_flags("GOFLAGS", go_flags.split_whitespace())?;
 
     // First pass: which packages are commands. Cheap (no -deps) and context-independent enough:
-    // whether a package is `main` does not depend on GOOS.
+    // whether a package is `main` does not depend on GOOS. Listed with cgo on because `./...`
+    // silently skips a package whose files all import "C" when cgo is off, and such a command must
+    // be found to be reported ("needs cgo") rather than vanish.
     let mains = PackageGraph::load(
         project,
         &ListRequest {
             patterns: patterns.clone(),
-            env: vec![("CGO_ENABLED".into(), "0".into())],
+            env: vec![("CGO_ENABLED".into(), "1".into())],
             ..ListRequest::default()
         },
     )?;

@@ -40,6 +40,9 @@ enum CacheCommand {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
+    if !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("`{s}` is not a size: write e.g. 500M or 5G"));
+    }
     let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => {
             let unit = s[i..].to_ascii_uppercase();

@@ -1,0 +1,159 @@
+//! The action cache through the CLI: hits, misses on every kind of input change, corruption.
+
+mod common;
+
+use common::{shop, target, targets};
+
+fn cached_flags(report: &serde_json::Value) -> Vec<(String, bool)> {
+    targets(report)
+        .iter()
+        .map(|t| {
+            (
+                t["service"].as_str().unwrap().to_string(),
+                t["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn second_build_is_restored_from_cache_without_go_build() {
+    let repo = shop();
+    let first = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(first["cache_misses"], 2);
+    std::fs::remove_dir_all(repo.path().join("dist")).unwrap();
+    let second = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(second["cache_hits"], 2);
+    assert_eq!(second["go_invocations"], 0, "a hit must not run go build");
+    for svc in ["api", "worker"] {
+        let a = target(&first, svc, "linux/amd64");
+        let b = target(&second, svc, "linux/amd64");
+        assert_eq!(a["sha256"], b["sha256"]);
+        assert_eq!(a["key"], b["key"]);
+        assert!(
+            repo.path().join(b["path"].as_str().unwrap()).is_file(),
+            "restored binary exists"
+        );
+    }
+    // The human summary says so too.
+    let out = repo.kiln(&["build", "--platform", "linux/amd64"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 cached, 0 built"), "{text}");
+}
+
+#[test]
+fn changes_invalidate_exactly_the_affected_targets() {
+    let repo = shop();
+    repo.build_json(&["--platform", "linux/amd64"]);
+    // A leaf change rebuilds one service.
+    repo.write(
+        "cmd/worker/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(greet.Message(), 2) }\n",
+    );
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(
+        cached_flags(&r),
+        vec![("api".into(), true), ("worker".into(), false)]
+    );
+    // An embedded file of a shared package rebuilds both.
+    repo.write("internal/greet/message.txt", "changed\n");
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(
+        cached_flags(&r),
+        vec![("api".into(), false), ("worker".into(), false)]
+    );
+    // go.mod is an input.
+    repo.write("go.mod", "module example.com/shop\n\ngo 1.23\n");
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(r["cache_hits"], 0);
+    // Build settings are inputs: tags and ldflags from kiln.toml.
+    repo.write(
+        "kiln.toml",
+        "[services.api]\npackage = \"./cmd/api\"\ntags = [\"netgo\"]\n",
+    );
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(
+        cached_flags(&r),
+        vec![("api".into(), false), ("worker".into(), true)]
+    );
+    // The platform is an input.
+    let r = repo.build_json(&["--platform", "linux/arm64"]);
+    assert_eq!(r["cache_hits"], 0);
+    // Unchanged: everything hits.
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(r["cache_hits"], 2);
+}
+
+#[test]
+fn corrupted_cache_entry_is_detected_and_rebuilt() {
+    let repo = shop();
+    let first = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    let digest = target(&first, "api", "linux/amd64")["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let blob = repo.cache.path().join("v1/cas").join(&hex[..2]).join(hex);
+    assert!(blob.is_file(), "blob stored at {}", blob.display());
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let second = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    let t = target(&second, "api", "linux/amd64");
+    assert_eq!(t["cached"], false, "a corrupt entry is a miss");
+    assert_eq!(
+        t["sha256"].as_str().unwrap(),
+        digest,
+        "rebuilt binary is the original one"
+    );
+    assert_eq!(std::fs::read(&blob).unwrap().len(), bytes.len());
+    assert_ne!(
+        std::fs::read(&blob).unwrap(),
+        bytes,
+        "the corrupt blob was replaced"
+    );
+    let third = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    assert_eq!(target(&third, "api", "linux/amd64")["cached"], true);
+}
+
+#[test]
+fn two_processes_sharing_the_cache_do_not_corrupt_it() {
+    let repo = shop();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--json", "--platform", "linux/amd64", "--out"])
+            .arg(tempfile::tempdir().unwrap().keep())
+            .current_dir(repo.path())
+            .env("KILN_CACHE_DIR", repo.cache.path())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let stats = repo.kiln(&["cache", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["actions"], 2, "{stats:#}");
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(r["cache_hits"], 2);
+}
+
+#[test]
+fn cache_commands_stats_prune_clear() {
+    let repo = shop();
+    repo.build_json(&["--platform", "linux/amd64"]);
+    let out = repo.kiln(&["cache", "stats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("actions: 2"), "{text}");
+    let out = repo.kiln(&["cache", "prune", "--max-age", "30d"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 action(s)"));
+    let out = repo.kiln(&["cache", "clear"]);
+    assert!(out.status.success());
+    let r = repo.build_json(&["--platform", "linux/amd64"]);
+    assert_eq!(r["cache_hits"], 0);
+    let out = repo.kiln(&["cache", "prune", "--max-size", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a size"));
+}

@@ -1,0 +1,142 @@
+//! Shared fixtures for CLI tests: throw-away Go repositories, an isolated cache, and the real
+//! `kiln` binary and `go` toolchain.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// Fails (never skips) when `go` is not installed.
+pub fn require_go() {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "these tests need the Go toolchain: install Go 1.22 or newer (https://go.dev/dl) and put `go` on PATH"
+    );
+}
+
+/// A temporary repository plus its own kiln cache.
+pub struct Repo {
+    pub dir: TempDir,
+    pub cache: TempDir,
+}
+
+impl Repo {
+    /// An empty repository.
+    pub fn new() -> Self {
+        require_go();
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The repository root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating parents).
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    /// `kiln ARGS` in the repository with the isolated cache.
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        self.kiln_in(self.path(), args)
+    }
+
+    /// `kiln ARGS` in `dir` with the isolated cache.
+    pub fn kiln_in(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(dir)
+            .env("KILN_CACHE_DIR", self.cache.path())
+            .env_remove("KILN_DEBUG_KEYS")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kiln")
+    }
+
+    /// Runs `kiln build --json ARGS`, asserting success, and returns the parsed report.
+    pub fn build_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["build", "--json"];
+        all.extend_from_slice(args);
+        let out = self.kiln(&all);
+        assert!(
+            out.status.success(),
+            "kiln {all:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("kiln build --json prints JSON")
+    }
+
+    /// Runs `git` in the repository.
+    pub fn git(&self, args: &[&str]) {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+}
+
+/// A module `example.com/shop` with two services sharing `internal/greet` (with an embedded file).
+pub fn shop() -> Repo {
+    let r = Repo::new();
+    r.write("go.mod", "module example.com/shop\n\ngo 1.22\n")
+        .write(
+            "internal/greet/greet.go",
+            "package greet\n\nimport _ \"embed\"\n\n//go:embed message.txt\nvar message string\n\nfunc Message() string { return message }\n",
+        )
+        .write("internal/greet/message.txt", "hello\n")
+        .write(
+            "cmd/api/main.go",
+            "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nvar version = \"dev\"\n\nfunc main() {\n\thttp.HandleFunc(\"/\", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, greet.Message(), version) })\n\t_ = http.ListenAndServe(\":8080\", nil)\n}\n",
+        )
+        .write(
+            "cmd/worker/main.go",
+            "package main\n\nimport (\n\t\"fmt\"\n\t\"os/user\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() {\n\tu, _ := user.Current()\n\tfmt.Println(greet.Message(), u)\n}\n",
+        );
+    r
+}
+
+/// The targets array of a build report.
+pub fn targets(report: &serde_json::Value) -> &Vec<serde_json::Value> {
+    report["targets"].as_array().expect("targets array")
+}
+
+/// The target for `service` on `platform`.
+pub fn target<'a>(
+    report: &'a serde_json::Value,
+    service: &str,
+    platform: &str,
+) -> &'a serde_json::Value {
+    targets(report)
+        .iter()
+        .find(|t| t["service"] == service && t["platform"] == platform)
+        .unwrap_or_else(|| panic!("no target {service} {platform} in {report:#}"))
+}
+
+/// Absolute path of a target's binary.
+pub fn binary_path(repo: &Path, t: &serde_json::Value) -> PathBuf {
+    repo.join(t["path"].as_str().expect("path"))
+}
