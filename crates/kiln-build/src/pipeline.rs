@@ -35,6 +35,9 @@ pub trait Reporter: Send + Sync {
     fn planned(&self, _targets: &[Target]) {}
     /// A target's compile started.
     fn started(&self, _label: &str) {}
+    /// A `go build` invocation is about to run: its environment overrides and arguments, as a
+    /// shell-like line for `--verbose` and logs.
+    fn command(&self, _line: &str) {}
     /// A target finished (built, restored or failed).
     fn finished(&self, _result: &TargetResult) {}
     /// Something worth a warning that does not fail the build (e.g. a cache store error).
@@ -337,6 +340,18 @@ fn run_job(
     if let Ok(mut n) = invocations.lock() {
         *n += 1;
     }
+    let mut line: Vec<String> = go_build
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    line.push(go_build.go.display().to_string());
+    line.extend(
+        kiln_exec::LocalExecutor::command_line(&go_build)
+            .into_iter()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
+    );
+    reporter.command(&line.join(" "));
     let done = executor.run(&go_build);
     let ms = t0.elapsed().as_millis() as u64;
     match done {

@@ -88,6 +88,12 @@ impl Reporter for Progress {
         }
     }
 
+    fn command(&self, line: &str) {
+        if self.ui.verbose {
+            self.line(format!("  $ {line}"));
+        }
+    }
+
     fn finished(&self, result: &TargetResult) {
         self.overall.inc(1);
         let label = result.label();
