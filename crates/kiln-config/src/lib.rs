@@ -11,8 +11,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod image;
 mod model;
 mod template;
 
+pub use image::{ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage};
 pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
 pub use template::{render, TemplateError, TemplateVars};

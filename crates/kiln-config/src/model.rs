@@ -48,6 +48,24 @@ pub enum ConfigError {
         /// The parse error.
         source: Box<kiln_types::PlatformError>,
     },
+    /// An invalid image or profile setting.
+    #[error("{path}: [{section}]: {message}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// What is wrong, with the expected spelling.
+        message: String,
+    },
+    /// `--profile` names a profile kiln.toml does not declare.
+    #[error("unknown profile `{name}`; declared profiles: {known}\nhint: add a [profiles.{name}] section to kiln.toml")]
+    UnknownProfile {
+        /// The requested profile.
+        name: String,
+        /// The declared ones, comma separated.
+        known: String,
+    },
 }
 
 /// One layer of settings. The same shape is used in `[build]`, `[platform."os/arch"]`,
@@ -86,6 +104,14 @@ pub struct Settings {
     /// Per-platform overrides (`[build]` and services only).
     #[serde(default)]
     pub platform: BTreeMap<String, Settings>,
+    /// Data files the service reads at run time or ships beside its binary (services only): globs
+    /// relative to the project root (`configs/api/*.yaml`, `migrations/**`). Go cannot see them, so
+    /// `kiln affected` only knows a change to one matters because it is declared here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<String>,
+    /// Image settings of a service (`[services.NAME.image]`; services only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::image::ImageSettings>,
 }
 
 /// A `[services.NAME]` section.
@@ -104,6 +130,12 @@ pub struct Config {
     /// Per-service settings, keyed by service name (the binary name unless renamed).
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// `[image]`: image defaults for every service.
+    #[serde(default, skip_serializing_if = "crate::image::ImageSettings::is_empty")]
+    pub image: crate::image::ImageSettings,
+    /// `[profiles.NAME]`: per-environment image env and data files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, crate::image::Profile>,
     /// Where the file was read from, for error messages (not part of the file).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -189,6 +221,16 @@ impl Config {
             if !s.platform.is_empty() {
                 return Err(misplaced(here, "platform", "platform sections do not nest"));
             }
+            if !s.data.is_empty() {
+                return Err(misplaced(here, "data", "`data` belongs in [services.NAME]"));
+            }
+            if s.image.is_some() {
+                return Err(misplaced(
+                    here,
+                    "image",
+                    "image settings go in [image] or [services.NAME.image]",
+                ));
+            }
             Ok(())
         };
         if self.build.package.is_some() {
@@ -196,6 +238,20 @@ impl Config {
                 "build".into(),
                 "package",
                 "`package` belongs in [services.NAME]",
+            ));
+        }
+        if !self.build.data.is_empty() {
+            return Err(misplaced(
+                "build".into(),
+                "data",
+                "`data` belongs in [services.NAME]: each service declares its own data files",
+            ));
+        }
+        if self.build.image.is_some() {
+            return Err(misplaced(
+                "build".into(),
+                "image",
+                "image defaults go in a top-level [image] section",
             ));
         }
         if !self.build.platform.is_empty() {
@@ -220,6 +276,7 @@ impl Config {
                 check_platform_keys(k, s)?;
             }
         }
+        self.validate_image(path)?;
         Ok(())
     }
 
@@ -347,6 +404,21 @@ flags = ["-v"]
         assert!(e.to_string().contains("invalid platform"), "{e}");
         let e = parse("[build]\nplatforms = [\"linux/amd64/v9\"]\n").unwrap_err();
         assert!(e.to_string().contains("variant"), "{e}");
+        let e = parse("[build]\ndata = [\"x\"]\n").unwrap_err();
+        assert!(e.to_string().contains("`data` belongs in [services.NAME]"), "{e}");
+        let e = parse("[services.a.platform.\"linux/amd64\"]\ndata = [\"x\"]\n").unwrap_err();
+        assert!(e.to_string().contains("`data` belongs in [services.NAME]"), "{e}");
+    }
+
+    #[test]
+    fn services_declare_data_files() {
+        let cfg = parse("[services.api]\ndata = [\"configs/api/*.yaml\", \"migrations/**\"]\n").unwrap();
+        assert_eq!(cfg.services["api"].data, vec!["configs/api/*.yaml", "migrations/**"]);
+        // Files without the key keep parsing, and serialise as before.
+        let old = parse("[services.api]\ncgo = true\n").unwrap();
+        assert!(old.services["api"].data.is_empty());
+        let text = toml::to_string(&old).unwrap();
+        assert!(!text.contains("data"), "{text}");
     }
 
     #[test]
