@@ -1,0 +1,1049 @@
+//! Benchmark of `kiln build` on a generated Go monorepo, against what people run without kiln: a plain
+//! `go build` loop (one invocation per service x platform, as a shell loop or Makefile does) and one
+//! batched `go build ./cmd/...` per platform.
+//!
+//! Not a timed test: it prints wall times and ratios and fails only when kiln's own accounting is wrong
+//! (a no-op rebuild that is not all cache hits, a shared change that still hits). Run it with
+//! `cargo bench -p kiln --bench build`; see `docs/benchmarks.md` for what the rows mean.
+//!
+//! Knobs (environment):
+//! - `KILN_BENCH_SERVICES` (default 20): services in the generated repo, each built for 2 platforms.
+//! - `KILN_BENCH_NOOP_RUNS` (default 5): no-op rebuilds per contender; the median is reported.
+//! - `KILN_BENCH_ONLY` (default all): comma list of `loop,batched,kiln,kiln-never`.
+//! - `KILN_BENCH_GO` (default `go` from PATH): the Go toolchain.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// A table row: its name and how to read its time from a contender's results.
+type Case = (&'static str, fn(&Results) -> Duration);
+
+/// Every contender gets the same flags, so the comparison is about scheduling and caching only.
+const LDFLAGS: &str = "-s -w -buildid=";
+const PLATFORMS: [(&str, &str); 2] = [("linux", "amd64"), ("linux", "arm64")];
+const MODULE: &str = "example.com/benchrepo";
+/// Generated API types in `internal/shared`; each service uses two of them.
+const ENTITIES: usize = 24;
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; a filter argument makes no sense for one scenario.
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("\nbenchmark finished, but kiln's cache accounting was not as expected (see UNEXPECTED above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contender {
+    Loop,
+    Batched,
+    Kiln,
+    KilnNever,
+}
+
+impl Contender {
+    const ALL: [Contender; 4] = [
+        Contender::Loop,
+        Contender::Batched,
+        Contender::Kiln,
+        Contender::KilnNever,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Loop => "loop",
+            Contender::Batched => "batched",
+            Contender::Kiln => "kiln",
+            Contender::KilnNever => "kiln-never",
+        }
+    }
+}
+
+/// What kiln's `--json` report said about one run.
+#[derive(Debug, Clone)]
+struct KilnRun {
+    targets: usize,
+    hits: usize,
+    misses: usize,
+    invocations: usize,
+    reported_ms: u64,
+    peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    wall: Duration,
+    kiln: Option<KilnRun>,
+}
+
+#[derive(Debug)]
+struct Results {
+    contender: Contender,
+    cold: Sample,
+    noop: Vec<Sample>,
+    shared: Sample,
+}
+
+impl Results {
+    fn noop_median(&self) -> Duration {
+        let mut v: Vec<Duration> = self.noop.iter().map(|s| s.wall).collect();
+        v.sort();
+        v[v.len() / 2]
+    }
+}
+
+/// One contender's private world: repo copy, Go build cache, kiln cache, output directory.
+struct Workspace {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    gocache: PathBuf,
+    kiln_cache: PathBuf,
+    out: PathBuf,
+}
+
+struct Bench {
+    go: PathBuf,
+    kiln: PathBuf,
+    services: Vec<String>,
+}
+
+fn env_usize(name: &str, default: usize) -> Res<usize> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v
+            .trim()
+            .parse()
+            .map_err(|e| format!("{name}={v:?}: {e} (expected a positive number)"))?),
+        _ => Ok(default),
+    }
+}
+
+fn run() -> Res<bool> {
+    let services = env_usize("KILN_BENCH_SERVICES", 20)?.max(1);
+    let noop_runs = env_usize("KILN_BENCH_NOOP_RUNS", 5)?.max(1);
+    let only: Vec<Contender> = match std::env::var("KILN_BENCH_ONLY") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|n| {
+                Contender::ALL
+                    .into_iter()
+                    .find(|c| c.name() == n.trim())
+                    .ok_or_else(|| format!("KILN_BENCH_ONLY: unknown contender {n:?} (loop, batched, kiln, kiln-never)"))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Contender::ALL.to_vec(),
+    };
+    let bench = Bench {
+        go: std::env::var_os("KILN_BENCH_GO").map_or_else(|| PathBuf::from("go"), PathBuf::from),
+        kiln: PathBuf::from(env!("CARGO_BIN_EXE_kiln")),
+        services: (1..=services).map(|i| format!("svc{i:02}")).collect(),
+    };
+    let go_version = capture(Command::new(&bench.go).arg("version")).map_err(|e| {
+        format!("{e}\nhint: the benchmark needs the Go toolchain on PATH (https://go.dev/dl/, or set KILN_BENCH_GO)")
+    })?;
+    let kiln_version = capture(Command::new(&bench.kiln).arg("--version"))?;
+    let targets = services * PLATFORMS.len();
+    let load_start = loadavg();
+    println!("kiln build benchmark");
+    println!("  {}", go_version.trim());
+    println!("  {}", kiln_version.trim());
+    println!("  machine: {}", machine());
+    println!("  load average at start: {load_start}");
+    println!(
+        "  repo: {services} services (cmd/svc01..) x {} platforms = {targets} targets; no-op runs: {noop_runs} (median)",
+        PLATFORMS.len()
+    );
+    println!("  flags for all: CGO_ENABLED=0 -trimpath -buildvcs=false -ldflags \"{LDFLAGS}\"");
+    println!("  each contender: own repo copy, own empty GOCACHE, own empty KILN_CACHE_DIR\n");
+
+    let mut all = Vec::new();
+    let mut ok = true;
+    for c in only {
+        let ws = bench.workspace()?;
+        // Read GOROOT's sources once so the first contender does not pay for a cold page cache.
+        if all.is_empty() {
+            bench
+                .go_cmd(&ws)
+                .args(["list", "-deps", "./cmd/..."])
+                .stdout(Stdio::null())
+                .status()?;
+        }
+        eprintln!("== {}", c.name());
+        let cold = bench.measure(c, &ws, "cold")?;
+        let mut noop = Vec::new();
+        for i in 0..noop_runs {
+            noop.push(bench.measure(c, &ws, &format!("no-op #{}", i + 1))?);
+        }
+        edit_shared(&ws.repo)?;
+        let shared = bench.measure(c, &ws, "shared change")?;
+        let n = count_binaries(&ws.out)?;
+        if n != targets {
+            return Err(format!(
+                "{}: {n} binaries in {}, expected {targets}",
+                c.name(),
+                ws.out.display()
+            )
+            .into());
+        }
+        let r = Results {
+            contender: c,
+            cold,
+            noop,
+            shared,
+        };
+        ok &= check_kiln(&r, targets);
+        all.push(r);
+    }
+    println!("\n{}", render(&all, targets, noop_runs));
+    println!("load average at end: {}", loadavg());
+    Ok(ok)
+}
+
+impl Bench {
+    fn workspace(&self) -> Res<Workspace> {
+        let tmp = tempfile::Builder::new().prefix("kiln-bench-").tempdir()?;
+        let ws = Workspace {
+            repo: tmp.path().join("repo"),
+            gocache: tmp.path().join("gocache"),
+            kiln_cache: tmp.path().join("kiln-cache"),
+            out: tmp.path().join("out"),
+            _tmp: tmp,
+        };
+        for d in [&ws.gocache, &ws.kiln_cache] {
+            std::fs::create_dir_all(d)?;
+        }
+        generate(&ws.repo, &self.services)?;
+        Ok(ws)
+    }
+
+    /// `go` with the isolated environment every contender shares; the user's GOFLAGS and go.env are
+    /// kept out so they cannot favour one contender.
+    fn go_cmd(&self, ws: &Workspace) -> Command {
+        let mut c = Command::new(&self.go);
+        isolate(&mut c, ws);
+        c
+    }
+
+    fn measure(&self, c: Contender, ws: &Workspace, case: &str) -> Res<Sample> {
+        let s = match c {
+            Contender::Loop => self.run_loop(ws)?,
+            Contender::Batched => self.run_batched(ws)?,
+            Contender::Kiln => self.run_kiln(ws, "auto")?,
+            Contender::KilnNever => self.run_kiln(ws, "never")?,
+        };
+        let extra = s.kiln.as_ref().map_or(String::new(), |k| {
+            format!(
+                "  ({}/{} hits, {} go invocations, reported {} ms)",
+                k.hits, k.targets, k.invocations, k.reported_ms
+            )
+        });
+        eprintln!("   {case:<14} {:>9}{extra}", secs(s.wall));
+        Ok(s)
+    }
+
+    fn run_loop(&self, ws: &Workspace) -> Res<Sample> {
+        let start = Instant::now();
+        for svc in &self.services {
+            for (os, arch) in PLATFORMS {
+                let out = format!("{}/{svc}/{os}_{arch}/", ws.out.display());
+                let mut cmd = self.go_cmd(ws);
+                cmd.env("GOOS", os).env("GOARCH", arch);
+                cmd.args([
+                    "build",
+                    "-trimpath",
+                    "-buildvcs=false",
+                    "-ldflags",
+                    LDFLAGS,
+                    "-o",
+                    &out,
+                ]);
+                cmd.arg(format!("./cmd/{svc}"));
+                checked(&mut cmd)?;
+            }
+        }
+        Ok(Sample {
+            wall: start.elapsed(),
+            kiln: None,
+        })
+    }
+
+    fn run_batched(&self, ws: &Workspace) -> Res<Sample> {
+        let start = Instant::now();
+        for (os, arch) in PLATFORMS {
+            let out = format!("{}/{os}_{arch}/", ws.out.display());
+            let mut cmd = self.go_cmd(ws);
+            cmd.env("GOOS", os).env("GOARCH", arch);
+            cmd.args([
+                "build",
+                "-trimpath",
+                "-buildvcs=false",
+                "-ldflags",
+                LDFLAGS,
+                "-o",
+                &out,
+            ]);
+            cmd.arg("./cmd/...");
+            checked(&mut cmd)?;
+        }
+        Ok(Sample {
+            wall: start.elapsed(),
+            kiln: None,
+        })
+    }
+
+    fn run_kiln(&self, ws: &Workspace, group: &str) -> Res<Sample> {
+        let platforms: Vec<String> = PLATFORMS.iter().map(|(o, a)| format!("{o}/{a}")).collect();
+        let mut cmd = Command::new(&self.kiln);
+        isolate(&mut cmd, ws);
+        cmd.env("KILN_GO", &self.go);
+        cmd.args([
+            "build",
+            "./cmd/...",
+            "--json",
+            "--group",
+            group,
+            "--platform",
+        ]);
+        cmd.arg(platforms.join(","));
+        cmd.arg("--out").arg(&ws.out);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let start = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.kiln.display()))?;
+        let (out, peak) = wait_with_peak_rss(child)?;
+        let wall = start.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "kiln build --group {group} failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("kiln --json printed something that is not JSON: {e}"))?;
+        let num = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("kiln --json report has no numeric {k:?}"))
+        };
+        let targets = v
+            .get("targets")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("kiln --json report has no \"targets\" array")?;
+        Ok(Sample {
+            wall,
+            kiln: Some(KilnRun {
+                targets: targets.len(),
+                hits: usize::try_from(num("cache_hits")?)?,
+                misses: usize::try_from(num("cache_misses")?)?,
+                invocations: usize::try_from(num("go_invocations")?)?,
+                reported_ms: num("duration_ms")?,
+                peak_rss_kib: peak,
+            }),
+        })
+    }
+}
+
+fn isolate(c: &mut Command, ws: &Workspace) {
+    c.current_dir(&ws.repo)
+        .env("GOCACHE", &ws.gocache)
+        .env("KILN_CACHE_DIR", &ws.kiln_cache)
+        .env("CGO_ENABLED", "0")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOENV", "off")
+        .env("GOFLAGS", "")
+        .env_remove("GOOS")
+        .env_remove("GOARCH")
+        .env_remove("GOWORK");
+}
+
+fn checked(cmd: &mut Command) -> Res<()> {
+    let out = cmd.output().map_err(|e| format!("starting {cmd:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .into())
+}
+
+fn capture(cmd: &mut Command) -> Res<String> {
+    let out = cmd.output().map_err(|e| format!("starting {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed ({})", out.status).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits for `child` while sampling its peak resident set (`VmHWM`, which the kernel keeps as a
+/// high-water mark, so sampling misses nothing but the last few milliseconds). Only kiln's own
+/// process is measured, not the `go` and compiler processes it starts. `getrusage` would need
+/// `unsafe`, which the workspace forbids.
+fn wait_with_peak_rss(child: std::process::Child) -> Res<(Output, Option<u64>)> {
+    let pid = child.id();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let poll = s.spawn(|| {
+            let mut peak = None;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = vm_hwm_kib(pid) {
+                    peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        });
+        let out = child.wait_with_output();
+        done.store(true, Ordering::Relaxed);
+        let peak = poll.join().unwrap_or(None);
+        Ok((out?, peak))
+    })
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let mut s = String::new();
+    std::fs::File::open(format!("/proc/{pid}/status"))
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Checks kiln's own accounting: the point of a cache is that a no-op does nothing and a change to
+/// code every service imports rebuilds everything.
+fn check_kiln(r: &Results, targets: usize) -> bool {
+    let name = r.contender.name();
+    let Some(cold) = &r.cold.kiln else {
+        return true;
+    };
+    let mut ok = true;
+    let mut complain = |what: String| {
+        println!("UNEXPECTED {name}: {what}");
+        ok = false;
+    };
+    if cold.targets != targets || cold.misses != targets {
+        complain(format!(
+            "cold build: {} targets, {} misses, expected {targets} of each",
+            cold.targets, cold.misses
+        ));
+    }
+    for (i, s) in r.noop.iter().enumerate() {
+        if let Some(k) = &s.kiln {
+            if k.hits != targets || k.invocations != 0 {
+                complain(format!("no-op #{}: {}/{targets} hits, {} go invocations, expected {targets}/{targets} and 0", i + 1, k.hits, k.invocations));
+            }
+        }
+    }
+    if let Some(k) = &r.shared.kiln {
+        if k.hits != 0 || k.misses != targets {
+            complain(format!(
+                "shared change: {} hits, {} misses, expected 0 and {targets}",
+                k.hits, k.misses
+            ));
+        }
+    }
+    ok
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// Wall times with speed-ups against the loop, one line per case, then kiln's accounting.
+fn render(all: &[Results], targets: usize, noop_runs: usize) -> String {
+    let mut s = String::new();
+    let baseline = all.iter().find(|r| r.contender == Contender::Loop);
+    let cases: [Case; 3] = [
+        ("cold", |r| r.cold.wall),
+        ("no-op", Results::noop_median),
+        ("shared change", |r| r.shared.wall),
+    ];
+    let _ = writeln!(
+        s,
+        "wall time (x = loop time / this time; higher is faster; no-op = median of {noop_runs})"
+    );
+    let _ = writeln!(s);
+    let mut header = "| case |".to_string();
+    let mut rule = "|---|".to_string();
+    for r in all {
+        let _ = write!(header, " {} |", r.contender.name());
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(s, "{header}\n{rule}");
+    for (case, get) in cases {
+        let mut line = format!("| {case} |");
+        for r in all {
+            let t = get(r);
+            let ratio = baseline.map_or("-".to_string(), |b| {
+                format!("{:.2}x", get(b).as_secs_f64() / t.as_secs_f64())
+            });
+            let _ = write!(line, " {} ({ratio}) |", secs(t));
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(s);
+    for (case, get) in cases {
+        let mut line = format!("{case}:");
+        for r in all {
+            let t = get(r);
+            let ratio = baseline.map_or("-".to_string(), |b| {
+                format!("{:.2}x", get(b).as_secs_f64() / t.as_secs_f64())
+            });
+            let _ = write!(line, "  {} {} ({ratio})", r.contender.name(), secs(t));
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(s);
+    for r in all {
+        let (Some(c), Some(sh)) = (&r.cold.kiln, &r.shared.kiln) else {
+            continue;
+        };
+        let noop: Vec<String> = r
+            .noop
+            .iter()
+            .filter_map(|n| {
+                n.kiln
+                    .as_ref()
+                    .map(|k| format!("{}/{targets} hits {} inv", k.hits, k.invocations))
+            })
+            .collect();
+        let peak = r
+            .cold
+            .kiln
+            .iter()
+            .chain(r.noop.iter().filter_map(|n| n.kiln.as_ref()))
+            .chain(r.shared.kiln.iter())
+            .filter_map(|k| k.peak_rss_kib)
+            .max();
+        let _ = writeln!(
+            s,
+            "{}: cold {}/{targets} hits, {} go invocations; no-op [{}]; shared change {}/{targets} hits, {} go invocations; peak RSS of the kiln process {}",
+            r.contender.name(),
+            c.hits,
+            c.invocations,
+            noop.join(", "),
+            sh.hits,
+            sh.invocations,
+            peak.map_or("unknown".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+        );
+    }
+    s
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or("unknown".into(), |k| {
+            format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0)
+        });
+    format!(
+        "{cores} CPUs ({cpu}), {mem} RAM, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+fn count_binaries(dir: &Path) -> Res<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            n += count_binaries(&e.path())?;
+        } else if ft.is_file() && e.file_name().to_string_lossy().starts_with("svc") {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated monorepo: `internal/shared` (API types, JSON and HTTP helpers, imported by every
+// service), `internal/store` (generic in-memory store), `internal/middleware` (imports shared), and
+// `cmd/svcNN` mains. Standard library only, so no network is needed.
+
+fn write(path: &Path, text: &str) -> Res<()> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()).into())
+}
+
+fn generate(repo: &Path, services: &[String]) -> Res<()> {
+    write(
+        &repo.join("go.mod"),
+        &format!("module {MODULE}\n\ngo 1.22\n"),
+    )?;
+    write(
+        &repo.join("internal/shared/version.go"),
+        &version_go("2026.1"),
+    )?;
+    write(&repo.join("internal/shared/http.go"), SHARED_HTTP)?;
+    write(&repo.join("internal/shared/entities.go"), &entities_go())?;
+    write(&repo.join("internal/store/store.go"), STORE)?;
+    write(
+        &repo.join("internal/middleware/middleware.go"),
+        &MIDDLEWARE.replace("MODULE", MODULE),
+    )?;
+    for (i, svc) in services.iter().enumerate() {
+        write(
+            &repo.join(format!("cmd/{svc}/main.go")),
+            &service_go(svc, i),
+        )?;
+    }
+    Ok(())
+}
+
+/// The "one shared file changed" edit: an exported constant every service and the middleware use,
+/// so the export data changes and every dependent package is recompiled and every binary relinked.
+fn edit_shared(repo: &Path) -> Res<()> {
+    write(
+        &repo.join("internal/shared/version.go"),
+        &version_go("2026.2"),
+    )
+}
+
+fn version_go(v: &str) -> String {
+    format!(
+        "package shared\n\n// APIVersion is reported by every service; the benchmark changes it.\nconst APIVersion = \"{v}\"\n"
+    )
+}
+
+fn entities_go() -> String {
+    let mut s = String::from(
+        "package shared\n\nimport (\n\t\"encoding/json\"\n\t\"fmt\"\n\t\"io\"\n\t\"net/http\"\n\t\"strings\"\n\t\"time\"\n)\n",
+    );
+    for i in 0..ENTITIES {
+        let _ = write!(
+            s,
+            r#"
+// Entity{i:02} is a generated API resource.
+type Entity{i:02} struct {{
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Count     int               `json:"count"`
+	Tags      []string          `json:"tags,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	Score     float64           `json:"score"`
+	Parent    *Entity{i:02}       `json:"parent,omitempty"`
+}}
+
+// Validate reports the first invalid field.
+func (e *Entity{i:02}) Validate() error {{
+	if e.ID == "" {{
+		return fmt.Errorf("entity{i:02}: %w: id is empty", ErrInvalid)
+	}}
+	if strings.TrimSpace(e.Name) == "" {{
+		return fmt.Errorf("entity{i:02} %s: %w: name is empty", e.ID, ErrInvalid)
+	}}
+	if e.Count < 0 || e.Count > {max} {{
+		return fmt.Errorf("entity{i:02} %s: %w: count %d out of range", e.ID, ErrInvalid, e.Count)
+	}}
+	for _, t := range e.Tags {{
+		if strings.ContainsAny(t, " \t,") {{
+			return fmt.Errorf("entity{i:02} %s: %w: tag %q", e.ID, ErrInvalid, t)
+		}}
+	}}
+	for k := range e.Labels {{
+		if len(k) > 63 {{
+			return fmt.Errorf("entity{i:02} %s: %w: label key too long", e.ID, ErrInvalid)
+		}}
+	}}
+	if e.Parent != nil && e.Parent.ID == e.ID {{
+		return fmt.Errorf("entity{i:02} %s: %w: own parent", e.ID, ErrInvalid)
+	}}
+	return nil
+}}
+
+// Key is the storage key.
+func (e *Entity{i:02}) Key() string {{ return "entity{i:02}/" + e.ID }}
+
+// Summary is a one-line description for logs.
+func (e *Entity{i:02}) Summary() string {{
+	return fmt.Sprintf("entity{i:02} %s %q count=%d score=%.2f tags=%s", e.ID, e.Name, e.Count, e.Score, strings.Join(e.Tags, ","))
+}}
+
+// DecodeEntity{i:02} reads and validates one Entity{i:02} from a request body.
+func DecodeEntity{i:02}(r *http.Request) (*Entity{i:02}, error) {{
+	var e Entity{i:02}
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {{
+		return nil, fmt.Errorf("decode entity{i:02}: %w", err)
+	}}
+	if e.CreatedAt.IsZero() {{
+		e.CreatedAt = time.Now().UTC()
+	}}
+	if err := e.Validate(); err != nil {{
+		return nil, err
+	}}
+	return &e, nil
+}}
+"#,
+            max = (i + 1) * 1000
+        );
+    }
+    s
+}
+
+const SHARED_HTTP: &str = r#"// Package shared holds the API types and the JSON and HTTP helpers every service uses.
+package shared
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// MaxBody bounds request bodies.
+const MaxBody = 1 << 20
+
+// HeaderRequestID carries the request id.
+const HeaderRequestID = "X-Request-Id"
+
+// ErrInvalid marks validation failures.
+var ErrInvalid = errors.New("invalid")
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Api-Version", APIVersion)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// WriteError writes an error body.
+func WriteError(w http.ResponseWriter, status int, err error) {
+	WriteJSON(w, status, map[string]string{"error": err.Error(), "status": http.StatusText(status)})
+}
+
+// ParseLimit reads ?limit= with a default and an upper bound.
+func ParseLimit(r *http.Request, def int) int {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return def
+	}
+	return min(n, 1000)
+}
+
+// Page is one page of a listing.
+type Page[T any] struct {
+	Items []T  `json:"items"`
+	More  bool `json:"more"`
+}
+
+// Paginate cuts items to limit.
+func Paginate[T any](items []T, limit int) Page[T] {
+	if len(items) <= limit {
+		return Page[T]{Items: items}
+	}
+	return Page[T]{Items: items[:limit], More: true}
+}
+
+// Health answers liveness probes.
+func Health(service string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"service": service, "api": APIVersion, "status": "ok"})
+	}
+}
+"#;
+
+const STORE: &str = r#"// Package store is a generic in-memory store.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+	"sync"
+)
+
+// ErrNotFound is returned for unknown keys.
+var ErrNotFound = errors.New("not found")
+
+// Keyed values know their key.
+type Keyed interface{ Key() string }
+
+// Store holds values by key.
+type Store[T Keyed] struct {
+	mu    sync.RWMutex
+	items map[string]T
+}
+
+// New returns an empty store.
+func New[T Keyed]() *Store[T] { return &Store[T]{items: map[string]T{}} }
+
+// Put stores v.
+func (s *Store[T]) Put(v T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.items[v.Key()] = v
+}
+
+// Get returns the value for k.
+func (s *Store[T]) Get(k string) (T, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.items[k]
+	if !ok {
+		var zero T
+		return zero, ErrNotFound
+	}
+	return v, nil
+}
+
+// Delete removes k.
+func (s *Store[T]) Delete(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.items[k]
+	delete(s.items, k)
+	return ok
+}
+
+// List returns all values ordered by key.
+func (s *Store[T]) List() []T {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.items))
+	for k := range s.items {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.items[k])
+	}
+	return out
+}
+
+// Snapshot serialises the store.
+func (s *Store[T]) Snapshot() ([]byte, error) { return json.Marshal(s.List()) }
+"#;
+
+const MIDDLEWARE: &str = r#"// Package middleware wraps handlers with request ids, logging and panic recovery.
+package middleware
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"MODULE/internal/shared"
+)
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *recorder) WriteHeader(s int) { r.status = s; r.ResponseWriter.WriteHeader(s) }
+func (r *recorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func requestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Chain applies request id, recovery and logging to h.
+func Chain(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(shared.HeaderRequestID)
+		if id == "" {
+			id = requestID()
+		}
+		w.Header().Set(shared.HeaderRequestID, id)
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic", "id", id, "panic", fmt.Sprint(p))
+				shared.WriteError(rec, http.StatusInternalServerError, fmt.Errorf("internal error %s", id))
+			}
+			log.Info("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"bytes", rec.bytes, "took", time.Since(start), "api", shared.APIVersion)
+		}()
+		h.ServeHTTP(rec, r)
+	})
+}
+"#;
+
+fn service_go(svc: &str, i: usize) -> String {
+    let a = format!("{:02}", i % ENTITIES);
+    let b = format!("{:02}", (i + 7) % ENTITIES);
+    format!(
+        r#"// Command {svc} is a generated service of the kiln benchmark.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"{MODULE}/internal/middleware"
+	"{MODULE}/internal/shared"
+	"{MODULE}/internal/store"
+)
+
+const serviceName = "{svc}"
+
+type server struct {{
+	a   *store.Store[*shared.Entity{a}]
+	b   *store.Store[*shared.Entity{b}]
+	log *slog.Logger
+}}
+
+func (s *server) createA(w http.ResponseWriter, r *http.Request) {{
+	e, err := shared.DecodeEntity{a}(r)
+	if err != nil {{
+		shared.WriteError(w, http.StatusBadRequest, err)
+		return
+	}}
+	s.a.Put(e)
+	s.log.Info("created", "what", e.Summary())
+	shared.WriteJSON(w, http.StatusCreated, e)
+}}
+
+func (s *server) getA(w http.ResponseWriter, r *http.Request) {{
+	e, err := s.a.Get("entity{a}/" + r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {{
+		shared.WriteError(w, http.StatusNotFound, err)
+		return
+	}}
+	shared.WriteJSON(w, http.StatusOK, e)
+}}
+
+func (s *server) listA(w http.ResponseWriter, r *http.Request) {{
+	shared.WriteJSON(w, http.StatusOK, shared.Paginate(s.a.List(), shared.ParseLimit(r, 50)))
+}}
+
+func (s *server) createB(w http.ResponseWriter, r *http.Request) {{
+	e, err := shared.DecodeEntity{b}(r)
+	if err != nil {{
+		shared.WriteError(w, http.StatusBadRequest, err)
+		return
+	}}
+	if _, err := s.a.Get("entity{a}/" + e.ID); err != nil {{
+		shared.WriteError(w, http.StatusConflict, errors.New("{svc}: unknown owner "+e.ID))
+		return
+	}}
+	s.b.Put(e)
+	shared.WriteJSON(w, http.StatusCreated, e)
+}}
+
+func (s *server) deleteB(w http.ResponseWriter, r *http.Request) {{
+	if !s.b.Delete("entity{b}/" + r.PathValue("id")) {{
+		shared.WriteError(w, http.StatusNotFound, store.ErrNotFound)
+		return
+	}}
+	w.WriteHeader(http.StatusNoContent)
+}}
+
+func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {{
+	a, err := s.a.Snapshot()
+	if err != nil {{
+		shared.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}}
+	b, err := s.b.Snapshot()
+	if err != nil {{
+		shared.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}}
+	shared.WriteJSON(w, http.StatusOK, map[string]any{{"service": serviceName, "a": len(a), "b": len(b)}})
+}}
+
+func main() {{
+	addr := flag.String("addr", ":8080", "listen address")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	s := &server{{a: store.New[*shared.Entity{a}](), b: store.New[*shared.Entity{b}](), log: log}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/a", s.createA)
+	mux.HandleFunc("GET /v1/a/{{id}}", s.getA)
+	mux.HandleFunc("GET /v1/a", s.listA)
+	mux.HandleFunc("POST /v1/b", s.createB)
+	mux.HandleFunc("DELETE /v1/b/{{id}}", s.deleteB)
+	mux.HandleFunc("GET /v1/snapshot", s.snapshot)
+	mux.HandleFunc("GET /healthz", shared.Health(serviceName))
+	srv := &http.Server{{Addr: *addr, Handler: middleware.Chain(mux, log), ReadHeaderTimeout: 5 * time.Second}}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {{
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}}()
+	log.Info("listening", "service", serviceName, "addr", *addr, "api", shared.APIVersion)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {{
+		log.Error("serve", "err", err)
+		os.Exit(1)
+	}}
+}}
+"#
+    )
+}
