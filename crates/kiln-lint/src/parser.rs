@@ -537,8 +537,11 @@ pub(crate) fn env_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
     let words = split_words(text)?;
     match words.first() {
         Some(first) if !first.contains('=') => {
-            // Legacy form: the rest of the line is the value.
-            let value = text.trim_start()[first.len()..].trim();
+            // Legacy form: the rest of the line (after the raw first word) is the value.
+            let raw = text.trim_start();
+            let value = raw
+                .find(char::is_whitespace)
+                .map_or("", |p| raw[p..].trim());
             Ok(vec![(first.clone(), unquote(value).to_string())])
         }
         _ => Ok(words

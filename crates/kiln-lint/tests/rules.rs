@@ -246,3 +246,42 @@ fn every_rule_is_documented_with_its_anchor() {
         );
     }
 }
+
+/// Truncated and mangled versions of every fixture must give a report or a parse error, never a
+/// panic: the linter runs on whatever users have.
+#[test]
+fn mangled_inputs_never_panic() {
+    let mut texts = vec![];
+    let mut stack = vec![fixtures()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(t) = std::fs::read_to_string(&p) {
+                texts.push(t);
+            }
+        }
+    }
+    let extra = [
+        "FROM é\nENV \"é\" ü\nRUN ${\nARG =\nCOPY [\"a\",\n",
+        "FROM a\nRUN <<\nRUN <<-'\nRUN <<\"X\" <<Y\nX\n",
+        "# escape=`\nFROM a `\n\n`\n",
+        "FROM a AS b\nFROM b AS a\nUSER\t\n",
+        "FROM --platform= \nRUN --mount= go build -ldflags\n",
+    ];
+    texts.extend(extra.iter().map(|s| s.to_string()));
+    let opts = LintOptions::default();
+    let mut runs = 0;
+    for text in &texts {
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(7).collect();
+        for cut in cuts {
+            let t = &text[..cut];
+            let _ = lint_str(t, None, &opts);
+            // Same text with quotes and backslashes injected mid-way.
+            let _ = lint_str(&format!("{t}\"\\'{}", &text[cut..]), None, &opts);
+            runs += 2;
+        }
+    }
+    assert!(runs > 500, "only {runs} variants tried");
+}
