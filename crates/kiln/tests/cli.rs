@@ -4,7 +4,6 @@ mod common;
 
 use common::{shop, Repo};
 
-
 fn run(repo: &Repo, args: &[&str]) -> (i32, String, String) {
     let out = repo.kiln(args);
     (
@@ -44,7 +43,10 @@ fn build_summary_then_cached_summary() {
 #[test]
 fn compile_error_output() {
     let repo = shop();
-    repo.write("cmd/api/main.go", "package main\n\nfunc main() {\n\tvar x int = \"no\"\n}\n");
+    repo.write(
+        "cmd/api/main.go",
+        "package main\n\nfunc main() {\n\tvar x int = \"no\"\n}\n",
+    );
     let (code, stdout, stderr) = run(&repo, &["build", "--platform", "linux/amd64"]);
     assert_eq!(code, 1);
     snapshot_settings().bind(|| {
@@ -69,9 +71,15 @@ fn verify_bin_table_and_json() {
         .status()
         .unwrap();
     assert!(st.success());
-    let (code, stdout, stderr) = run(&repo, &["verify-bin", "dist/api/linux_amd64/api", "api-dynamic"]);
+    let (code, stdout, stderr) = run(
+        &repo,
+        &["verify-bin", "dist/api/linux_amd64/api", "api-dynamic"],
+    );
     assert_eq!(code, 1, "the dynamic binary fails");
-    assert!(stderr.contains("api-dynamic [dynamic-elf]: dynamically linked"), "{stderr}");
+    assert!(
+        stderr.contains("api-dynamic [dynamic-elf]: dynamically linked"),
+        "{stderr}"
+    );
     assert!(stderr.contains("CGO_ENABLED=0"), "{stderr}");
     snapshot_settings().bind(|| insta::assert_snapshot!("verify_bin_table", stdout));
     let (code, stdout, _) = run(&repo, &["verify-bin", "--json", "dist/api/linux_amd64/api"]);
@@ -93,7 +101,10 @@ fn init_writes_a_config_that_builds() {
     snapshot_settings().bind(|| insta::assert_snapshot!("init_kiln_toml", text));
     let (code, _, stderr) = run(&repo, &["init"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("already exists") && stderr.contains("--force"), "{stderr}");
+    assert!(
+        stderr.contains("already exists") && stderr.contains("--force"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(&repo, &["build"]);
     assert_eq!(code, 0, "{stderr}");
 }
@@ -105,8 +116,14 @@ fn bad_kiln_toml_is_reported_with_location() {
     let (code, _, stderr) = run(&repo, &["build"]);
     assert_eq!(code, 2);
     snapshot_settings().bind(|| insta::assert_snapshot!("bad_config", stderr));
-    repo.write("kiln.toml", "[build]\nldflags = [\"-X main.v={{.Verison}}\"]\n");
+    repo.write(
+        "kiln.toml",
+        "[build]\nldflags = [\"-X main.v={{.Verison}}\"]\n",
+    );
     let (code, _, stderr) = run(&repo, &["build"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown template `{{.Verison}}`"), "{stderr}");
+    assert!(
+        stderr.contains("unknown template `{{.Verison}}`"),
+        "{stderr}"
+    );
 }
