@@ -53,7 +53,12 @@ impl ImageFile {
             Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
                 .ok()
                 .filter(|v| *v <= 0o7777)
-                .ok_or_else(|| format!("mode `{m}` of `{}` is not an octal mode like \"0644\"", self.dst)),
+                .ok_or_else(|| {
+                    format!(
+                        "mode `{m}` of `{}` is not an octal mode like \"0644\"",
+                        self.dst
+                    )
+                }),
         }
     }
 }
@@ -248,7 +253,10 @@ impl Config {
                 if !f.dst.starts_with('/') || f.dst.ends_with('/') {
                     return Err(bad(
                         section.into(),
-                        format!("file destination `{}` must be an absolute file path like \"/etc/app/config.yaml\"", f.dst),
+                        format!(
+                            "file destination `{}` must be an absolute file path like \"/etc/app/config.yaml\"",
+                            f.dst
+                        ),
                     ));
                 }
                 f.mode_bits().map_err(|m| bad(section.into(), m))?;
@@ -346,11 +354,14 @@ files = [{ src = "config/api.yaml", dst = "/etc/app/api.yaml" }]
         )
         .unwrap_err();
         assert!(e.to_string().contains("octal"), "{e}");
-        let e = Config::parse("[build.image]\nbase = \"kiln\"\n", Path::new("kiln.toml"))
-            .unwrap_err();
+        let e =
+            Config::parse("[build.image]\nbase = \"kiln\"\n", Path::new("kiln.toml")).unwrap_err();
         assert!(e.to_string().contains("[image]"), "{e}");
         // A file without any image keys still parses (backwards compatible).
         let cfg = Config::parse("[build]\ncgo = false\n", Path::new("kiln.toml")).unwrap();
-        assert_eq!(cfg.resolve_image("x", None, Path::new("/r")).unwrap().base, "kiln");
+        assert_eq!(
+            cfg.resolve_image("x", None, Path::new("/r")).unwrap().base,
+            "kiln"
+        );
     }
 }

@@ -37,6 +37,8 @@ enum Command {
     Cache(cmd::cache::CacheArgs),
     /// Write a commented kiln.toml for this repository.
     Init(cmd::init::InitArgs),
+    /// Build, then package every service into a reproducible OCI image; write, archive or push it.
+    Image(cmd::image::ImageArgs),
 }
 
 /// Global output settings every command sees.
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
         Command::Cache(args) => cmd::cache::run(args, ui),
         Command::Init(args) => cmd::init::run(&dir, args, ui),
+        Command::Image(args) => cmd::image::run(&dir, args, ui),
     };
     match result {
         Ok(code) => code,

@@ -66,21 +66,7 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         Some(o) => dir.join(o),
         None => project.root.join(config.out_dir()),
     };
-    let store = LocalStore::open_default()?;
-    let progress = Progress::new(ui);
-    let opts = BuildOptions {
-        out_dir,
-        jobs,
-        group: match args.group {
-            Group::Auto => GroupMode::Auto,
-            Group::Never => GroupMode::Never,
-        },
-        use_cache: !args.no_cache,
-    };
-    let report = build(&plan, &store, &LocalExecutor, &opts, &progress);
-    progress.finish();
-    let report = report?;
-    let manifest = write_manifest(&report).context("writing the build manifest")?;
+    let (report, manifest) = execute(&plan, out_dir, jobs, args.group, !args.no_cache, ui)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || report.failures().next().is_some() {
@@ -109,6 +95,34 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
             .join(", ")
     );
     Ok(ExitCode::from(1))
+}
+
+/// Runs the build pipeline over `plan` with progress on stderr and writes the build manifest
+/// (`kiln build` and `kiln image` share this step). Returns the report and the manifest's path.
+pub fn execute(
+    plan: &kiln_plan::Plan,
+    out_dir: std::path::PathBuf,
+    jobs: usize,
+    group: Group,
+    use_cache: bool,
+    ui: Ui,
+) -> Result<(BuildReport, std::path::PathBuf)> {
+    let store = LocalStore::open_default()?;
+    let progress = Progress::new(ui);
+    let opts = BuildOptions {
+        out_dir,
+        jobs,
+        group: match group {
+            Group::Auto => GroupMode::Auto,
+            Group::Never => GroupMode::Never,
+        },
+        use_cache,
+    };
+    let report = build(plan, &store, &LocalExecutor, &opts, &progress);
+    progress.finish();
+    let report = report?;
+    let manifest = write_manifest(&report).context("writing the build manifest")?;
+    Ok((report, manifest))
 }
 
 fn print_summary(report: &BuildReport, manifest: &Path) {

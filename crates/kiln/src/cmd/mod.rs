@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod image;
 pub mod init;
 pub mod verify_bin;
 

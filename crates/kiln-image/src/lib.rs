@@ -1,0 +1,43 @@
+//! The *package* stage of kiln: verified binaries from a build report become OCI images.
+//!
+//! kiln's flow is discover -> plan -> key -> cache -> execute -> verify -> **package** -> attest ->
+//! **publish** -> record. `kiln-build` hands over a [`kiln_build::BuildReport`]; this crate turns
+//! each service's binaries (one per platform) into images with `kiln-oci` (deterministic layers,
+//! images, indexes, OCI layout, archives) and moves them with `kiln-registry` (pulling bases,
+//! pushing results). The CLI (`kiln image`) builds an [`ImageRequest`] from kiln.toml and flags,
+//! then calls [`Packager::package`], [`Packager::write_tarball`] and [`Packager::push`].
+//!
+//! - Layout of an image: the base (`scratch`, the built-in `kiln` base, or a registry image pulled
+//!   per platform), then one layer with the binary at `/usr/local/bin/<service>` (root-owned,
+//!   0755; see [`BINARY_DIR`]), then, when a profile declares data files, one layer with them.
+//! - Skip work: layers are keyed by binary digest, files, modes and recipe ([`kiln_oci::layer_key`])
+//!   and recorded under `<kiln cache>/image-v1/layers`; an unchanged layer is not repacked. Pulled
+//!   base blobs are cached by digest under `<kiln cache>/image-v1/pulled`. Pushes HEAD every blob
+//!   first, so a re-push uploads nothing.
+//! - Reproducible: mtimes and `created` come from `SOURCE_DATE_EPOCH` (0 when unset), so two
+//!   checkouts of one commit produce the same manifest and index digests.
+//!
+//! The library never prints: progress goes through [`Reporter`] (and `kiln_registry::Reporter`
+//! for registry events), results are serialisable reports.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod base;
+mod error;
+mod labels;
+mod output;
+mod package;
+mod request;
+
+pub use base::BaseInfo;
+pub use error::{ImageError, Result};
+pub use labels::{standard_labels, VcsInfo};
+pub use output::{push_targets, PushResult, PushTarget, TarballFormat};
+pub use package::{
+    BinaryInfo, NoReporter, PackageReport, Packager, PackagerOptions, PlatformImage, Reporter,
+    ServiceOutput, IMAGE_CACHE_VERSION,
+};
+pub use request::{
+    binaries_from_report, parse_compression, sanitize_tag, BaseChoice, DataFile, ImageRequest,
+    PlatformBinary, ServiceImage, BINARY_DIR,
+};

@@ -1,0 +1,241 @@
+//! Outputs besides the OCI layout: archives and registry pushes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_oci::{write_docker_archive, write_oci_archive, DockerArchiveImage};
+use kiln_registry::{BlobUpload, ImageUpload, ManifestUpload, PushReport, Reference, Repository};
+use kiln_types::Digest;
+use serde::Serialize;
+
+use crate::error::{ImageError, Result};
+use crate::package::{Packager, ServiceOutput};
+
+/// Format of `--tarball`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TarballFormat {
+    /// An OCI layout in a tar (`skopeo ... oci-archive:FILE`); holds multi-arch indexes.
+    OciArchive,
+    /// `docker save` format (`docker load`, `podman load`); one entry per platform.
+    DockerArchive,
+}
+
+impl TarballFormat {
+    /// The format a file name suggests: `*.docker.tar` is docker-archive, anything else OCI.
+    pub fn from_file_name(path: &Path) -> Self {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        match name {
+            Some(n) if n.ends_with(".docker.tar") => Self::DockerArchive,
+            _ => Self::OciArchive,
+        }
+    }
+}
+
+/// Where one service's image goes on `--push`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushTarget {
+    /// Service name.
+    pub service: String,
+    /// Repository.
+    pub repository: String,
+    /// Tag.
+    pub tag: String,
+}
+
+/// The outcome of pushing one service.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushResult {
+    /// Service name.
+    pub service: String,
+    /// `registry/repo:tag`.
+    pub reference: String,
+    /// Digest of the pushed root (`registry/repo@digest` pulls exactly this).
+    pub digest: Digest,
+    /// Blobs the registry already had.
+    pub skipped: usize,
+    /// Blobs mounted from another repository.
+    pub mounted: usize,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub bytes_sent: u64,
+    /// The client's full report.
+    pub report: PushReport,
+}
+
+/// Maps `--push DEST` to one target per service. With several services `DEST` is a prefix
+/// (`127.0.0.1:5000/team` -> `127.0.0.1:5000/team/<service>:<tag>`); with one service a full
+/// `repo:tag` is accepted as is, and a reference without a tag is taken as the repository.
+pub fn push_targets(dest: &str, images: &[ServiceOutput]) -> Result<Vec<PushTarget>> {
+    let dest = dest.trim_end_matches('/');
+    let last = dest.rsplit('/').next().unwrap_or(dest);
+    if last.contains('@') {
+        return Err(ImageError::Invalid(format!(
+            "--push {dest}: a digest cannot be pushed to; give a repository or repo:tag"
+        )));
+    }
+    let explicit_tag = dest.contains('/') && last.contains(':');
+    let parse = |s: &str| -> Result<Reference> {
+        s.parse::<Reference>()
+            .map_err(|e| ImageError::Invalid(format!("--push {s}: {e}")))
+    };
+    if images.len() == 1 && (explicit_tag || last == images[0].service) {
+        let r = parse(dest)?;
+        let tag = if explicit_tag {
+            r.tag.clone().unwrap_or_else(|| images[0].tag.clone())
+        } else {
+            images[0].tag.clone()
+        };
+        return Ok(vec![PushTarget {
+            service: images[0].service.clone(),
+            repository: r.repository.to_string(),
+            tag,
+        }]);
+    }
+    if explicit_tag {
+        return Err(ImageError::Invalid(format!(
+            "--push {dest}: a tag is only accepted with a single service; with {} services give a prefix like 127.0.0.1:5000/team (each is pushed as <prefix>/<service>:<tag>)",
+            images.len()
+        )));
+    }
+    images
+        .iter()
+        .map(|i| {
+            let r = parse(&format!("{dest}/{}:{}", i.service, i.tag))?;
+            Ok(PushTarget {
+                service: i.service.clone(),
+                repository: r.repository.to_string(),
+                tag: i.tag.clone(),
+            })
+        })
+        .collect()
+}
+
+impl Packager {
+    /// Writes `images` as one archive. oci-archive keeps indexes and tags them `<service>:<tag>`;
+    /// docker-archive holds one entry per platform, tagged `<service>:<tag>` for single-platform
+    /// images and `<service>:<tag>-<os>-<arch>[-<variant>]` otherwise.
+    pub fn write_tarball(
+        &self,
+        images: &[ServiceOutput],
+        out: &Path,
+        format: TarballFormat,
+    ) -> Result<()> {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| kiln_oci::OciError::Io {
+                action: "creating",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let store = self.layout.store();
+        match format {
+            TarballFormat::OciArchive => {
+                let refs: Vec<_> = images
+                    .iter()
+                    .map(|i| (i.layout_ref.clone(), i.root.descriptor()))
+                    .collect();
+                write_oci_archive(store, &refs, out)?;
+            }
+            TarballFormat::DockerArchive => {
+                let mut entries = Vec::new();
+                for i in images {
+                    for p in &i.platforms {
+                        let tag = if i.platforms.len() == 1 {
+                            i.layout_ref.clone()
+                        } else {
+                            format!(
+                                "{}-{}",
+                                i.layout_ref,
+                                p.platform.to_string().replace('/', "-")
+                            )
+                        };
+                        entries.push(DockerArchiveImage {
+                            manifest: p.manifest.descriptor(),
+                            repo_tags: vec![tag],
+                        });
+                    }
+                }
+                write_docker_archive(store, &entries, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes every image to its target: blobs the registry has are only HEADed, blobs are
+    /// streamed from the layout, manifests are sent as the exact bytes that were hashed.
+    pub fn push(
+        &self,
+        images: &[ServiceOutput],
+        targets: &[PushTarget],
+    ) -> Result<Vec<PushResult>> {
+        let by_service: BTreeMap<&str, &ServiceOutput> =
+            images.iter().map(|i| (i.service.as_str(), i)).collect();
+        let mut uploads = Vec::new();
+        for t in targets {
+            let img = by_service.get(t.service.as_str()).ok_or_else(|| {
+                ImageError::Invalid(format!("no image was built for service `{}`", t.service))
+            })?;
+            let (registry, name) = t
+                .repository
+                .split_once('/')
+                .ok_or_else(|| ImageError::Invalid(format!("bad repository `{}`", t.repository)))?;
+            let repo = Repository::new(registry, name).map_err(|source| ImageError::Registry {
+                what: format!("pushing {}", t.service),
+                source,
+            })?;
+            uploads.push((repo, self.upload_of(img, &t.tag)));
+        }
+        let results = self.rt.block_on(self.client.push_images(&uploads));
+        let mut out = Vec::new();
+        for ((t, (repo, _)), r) in targets.iter().zip(&uploads).zip(results) {
+            let report = r.map_err(|source| ImageError::Registry {
+                what: format!("pushing {repo}:{}", t.tag),
+                source,
+            })?;
+            out.push(PushResult {
+                service: t.service.clone(),
+                reference: format!("{repo}:{}", t.tag),
+                digest: report.digest.unwrap_or_else(|| Digest::of_bytes(&[])),
+                skipped: report.skipped(),
+                mounted: report.mounted(),
+                uploaded: report.uploaded(),
+                bytes_sent: report.bytes_sent,
+                report,
+            });
+        }
+        Ok(out)
+    }
+
+    fn upload_of(&self, img: &ServiceOutput, tag: &str) -> ImageUpload {
+        let store = self.layout.store();
+        let mut blobs = Vec::new();
+        let mut manifests = Vec::new();
+        for p in &img.platforms {
+            for d in std::iter::once(&p.config.descriptor()).chain(&p.layers) {
+                blobs.push(BlobUpload {
+                    digest: d.digest,
+                    size: d.size,
+                    path: store.path(&d.digest),
+                    mount_from: None,
+                });
+            }
+            if img.is_index() {
+                manifests.push(ManifestUpload {
+                    media_type: p.manifest.media_type.clone(),
+                    bytes: p.manifest.bytes.clone(),
+                });
+            }
+        }
+        ImageUpload {
+            blobs,
+            manifests,
+            root: Some(ManifestUpload {
+                media_type: img.root.media_type.clone(),
+                bytes: img.root.bytes.clone(),
+            }),
+            tags: vec![tag.to_string()],
+        }
+    }
+}

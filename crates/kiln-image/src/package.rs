@@ -1,0 +1,415 @@
+//! Packing: binaries and data files into layers, images per platform, an index per service, and
+//! tags in the OCI layout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use kiln_oci::{
+    assemble_image, assemble_index, build_layer_cached, rfc3339, size_report, BaseImage, BlobStore,
+    CacheOutcome, Descriptor, ImageConfig, LayerCache, LayerEntry, LayerRecipe, OciLayout,
+    SizeReport, StoredJson, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
+};
+use kiln_registry::{Client, ClientConfig};
+use kiln_types::{Digest, Platform};
+use serde::Serialize;
+
+use crate::base::{kiln_base, pull_base, BaseInfo};
+use crate::error::{ImageError, Result};
+use crate::request::{BaseChoice, ImageRequest, PlatformBinary, ServiceImage};
+
+/// Version of the directories kiln-image keeps under kiln's cache dir; bumped when their format
+/// changes so old entries are ignored rather than misread.
+pub const IMAGE_CACHE_VERSION: u32 = 1;
+
+/// Progress events of packaging. Every method has an empty default; called from worker threads.
+pub trait Reporter: Sync {
+    /// A base is being pulled from a registry.
+    fn pulling_base(&self, _reference: &str, _platform: &Platform) {}
+    /// One platform image of a service is done.
+    fn packed(&self, _service: &str, _image: &PlatformImage) {}
+}
+
+/// A [`Reporter`] that ignores everything.
+pub struct NoReporter;
+
+impl Reporter for NoReporter {}
+
+/// Where the packager writes and caches.
+#[derive(Clone, Debug)]
+pub struct PackagerOptions {
+    /// The OCI image layout to write (`dist/oci`).
+    pub layout_dir: PathBuf,
+    /// kiln's cache directory (`kiln_cache::default_cache_dir()`): layer records and pulled blobs
+    /// go below `<cache_dir>/image-v1/`.
+    pub cache_dir: PathBuf,
+    /// Registry client settings (for pulling bases and pushing).
+    pub registry: ClientConfig,
+    /// Worker threads for packing (1 or more).
+    pub jobs: usize,
+}
+
+/// The binary layer of an image.
+#[derive(Clone, Debug, Serialize)]
+pub struct BinaryInfo {
+    /// Path inside the image.
+    pub path: String,
+    /// Digest of the binary.
+    pub digest: Digest,
+    /// Size of the binary.
+    pub size: u64,
+}
+
+/// One platform image of a service.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformImage {
+    /// Platform.
+    pub platform: Platform,
+    /// Image manifest (exact bytes kept, not serialised).
+    pub manifest: StoredJson,
+    /// Image config.
+    pub config: StoredJson,
+    /// Base it was built on.
+    pub base: BaseInfo,
+    /// The packaged binary.
+    pub binary: BinaryInfo,
+    /// Layers reused from the layer cache (nothing packed).
+    pub layers_reused: usize,
+    /// Layers packed in this run.
+    pub layers_packed: usize,
+    /// Sizes.
+    pub size: SizeReport,
+    /// Every layer descriptor, bottom first (for pushing and archives).
+    #[serde(skip)]
+    pub layers: Vec<Descriptor>,
+}
+
+/// The image(s) of one service.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceOutput {
+    /// Service name.
+    pub service: String,
+    /// Tag.
+    pub tag: String,
+    /// Name in the OCI layout's `index.json` (`<service>:<tag>`).
+    pub layout_ref: String,
+    /// Root: the index when several platforms, else the single manifest.
+    pub root: StoredJson,
+    /// Per-platform images, in request order.
+    pub platforms: Vec<PlatformImage>,
+}
+
+impl ServiceOutput {
+    /// Digest of the root (what `--push` tags and what users pin).
+    pub fn digest(&self) -> Digest {
+        self.root.digest
+    }
+
+    /// Whether the root is an image index.
+    pub fn is_index(&self) -> bool {
+        self.root.media_type == kiln_oci::MEDIA_INDEX
+    }
+}
+
+/// Result of [`Packager::package`].
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageReport {
+    /// The OCI layout written.
+    pub layout: PathBuf,
+    /// One entry per service, in request order.
+    pub images: Vec<ServiceOutput>,
+    /// Layers packed in this run (over all images, base layers included).
+    pub layers_packed: usize,
+    /// Layers reused from the layer cache.
+    pub layers_reused: usize,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// Packs images into an OCI layout, writes archives and pushes. One per `kiln image` run.
+pub struct Packager {
+    pub(crate) layout: OciLayout,
+    layer_cache: LayerCache,
+    pulled: BlobStore,
+    pub(crate) client: Client,
+    pub(crate) rt: tokio::runtime::Runtime,
+    jobs: usize,
+}
+
+struct Job<'a> {
+    svc: &'a ServiceImage,
+    bin: &'a PlatformBinary,
+    base_key: (String, String),
+}
+
+impl Packager {
+    /// Opens (or creates) the layout and the caches. `reporter` receives the registry client's
+    /// events (retries, blob progress).
+    pub fn new(
+        opts: &PackagerOptions,
+        reporter: Option<Arc<dyn kiln_registry::Reporter>>,
+    ) -> Result<Self> {
+        let layout = if opts.layout_dir.join("oci-layout").is_file() {
+            OciLayout::open(&opts.layout_dir)?
+        } else {
+            OciLayout::create(&opts.layout_dir)?
+        };
+        let root = opts.cache_dir.join(format!("image-v{IMAGE_CACHE_VERSION}"));
+        let client = match reporter {
+            Some(r) => Client::with_reporter(opts.registry.clone(), r),
+            None => Client::new(opts.registry.clone()),
+        }
+        .map_err(|source| ImageError::Registry {
+            what: "creating the registry client".into(),
+            source,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ImageError::Runtime)?;
+        Ok(Self {
+            layer_cache: LayerCache::new(root.join("layers")),
+            pulled: BlobStore::open(root.join("pulled"))?,
+            layout,
+            client,
+            rt,
+            jobs: opts.jobs.max(1),
+        })
+    }
+
+    /// The OCI layout images are written to.
+    pub fn layout(&self) -> &OciLayout {
+        &self.layout
+    }
+
+    /// Packs every service of `req` for every platform, tags `<service>:<tag>` in the layout.
+    /// Layers whose inputs (binary digest, files, modes, recipe) are unchanged are taken from the
+    /// layer cache without repacking; configs and manifests are cheap and always re-assembled.
+    pub fn package(&self, req: &ImageRequest, reporter: &dyn Reporter) -> Result<PackageReport> {
+        let started = Instant::now();
+        for s in &req.services {
+            if s.binaries.is_empty() {
+                return Err(ImageError::MissingBinary {
+                    service: s.service.clone(),
+                    platform: "any platform".into(),
+                    reason: "no build target".into(),
+                });
+            }
+            for f in &s.files {
+                std::fs::metadata(&f.src).map_err(|source| ImageError::DataFile {
+                    path: f.src.clone(),
+                    dst: f.dst.clone(),
+                    source,
+                })?;
+            }
+        }
+        let packed = AtomicUsize::new(0);
+        let reused = AtomicUsize::new(0);
+        let count = |o: CacheOutcome| match o {
+            CacheOutcome::Hit => reused.fetch_add(1, Ordering::Relaxed),
+            CacheOutcome::Miss => packed.fetch_add(1, Ordering::Relaxed),
+        };
+        // Bases first (pulls are async I/O; the kiln base is one small cached layer), shared by
+        // every service with the same base, platform and recipe.
+        let mut bases: HashMap<(String, String), (BaseImage, BaseInfo)> = HashMap::new();
+        let mut jobs = Vec::new();
+        for s in &req.services {
+            let recipe = recipe(s, req.source_date_epoch);
+            for bin in &s.binaries {
+                // Only a pulled base differs per platform; kiln's base is one layer for all.
+                let platform_key = match s.base {
+                    BaseChoice::Registry(_) => bin.platform.to_string(),
+                    BaseChoice::Scratch | BaseChoice::Kiln => String::new(),
+                };
+                let key = (
+                    format!(
+                        "{}|{}",
+                        s.base,
+                        serde_json::to_string(&recipe).unwrap_or_default()
+                    ),
+                    platform_key,
+                );
+                if !bases.contains_key(&key) {
+                    let resolved = match &s.base {
+                        BaseChoice::Scratch => (
+                            BaseImage::Scratch,
+                            BaseInfo {
+                                name: "scratch".into(),
+                                digest: None,
+                            },
+                        ),
+                        BaseChoice::Kiln => {
+                            let (b, info, o) =
+                                kiln_base(self.layout.store(), &self.layer_cache, &recipe)?;
+                            count(o);
+                            (b, info)
+                        }
+                        BaseChoice::Registry(r) => {
+                            reporter.pulling_base(&r.to_string(), &bin.platform);
+                            self.rt.block_on(pull_base(
+                                &self.client,
+                                r,
+                                &bin.platform,
+                                &self.pulled,
+                            ))?
+                        }
+                    };
+                    bases.insert(key.clone(), resolved);
+                }
+                jobs.push(Job {
+                    svc: s,
+                    bin,
+                    base_key: key,
+                });
+            }
+        }
+        let results: Mutex<BTreeMap<usize, Result<PlatformImage>>> = Mutex::new(BTreeMap::new());
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..self.jobs.min(jobs.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let base = &bases[&job.base_key];
+                    let r = self.pack_one(job, base, req.source_date_epoch, &count);
+                    if let Ok(img) = &r {
+                        reporter.packed(&job.svc.service, img);
+                    }
+                    if let Ok(mut m) = results.lock() {
+                        m.insert(i, r);
+                    }
+                });
+            }
+        });
+        let mut results = results
+            .into_inner()
+            .map_err(|_| ImageError::Invalid("a packing thread panicked".into()))?
+            .into_values();
+        let mut images = Vec::new();
+        for s in &req.services {
+            let mut platforms = Vec::with_capacity(s.binaries.len());
+            for _ in &s.binaries {
+                let r = results.next().ok_or_else(|| {
+                    ImageError::Invalid("a packing job produced no result".into())
+                })?;
+                platforms.push(r?);
+            }
+            let root = if platforms.len() == 1 {
+                platforms[0].manifest.clone()
+            } else {
+                let built: Vec<kiln_oci::BuiltImage> = platforms.iter().map(as_built).collect();
+                assemble_index(self.layout.store(), &built, &s.config.annotations)?
+            };
+            let layout_ref = format!("{}:{}", s.service, s.tag);
+            self.layout.tag(&layout_ref, &root.descriptor())?;
+            images.push(ServiceOutput {
+                service: s.service.clone(),
+                tag: s.tag.clone(),
+                layout_ref,
+                root,
+                platforms,
+            });
+        }
+        Ok(PackageReport {
+            layout: self.layout.root().to_path_buf(),
+            images,
+            layers_packed: packed.into_inner(),
+            layers_reused: reused.into_inner(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    fn pack_one(
+        &self,
+        job: &Job<'_>,
+        (base, base_info): &(BaseImage, BaseInfo),
+        epoch: u64,
+        count: &dyn Fn(CacheOutcome) -> usize,
+    ) -> Result<PlatformImage> {
+        let svc = job.svc;
+        let bin = job.bin;
+        let store = self.layout.store();
+        let recipe = recipe(svc, epoch);
+        let bin_path = svc.binary_path();
+        let mut layers = Vec::new();
+        let (mut reused, mut packed) = (0, 0);
+        let mut tally = |o: CacheOutcome| {
+            count(o);
+            match o {
+                CacheOutcome::Hit => reused += 1,
+                CacheOutcome::Miss => packed += 1,
+            }
+        };
+        // The digest from the build report is trusted for the key (it was verified by the build)
+        // and the packer re-hashes while streaming, so a binary changed behind kiln's back fails.
+        let entries = [LayerEntry::executable(&bin_path, &bin.path).with_digest(bin.digest)];
+        let (layer, o) = build_layer_cached(store, &self.layer_cache, &entries, &recipe)?;
+        tally(o);
+        layers.push(layer);
+        if !svc.files.is_empty() {
+            let entries: Vec<LayerEntry> = svc
+                .files
+                .iter()
+                .map(|f| LayerEntry::file(&f.dst, &f.src).mode(f.mode))
+                .collect();
+            let (layer, o) = build_layer_cached(store, &self.layer_cache, &entries, &recipe)?;
+            tally(o);
+            layers.push(layer);
+        }
+        let config = image_config(svc, base_info, &bin_path);
+        let image = assemble_image(store, &bin.platform, base, &layers, &config)?;
+        let size = size_report(&image, bin.size);
+        Ok(PlatformImage {
+            platform: bin.platform.clone(),
+            manifest: image.manifest.clone(),
+            config: image.config.clone(),
+            base: base_info.clone(),
+            binary: BinaryInfo {
+                path: bin_path,
+                digest: bin.digest,
+                size: bin.size,
+            },
+            layers_reused: reused,
+            layers_packed: packed,
+            size,
+            layers: image.layers,
+        })
+    }
+}
+
+fn recipe(svc: &ServiceImage, epoch: u64) -> LayerRecipe {
+    LayerRecipe::new(svc.compression).with_mtime(epoch)
+}
+
+fn image_config(svc: &ServiceImage, base: &BaseInfo, bin_path: &str) -> ImageConfig {
+    let mut c = svc.config.clone();
+    if c.entrypoint.is_empty() {
+        c.entrypoint = vec![bin_path.to_string()];
+    }
+    c.labels
+        .entry(ANNOTATION_BASE_NAME.into())
+        .or_insert_with(|| base.name.clone());
+    if let Some(d) = base.digest {
+        c.labels
+            .entry(ANNOTATION_BASE_DIGEST.into())
+            .or_insert_with(|| d.to_string());
+    }
+    c.labels
+        .entry("org.opencontainers.image.created".into())
+        .or_insert_with(|| rfc3339(c.created));
+    c
+}
+
+/// `assemble_index` only reads platform and manifest descriptor from each image.
+fn as_built(p: &PlatformImage) -> kiln_oci::BuiltImage {
+    kiln_oci::BuiltImage {
+        platform: p.platform.clone(),
+        config: p.config.clone(),
+        manifest: p.manifest.clone(),
+        layers: p.layers.clone(),
+        base_layers: p.size.layers.iter().filter(|l| l.from_base).count(),
+        uncompressed_sizes: p.size.layers.iter().map(|l| l.uncompressed).collect(),
+    }
+}

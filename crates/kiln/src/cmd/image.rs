@@ -1,0 +1,418 @@
+//! `kiln image`: build, then package every service into an OCI image (index when several
+//! platforms), then write the layout / a tarball and push.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use kiln_config::Config;
+use kiln_exec::default_jobs;
+use kiln_image::{
+    binaries_from_report, parse_compression, push_targets, sanitize_tag, standard_labels,
+    BaseChoice, DataFile, ImageRequest, PackageReport, Packager, PackagerOptions, PlatformImage,
+    PushResult, ServiceImage, TarballFormat, VcsInfo,
+};
+use kiln_oci::{Compression, ImageConfig};
+use kiln_plan::{plan, PlanRequest};
+use kiln_registry::{ClientConfig, RegistryError, Repository};
+use kiln_types::Platform;
+use serde::Serialize;
+
+use super::build::Group;
+use crate::table::{human_ms, human_size, Table};
+use crate::Ui;
+
+/// Arguments of `kiln image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Package patterns (default: every main package, `./...`).
+    pub patterns: Vec<String>,
+    /// Platforms, comma separated; several make a multi-arch image index.
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Option<Vec<Platform>>,
+    /// Push to REF: with several services a prefix (`127.0.0.1:5000/team` pushes
+    /// `team/<service>:<tag>`), with one service also a full `repo:tag`.
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// Image tag (default: `[image] tag` from kiln.toml, else the git version).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Also write every image into one archive (oci-archive; docker-archive for `*.docker.tar`).
+    #[arg(long, value_name = "FILE")]
+    pub tarball: Option<PathBuf>,
+    /// Archive format of `--tarball` (default: from the file name).
+    #[arg(long, value_enum, requires = "tarball")]
+    pub tarball_format: Option<TarballKind>,
+    /// Profile from kiln.toml (`[profiles.NAME]`): extra env and data files.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Base image for every service: `kiln` (built-in), `scratch`, or a registry reference.
+    #[arg(long, value_name = "REF|scratch|kiln")]
+    pub base: Option<String>,
+    /// Layer compression: gzip, gzip:LEVEL, gzip-parallel, zstd, zstd:LEVEL, none.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Speak plain HTTP to the push and base registries (always the case for 127.0.0.1/localhost).
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// OCI layout directory (default: `<out>/oci`, `dist/oci`).
+    #[arg(long, value_name = "DIR")]
+    pub oci_dir: Option<PathBuf>,
+    /// Only services affected by changes since the default branch (see `kiln affected`).
+    #[arg(long)]
+    pub affected: bool,
+    /// Global bound on concurrent compile and pack work.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Do not read the build cache (results are still stored).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print one JSON object (build summary, images with sizes and digests, pushes) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--tarball-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TarballKind {
+    /// OCI layout in a tar (multi-arch indexes kept).
+    Oci,
+    /// `docker save` format, one entry per platform.
+    Docker,
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    build: BuildSummary,
+    package: &'a PackageReport,
+    tarball: Option<&'a Path>,
+    push: &'a [PushResult],
+}
+
+#[derive(Serialize)]
+struct BuildSummary {
+    targets: usize,
+    cache_hits: usize,
+    cache_misses: usize,
+    duration_ms: u64,
+}
+
+/// Runs `kiln image`.
+pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(dir)?;
+    let config = Config::load(&project.root)?;
+    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let vars = kiln_discover::template_vars(&project.root);
+    let req = PlanRequest {
+        patterns: args.patterns.clone(),
+        platforms: args.platform.clone(),
+        vars: vars.clone(),
+        jobs,
+    };
+    let mut plan = plan(&project, &config, &req)?;
+    if args.affected {
+        let req = kiln_affected::AffectedRequest {
+            base: None,
+            head: None,
+        };
+        let a = kiln_affected::affected(&plan, &config, &req)?;
+        plan.targets.retain(|t| a.contains(&t.service));
+        if plan.targets.is_empty() {
+            if args.json {
+                println!("{}", serde_json::json!({ "images": [], "affected": a }));
+            } else {
+                println!("nothing affected since {}: no image to build", a.base);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let out_dir = project.root.join(config.out_dir());
+    let (report, _) = super::build::execute(
+        &plan,
+        out_dir.clone(),
+        jobs,
+        Group::Auto,
+        !args.no_cache,
+        ui,
+    )?;
+    let failures: Vec<_> = report.failures().collect();
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!(
+                "{} {}:\n{}",
+                console::style("error:").red().bold(),
+                f.label(),
+                f.error.as_deref().unwrap_or_default()
+            );
+        }
+        eprintln!(
+            "{} of {} targets failed: no image was built",
+            failures.len(),
+            report.targets.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let binaries = binaries_from_report(&report, &cwd)?;
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let vcs = VcsInfo {
+        source: VcsInfo::origin_url(&project.root),
+        revision: (vars.commit != "none" && !vars.commit.is_empty()).then(|| vars.commit.clone()),
+        version: Some(vars.version.clone()),
+    };
+    let mut services = Vec::new();
+    for (service, bins) in binaries {
+        services.push(service_image(
+            &config,
+            &project.root,
+            &args,
+            &vcs,
+            epoch,
+            service,
+            bins,
+        )?);
+    }
+    let request = ImageRequest {
+        services,
+        source_date_epoch: epoch,
+    };
+    let mut insecure = Vec::new();
+    if args.insecure_registry {
+        if let Some(p) = &args.push {
+            insecure.push(p.split('/').next().unwrap_or_default().to_string());
+        }
+        for s in &request.services {
+            if let BaseChoice::Registry(r) = &s.base {
+                insecure.push(r.repository.registry.clone());
+            }
+        }
+    }
+    let layout_dir = match &args.oci_dir {
+        Some(d) => dir.join(d),
+        None => out_dir.join("oci"),
+    };
+    let opts = PackagerOptions {
+        layout_dir,
+        cache_dir: kiln_cache::default_cache_dir()?,
+        registry: ClientConfig {
+            insecure_registries: insecure,
+            ..ClientConfig::default()
+        },
+        jobs,
+    };
+    let events = Arc::new(Events { ui });
+    let packager = Packager::new(&opts, Some(events.clone()))?;
+    let packed = packager.package(&request, events.as_ref())?;
+    let tarball = match &args.tarball {
+        Some(t) => {
+            let path = dir.join(t);
+            let format = match args.tarball_format {
+                Some(TarballKind::Oci) => TarballFormat::OciArchive,
+                Some(TarballKind::Docker) => TarballFormat::DockerArchive,
+                None => TarballFormat::from_file_name(&path),
+            };
+            packager.write_tarball(&packed.images, &path, format)?;
+            Some(path)
+        }
+        None => None,
+    };
+    let pushes = match &args.push {
+        Some(dest) => {
+            let targets = push_targets(dest, &packed.images)?;
+            packager.push(&packed.images, &targets)?
+        }
+        None => Vec::new(),
+    };
+    if args.json {
+        let out = JsonOut {
+            build: BuildSummary {
+                targets: report.targets.len(),
+                cache_hits: report.cache_hits,
+                cache_misses: report.cache_misses,
+                duration_ms: report.duration_ms,
+            },
+            package: &packed,
+            tarball: tarball.as_deref(),
+            push: &pushes,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !ui.quiet {
+        print_summary(&packed, tarball.as_deref(), &pushes);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn service_image(
+    config: &Config,
+    root: &Path,
+    args: &ImageArgs,
+    vcs: &VcsInfo,
+    epoch: u64,
+    service: String,
+    binaries: Vec<kiln_image::PlatformBinary>,
+) -> Result<ServiceImage> {
+    let r = config.resolve_image(&service, args.profile.as_deref(), root)?;
+    let tag = args
+        .tag
+        .clone()
+        .or(r.tag.clone())
+        .unwrap_or_else(|| sanitize_tag(vcs.version.as_deref().unwrap_or("latest")));
+    if sanitize_tag(&tag) != tag {
+        bail!(
+            "tag `{tag}` is not a valid image tag\nhint: use letters, digits, `_`, `.` and `-` (at most 128, not starting with `.` or `-`)"
+        );
+    }
+    let base: BaseChoice = args.base.as_deref().unwrap_or(&r.base).parse()?;
+    let compression = match args.compression.as_deref().or(r.compression.as_deref()) {
+        Some(c) => parse_compression(c)?,
+        None => Compression::default(),
+    };
+    let mut labels = standard_labels(&VcsInfo {
+        version: Some(tag.clone()),
+        ..vcs.clone()
+    });
+    labels.extend(r.labels.clone());
+    let defaults = ImageConfig::default();
+    let image_config = ImageConfig {
+        entrypoint: r.entrypoint.clone().unwrap_or_default(),
+        cmd: r.cmd.clone().unwrap_or_default(),
+        env: r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: r.workdir.clone(),
+        user: r.user.clone().unwrap_or(defaults.user),
+        exposed_ports: r.ports.clone(),
+        labels,
+        stop_signal: r.stop_signal.clone(),
+        annotations: r.annotations.clone(),
+        created: epoch,
+    };
+    let mut files = Vec::new();
+    for f in &r.files {
+        files.push(DataFile {
+            src: f.src.clone(),
+            dst: f.dst.clone(),
+            mode: f.mode_bits().map_err(anyhow::Error::msg)?,
+        });
+    }
+    Ok(ServiceImage {
+        service,
+        tag,
+        binaries,
+        base,
+        config: image_config,
+        files,
+        compression,
+    })
+}
+
+/// Progress lines on stderr: packing with `--verbose`, registry retries unless `--quiet`.
+struct Events {
+    ui: Ui,
+}
+
+impl kiln_image::Reporter for Events {
+    fn pulling_base(&self, reference: &str, platform: &Platform) {
+        if !self.ui.quiet {
+            eprintln!("pulling base {reference} for {platform}");
+        }
+    }
+
+    fn packed(&self, service: &str, image: &PlatformImage) {
+        if self.ui.verbose {
+            eprintln!(
+                "  packed {service} {}: {} ({} layer(s) reused, {} packed)",
+                image.platform, image.manifest.digest, image.layers_reused, image.layers_packed
+            );
+        }
+    }
+}
+
+impl kiln_registry::Reporter for Events {
+    fn retrying(&self, what: &str, attempt: u32, delay: Duration, error: &RegistryError) {
+        if !self.ui.quiet {
+            eprintln!(
+                "{} {what}: {error}; retry {} in {}",
+                console::style("warning:").yellow().bold(),
+                attempt + 1,
+                human_ms(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+            );
+        }
+    }
+
+    fn blob_done(&self, repo: &Repository, blob: &kiln_registry::BlobReport) {
+        if self.ui.verbose {
+            eprintln!("  {repo}: {} {:?}", blob.digest, blob.outcome);
+        }
+    }
+}
+
+fn print_summary(packed: &PackageReport, tarball: Option<&Path>, pushes: &[PushResult]) {
+    let mut t = Table::new(&[
+        "IMAGE",
+        "PLATFORM",
+        "BINARY",
+        "LAYERS (gz / tar)",
+        "BASE",
+        "TOTAL",
+        "MANIFEST",
+    ]);
+    for i in &packed.images {
+        for p in &i.platforms {
+            let own: Vec<_> = p.size.layers.iter().filter(|l| !l.from_base).collect();
+            let comp: u64 = own.iter().map(|l| l.compressed).sum();
+            let unc: u64 = own.iter().filter_map(|l| l.uncompressed).sum();
+            t.row(vec![
+                i.layout_ref.clone(),
+                p.platform.to_string(),
+                human_size(p.binary.size),
+                format!("{} / {}", human_size(comp), human_size(unc)),
+                format!("{} {}", p.base.name, human_size(p.size.base_compressed)),
+                human_size(p.size.total_compressed),
+                short(&p.manifest.digest.to_string()),
+            ]);
+        }
+    }
+    print!("{}", t.render());
+    for i in &packed.images {
+        let what = if i.is_index() { "index" } else { "manifest" };
+        println!("{} {what} {}", i.layout_ref, i.digest());
+    }
+    println!(
+        "{} image(s) in {}: {} layer(s) packed, {} reused, {}",
+        packed.images.len(),
+        crate_display(&packed.layout),
+        packed.layers_packed,
+        packed.layers_reused,
+        human_ms(packed.duration_ms)
+    );
+    if let Some(t) = tarball {
+        println!("archive {}", crate_display(t));
+    }
+    for p in pushes {
+        println!(
+            "pushed {}@{}: {} blob(s) uploaded ({}), {} mounted, {} already there",
+            p.reference,
+            p.digest,
+            p.uploaded,
+            human_size(p.bytes_sent),
+            p.mounted,
+            p.skipped
+        );
+    }
+}
+
+fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}
+
+fn crate_display(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}

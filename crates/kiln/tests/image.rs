@@ -1,0 +1,453 @@
+//! `kiln image` end to end with real components: the Go toolchain builds a small HTTP service,
+//! kiln packs and pushes it to Debian's `docker-registry`, skopeo inspects and copies it, umoci
+//! unpacks it and bubblewrap runs the unpacked rootfs's entrypoint, which must answer HTTP 200.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::registry::{free_port, http_get, require_tool, run_tool, Registry};
+
+const MAIN_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	addr := os.Getenv("ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		cfg, err := os.ReadFile("/etc/hello/config.txt")
+		if err != nil {
+			cfg = []byte("no-config")
+		}
+		fmt.Fprintf(w, "%s uid=%d %s", os.Getenv("GREETING"), os.Getuid(), cfg)
+	})
+	if err := http.ListenAndServe(addr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+"#;
+
+const KILN_TOML: &str = r#"
+[image]
+env = { GREETING = "hello-from-kiln" }
+ports = [8080]
+labels = { "com.example.team" = "core" }
+
+[profiles.prod]
+files = [{ src = "config/prod.txt", dst = "/etc/hello/config.txt", mode = "0640" }]
+"#;
+
+fn require_go() {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "these tests need the Go toolchain: install Go (https://go.dev/dl) and put `go` on PATH"
+    );
+}
+
+/// A throw-away Go repository (committed to git) with its own kiln cache.
+struct Repo {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        require_go();
+        let r = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+        };
+        r.write("go.mod", "module example.com/shop\n\ngo 1.22\n");
+        r.write("cmd/hello/main.go", MAIN_GO);
+        r.write("kiln.toml", KILN_TOML);
+        r.write("config/prod.txt", "prod-config");
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "user.name=t",
+                "commit",
+                "-q",
+                "-m",
+                "init",
+            ],
+            &["tag", "v1.0.0"],
+        ] {
+            let st = Command::new("git")
+                .args(args)
+                .current_dir(r.path())
+                .status()
+                .expect("git");
+            assert!(st.success(), "git {args:?}");
+        }
+        r
+    }
+
+    /// A second checkout of the same commit (a copy of the whole tree) with an empty kiln cache.
+    fn copy(&self) -> Self {
+        let r = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+        };
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.path().display()))
+            .arg(r.path())
+            .status()
+            .expect("cp");
+        assert!(st.success());
+        r
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+
+    fn kiln(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(self.path())
+            .env("KILN_CACHE_DIR", self.cache.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kiln")
+    }
+
+    /// `kiln image --json ARGS`, asserting success.
+    fn image_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["image", "--json"];
+        all.extend_from_slice(args);
+        let out = self.kiln(&all);
+        assert!(
+            out.status.success(),
+            "kiln {all:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("kiln image --json prints JSON")
+    }
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {ptr} in {v:#}"))
+}
+
+fn skopeo_inspect(target: &str, raw: bool) -> Value {
+    let mut args = vec!["inspect", "--tls-verify=false"];
+    if raw {
+        args.push("--raw");
+    }
+    args.push(target);
+    serde_json::from_slice(&run_tool("skopeo", &args).stdout).expect("skopeo prints JSON")
+}
+
+/// skopeo copy -> umoci unpack -> bwrap the entrypoint with the config's env and user; returns the
+/// HTTP answer of the service inside.
+fn run_image(source: &str) -> (u16, String, PathBuf, tempfile::TempDir) {
+    require_tool("umoci", "umoci");
+    require_tool("bwrap", "bubblewrap");
+    let work = tempfile::tempdir().expect("tempdir");
+    let oci = work.path().join("oci");
+    let oci_ref = format!("oci:{}:img", oci.display());
+    run_tool(
+        "skopeo",
+        &["copy", "--src-tls-verify=false", source, &oci_ref],
+    );
+    let bundle = work.path().join("bundle");
+    run_tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:img", oci.display()),
+            bundle.to_str().expect("utf-8 path"),
+        ],
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).expect("config.json"))
+            .expect("bundle config is JSON");
+    let args: Vec<String> = config["process"]["args"]
+        .as_array()
+        .expect("process.args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    let env: Vec<String> = config["process"]["env"]
+        .as_array()
+        .expect("process.env")
+        .iter()
+        .map(|a| a.as_str().expect("env").to_string())
+        .collect();
+    let uid = config["process"]["user"]["uid"]
+        .as_u64()
+        .expect("uid")
+        .to_string();
+    let gid = config["process"]["user"]["gid"]
+        .as_u64()
+        .expect("gid")
+        .to_string();
+    let rootfs = bundle.join("rootfs");
+    let port = free_port();
+    let mut cmd = Command::new("bwrap");
+    cmd.arg("--bind")
+        .arg(&rootfs)
+        .args([
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-pid",
+            "--die-with-parent",
+        ])
+        .args(["--unshare-user", "--uid", &uid, "--gid", &gid, "--clearenv"]);
+    for e in &env {
+        let (k, v) = e.split_once('=').expect("KEY=VALUE");
+        cmd.args(["--setenv", k, v]);
+    }
+    cmd.args(["--setenv", "ADDR", &format!("127.0.0.1:{port}")]);
+    cmd.args(&args);
+    let mut child = cmd.spawn().expect("bwrap: apt-get install -y bubblewrap");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        if let Some(a) = http_get(port, "/") {
+            break a;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the service exited inside bwrap: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service never answered on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    (answer.0, answer.1, rootfs, work)
+}
+
+#[test]
+fn push_single_and_multi_arch_run_them_and_noop_repush() {
+    require_tool("skopeo", "skopeo");
+    let reg = Registry::start();
+    let repo = Repo::new();
+
+    // Single platform, full repo:tag, prod profile (adds a data file layer).
+    let dest = format!("{}/team/hello:v1", reg.host());
+    let single = repo.image_json(&[
+        "--platform",
+        "linux/amd64",
+        "--profile",
+        "prod",
+        "--push",
+        &dest,
+    ]);
+    let digest = str_at(&single, "/package/images/0/root/digest").to_string();
+    assert_eq!(str_at(&single, "/push/0/digest"), digest);
+    let inspected = skopeo_inspect(&format!("docker://{dest}"), false);
+    assert_eq!(
+        str_at(&inspected, "/Digest"),
+        digest,
+        "registry serves our digest"
+    );
+    assert_eq!(str_at(&inspected, "/Labels/com.example.team"), "core");
+    assert_eq!(
+        str_at(&inspected, "/Labels/org.opencontainers.image.base.name"),
+        "kiln"
+    );
+    assert!(inspected["Labels"]["org.opencontainers.image.revision"].is_string());
+    let sizes = &single["package"]["images"][0]["platforms"][0]["size"];
+    assert_eq!(
+        sizes["layers"].as_array().expect("layers").len(),
+        3,
+        "base + binary + data"
+    );
+    assert!(sizes["binary_size"].as_u64().expect("binary size") > 1_000_000);
+
+    let (status, body, rootfs, _work) = run_image(&format!("docker://{dest}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "hello-from-kiln uid=65532 prod-config");
+    let meta = std::fs::metadata(rootfs.join("usr/local/bin/hello")).expect("binary in rootfs");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    let cfg_mode = std::fs::metadata(rootfs.join("etc/hello/config.txt")).expect("data file");
+    assert_eq!(cfg_mode.permissions().mode() & 0o7777, 0o640);
+    assert!(
+        rootfs.join("etc/ssl/certs/ca-certificates.crt").is_file(),
+        "kiln base CA bundle"
+    );
+
+    // Multi-arch to a prefix: team/<service>:<tag>.
+    let prefix = format!("{}/team", reg.host());
+    let multi = repo.image_json(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--tag",
+        "v2",
+        "--push",
+        &prefix,
+    ]);
+    let index_digest = str_at(&multi, "/package/images/0/root/digest").to_string();
+    let target = format!("docker://{prefix}/hello:v2");
+    let raw = skopeo_inspect(&target, true);
+    assert_eq!(
+        str_at(&raw, "/mediaType"),
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let mut arches: Vec<&str> = raw["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| str_at(m, "/platform/architecture"))
+        .collect();
+    arches.sort_unstable();
+    assert_eq!(arches, ["amd64", "arm64"]);
+    let served = {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "skopeo inspect --tls-verify=false --raw {target} | sha256sum"
+            ))
+            .output()
+            .expect("sh");
+        String::from_utf8_lossy(&o.stdout)
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        format!("sha256:{served}"),
+        index_digest,
+        "index bytes are ours"
+    );
+    let (status, body, _, _w) = run_image(&target);
+    assert_eq!(status, 200);
+    assert!(body.starts_with("hello-from-kiln uid=65532"), "{body}");
+
+    // No-op re-push: every blob is only HEADed.
+    let again = repo.image_json(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--tag",
+        "v2",
+        "--push",
+        &prefix,
+    ]);
+    assert_eq!(
+        str_at(&again, "/package/images/0/root/digest"),
+        index_digest
+    );
+    assert_eq!(
+        again["package"]["layers_packed"], 0,
+        "nothing repacked: {again:#}"
+    );
+    let push = &again["push"][0];
+    let blobs = push["report"]["blobs"].as_array().expect("blobs");
+    assert!(!blobs.is_empty());
+    for b in blobs {
+        assert_eq!(b["outcome"], "skipped", "{b:#}");
+    }
+    assert_eq!(push["uploaded"], 0);
+    assert_eq!(push["bytes_sent"], 0);
+}
+
+#[test]
+fn two_checkouts_give_the_same_digests_and_archives_load() {
+    require_tool("skopeo", "skopeo");
+    let a = Repo::new();
+    let b = a.copy();
+    let args = [
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--tarball",
+        "dist/all.tar",
+    ];
+    let ja = a.image_json(&args);
+    let jb = b.image_json(&args);
+    let digests = |j: &Value| -> Vec<String> {
+        let img = &j["package"]["images"][0];
+        let mut v = vec![str_at(img, "/root/digest").to_string()];
+        for p in img["platforms"].as_array().expect("platforms") {
+            v.push(str_at(p, "/manifest/digest").to_string());
+        }
+        v
+    };
+    assert_eq!(
+        digests(&ja),
+        digests(&jb),
+        "index and manifest digests differ between checkouts"
+    );
+    assert_eq!(digests(&ja).len(), 3);
+    assert_eq!(
+        ja["package"]["layers_reused"], 0,
+        "fresh cache packs everything"
+    );
+    assert_eq!(
+        ja["package"]["layers_packed"], 3,
+        "one kiln base layer + two binary layers"
+    );
+
+    // oci-archive (multi-arch) and docker-archive (one entry per platform) are readable.
+    let tag = str_at(&ja, "/package/images/0/tag").to_string();
+    let oci = a.path().join("dist/all.tar");
+    let raw = skopeo_inspect(&format!("oci-archive:{}:hello:{tag}", oci.display()), true);
+    assert_eq!(raw["manifests"].as_array().expect("index").len(), 2);
+    let docker = a.path().join("dist/all.docker.tar");
+    let out = a.kiln(&[
+        "image",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--tarball",
+        docker.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hello:") && text.contains("linux/arm64"),
+        "summary table: {text}"
+    );
+    for arch in ["amd64", "arm64"] {
+        let i = skopeo_inspect(
+            &format!(
+                "docker-archive:{}:hello:{tag}-linux-{arch}",
+                docker.display()
+            ),
+            false,
+        );
+        assert_eq!(str_at(&i, "/Architecture"), arch);
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared harness of the `kiln image` tests.
+
+pub mod registry;
