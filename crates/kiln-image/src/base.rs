@@ -46,7 +46,7 @@ pub(crate) async fn pull_base(
     let what = || format!("pulling base {reference} for {platform}");
     let reg = |source| ImageError::Registry {
         what: what(),
-        source,
+        error: source,
     };
     let pulled = client
         .get_manifest_for_platform(reference, platform)
@@ -66,7 +66,7 @@ pub(crate) async fn pull_base(
                 .await
                 .map_err(|source| ImageError::Registry {
                     what: format!("pulling blob {d} of base {reference}"),
-                    source,
+                    error: source,
                 })?;
         }
         Ok::<_, ImageError>(path)

@@ -7,13 +7,13 @@ pub enum ImageError {
     #[error(transparent)]
     Oci(#[from] kiln_oci::OciError),
     /// A registry operation failed (pull of a base, push of an image).
-    #[error("{what}: {source}")]
+    // The client's error is part of the message (not a `source`), so `{:#}` does not repeat it.
+    #[error("{what}: {error}")]
     Registry {
         /// What kiln was doing (`pulling base alpine:3.20 for linux/arm64`).
         what: String,
         /// The client's error (it carries its own hint).
-        #[source]
-        source: kiln_registry::RegistryError,
+        error: kiln_registry::RegistryError,
     },
     /// A target of the build report has no binary to package.
     #[error(
@@ -32,7 +32,7 @@ pub enum ImageError {
     Invalid(String),
     /// A data file declared by a profile cannot be read.
     #[error(
-        "data file `{path}` for `{dst}` cannot be read: {source}; hint: paths in [profiles.NAME] files are relative to the project root"
+        "data file `{path}` for `{dst}` cannot be read: {error}; hint: paths in [profiles.NAME] files are relative to the project root"
     )]
     DataFile {
         /// The source file.
@@ -40,8 +40,7 @@ pub enum ImageError {
         /// Its destination in the image.
         dst: String,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A pulled base is not an image kiln can build on.
     #[error("base `{name}`: {reason}")]
@@ -53,7 +52,7 @@ pub enum ImageError {
     },
     /// The async runtime for registry I/O could not be started.
     #[error("cannot start the I/O runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
 }
 
 /// `Result` with [`ImageError`].

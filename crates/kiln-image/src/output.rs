@@ -183,7 +183,7 @@ impl Packager {
                 .ok_or_else(|| ImageError::Invalid(format!("bad repository `{}`", t.repository)))?;
             let repo = Repository::new(registry, name).map_err(|source| ImageError::Registry {
                 what: format!("pushing {}", t.service),
-                source,
+                error: source,
             })?;
             uploads.push((repo, self.upload_of(img, &t.tag)));
         }
@@ -192,7 +192,7 @@ impl Packager {
         for ((t, (repo, _)), r) in targets.iter().zip(&uploads).zip(results) {
             let report = r.map_err(|source| ImageError::Registry {
                 what: format!("pushing {repo}:{}", t.tag),
-                source,
+                error: source,
             })?;
             out.push(PushResult {
                 service: t.service.clone(),

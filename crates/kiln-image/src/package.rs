@@ -163,7 +163,7 @@ impl Packager {
         }
         .map_err(|source| ImageError::Registry {
             what: "creating the registry client".into(),
-            source,
+            error: source,
         })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -201,7 +201,7 @@ impl Packager {
                 std::fs::metadata(&f.src).map_err(|source| ImageError::DataFile {
                     path: f.src.clone(),
                     dst: f.dst.clone(),
-                    source,
+                    error: source,
                 })?;
             }
         }

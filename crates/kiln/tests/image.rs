@@ -379,6 +379,37 @@ fn push_single_and_multi_arch_run_them_and_noop_repush() {
     }
     assert_eq!(push["uploaded"], 0);
     assert_eq!(push["bytes_sent"], 0);
+
+    // The multi-arch image as a registry base: pulled per platform from its index.
+    let base_ref = format!("{prefix}/hello:v2");
+    let on_base = repo.image_json(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--base",
+        &base_ref,
+        "--tag",
+        "v3",
+    ]);
+    for (i, p) in on_base["package"]["images"][0]["platforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(str_at(p, "/base/name"), base_ref);
+        let base_manifest = str_at(
+            &multi,
+            &format!("/package/images/0/platforms/{i}/manifest/digest"),
+        );
+        assert_eq!(
+            str_at(p, "/base/digest"),
+            base_manifest,
+            "base pinned by its platform manifest"
+        );
+        let layers = p["size"]["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), 3, "two base layers + binary");
+        assert_eq!(layers.iter().filter(|l| l["from_base"] == true).count(), 2);
+    }
 }
 
 #[test]
