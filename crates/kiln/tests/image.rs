@@ -448,6 +448,44 @@ fn two_checkouts_give_the_same_digests_and_archives_load() {
         "one kiln base layer + two binary layers"
     );
 
+    // Layer content: the binary layer lists parents then the binary, root-owned, fixed modes, and
+    // mtime 0 (SOURCE_DATE_EPOCH unset).
+    let layer = ja["package"]["images"][0]["platforms"][0]["size"]["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["from_base"] == false)
+        .expect("binary layer")
+        .clone();
+    let hex = str_at(&layer, "/digest")
+        .trim_start_matches("sha256:")
+        .to_string();
+    let blob = a.path().join("dist/oci/blobs/sha256").join(hex);
+    let listing = run_tool(
+        "tar",
+        &[
+            "--numeric-owner",
+            "--utc",
+            "-tvzf",
+            blob.to_str().expect("utf-8"),
+        ],
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    for (line, (mode, path)) in lines.iter().zip([
+        ("drwxr-xr-x", "usr/"),
+        ("drwxr-xr-x", "usr/local/"),
+        ("drwxr-xr-x", "usr/local/bin/"),
+        ("-rwxr-xr-x", "usr/local/bin/hello"),
+    ]) {
+        assert!(line.starts_with(&format!("{mode} 0/0 ")), "{line}");
+        assert!(line.contains(" 1970-01-01 00:00 "), "{line}");
+        assert!(line.ends_with(path), "{line}");
+    }
+
     // oci-archive (multi-arch) and docker-archive (one entry per platform) are readable.
     let tag = str_at(&ja, "/package/images/0/tag").to_string();
     let oci = a.path().join("dist/all.tar");
@@ -480,5 +518,29 @@ fn two_checkouts_give_the_same_digests_and_archives_load() {
             false,
         );
         assert_eq!(str_at(&i, "/Architecture"), arch);
+    }
+
+    // podman loads both archives (into a throw-away storage, no daemon, no network).
+    require_tool("podman", "podman");
+    let store = tempfile::tempdir().expect("tempdir");
+    let root = store.path().join("root");
+    let runroot = store.path().join("runroot");
+    for archive in [&oci, &docker] {
+        let out = run_tool(
+            "podman",
+            &[
+                "--root",
+                root.to_str().expect("utf-8"),
+                "--runroot",
+                runroot.to_str().expect("utf-8"),
+                "--storage-driver",
+                "vfs",
+                "load",
+                "-i",
+                archive.to_str().expect("utf-8"),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Loaded image"), "podman load: {text}");
     }
 }
