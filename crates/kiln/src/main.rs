@@ -37,6 +37,14 @@ enum Command {
     Cache(cmd::cache::CacheArgs),
     /// Write a commented kiln.toml for this repository.
     Init(cmd::init::InitArgs),
+    /// Create a cosign-compatible key pair (kiln.key, kiln.pub); password from KILN_PASSWORD.
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Sign an image in a registry (cosign-compatible), optionally attaching SBOM and provenance.
+    Sign(cmd::sign::SignArgs),
+    /// Write an SPDX or CycloneDX SBOM for a Go binary or an image.
+    Sbom(cmd::sbom::SbomArgs),
+    /// Check an image's signature, SBOM, provenance, static binaries and policy (CI gate).
+    Verify(cmd::verify::VerifyArgs),
     /// Build, then package every service into a reproducible OCI image; write, archive or push it.
     Image(cmd::image::ImageArgs),
 }
@@ -68,6 +76,10 @@ fn main() -> ExitCode {
         Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
         Command::Cache(args) => cmd::cache::run(args, ui),
         Command::Init(args) => cmd::init::run(&dir, args, ui),
+        Command::Keygen(args) => cmd::keygen::run(&dir, args, ui),
+        Command::Sign(args) => cmd::sign::run(&dir, args, ui),
+        Command::Sbom(args) => cmd::sbom::run(&dir, args, ui),
+        Command::Verify(args) => cmd::verify::run(&dir, args, ui),
         Command::Image(args) => cmd::image::run(&dir, args, ui),
     };
     match result {

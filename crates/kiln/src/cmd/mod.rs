@@ -4,6 +4,10 @@ pub mod build;
 pub mod cache;
 pub mod image;
 pub mod init;
+pub mod keygen;
+pub mod sbom;
+pub mod sign;
+pub mod verify;
 pub mod verify_bin;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,94 @@
+//! `kiln sign`: cosign-compatible signature (and, with `--attest`, SBOM and provenance
+//! attestations) for an image in a registry.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use kiln_registry::{Client, ClientConfig, Reference};
+
+use crate::Ui;
+
+/// Arguments of `kiln sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Image in a registry, by tag or digest; a tag is resolved and its digest is signed.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Private key from `kiln keygen` or `cosign generate-key-pair` (password: KILN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// Also attach DSSE-signed SBOMs (SPDX, CycloneDX) and SLSA provenance.
+    #[arg(long)]
+    pub attest: bool,
+    /// Talk plain HTTP to the image's registry (loopback registries always are).
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A registry client for `reference` (plain HTTP to its registry when `insecure`).
+pub fn client_for(reference: &Reference, insecure: bool) -> Result<Client> {
+    let mut config = ClientConfig::default();
+    if insecure {
+        config
+            .insecure_registries
+            .push(reference.repository.registry.clone());
+    }
+    Ok(Client::new(config)?)
+}
+
+/// A runtime for the async registry calls of one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs `kiln sign`.
+pub fn run(dir: &Path, args: SignArgs, ui: Ui) -> Result<ExitCode> {
+    let reference: Reference = args.image.parse()?;
+    let password = super::keygen::password(false)?;
+    let key = kiln_attest::load_private_key_file(&dir.join(&args.key), &password)?;
+    let client = client_for(&reference, args.insecure_registry)?;
+    let rt = runtime()?;
+    if args.attest {
+        let report = rt.block_on(kiln_supply::sign_and_attest(
+            &client,
+            &reference,
+            &key,
+            &kiln_supply::BuildParams::default(),
+        ))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else if !ui.quiet {
+            let s = &report.signature;
+            let a = &report.attachments;
+            println!("signed {}@{} ({})", s.repository, s.digest, s.tag);
+            println!(
+                "attached SBOM ({}) and attestations ({}): {}",
+                a.sbom_tag,
+                a.attestation_tag,
+                a.predicate_types.join(", ")
+            );
+            if a.referrers_api {
+                println!("pushed {} OCI referrer artifacts", a.referrers.len());
+            }
+        }
+    } else {
+        let report = rt.block_on(kiln_supply::sign_image(&client, &reference, &key))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else if !ui.quiet {
+            println!(
+                "signed {}@{} ({}, {} signature(s))",
+                report.repository, report.digest, report.tag, report.signatures
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

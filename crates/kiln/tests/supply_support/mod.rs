@@ -1,0 +1,390 @@
+//! Harness for the supply-chain CLI tests: a real `docker-registry` (distribution 2.8) on
+//! 127.0.0.1, a Go binary with real third-party modules served from a local `file://` module
+//! proxy, and images assembled with kiln-oci and pushed with kiln-registry.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kiln_oci::{
+    assemble_image, build_kiln_base, build_layer, BaseImage, ImageConfig, KilnBase, LayerEntry,
+    LayerRecipe, OciLayout, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
+};
+use kiln_registry::{BlobUpload, Client, ClientConfig, ImageUpload, ManifestUpload, Repository};
+use kiln_types::Digest;
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A registry process with its own storage; killed on drop.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: apt-get install -y docker-registry"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).unwrap();
+        // Another test may take the port between the probe and the registry's bind: retry.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    storage.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(REGISTRY_BIN)
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start docker-registry: apt-get install -y docker-registry");
+            if wait_ready(&mut child, port) {
+                return Registry {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not come up on 127.0.0.1");
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn repo(&self, name: &str) -> Repository {
+        Repository::new(self.host(), name).unwrap()
+    }
+}
+
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let req = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf) {
+                    if String::from_utf8_lossy(&buf[..n]).contains(" 200") {
+                        return true;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> Client {
+    Client::new(ClientConfig {
+        use_docker_config: false,
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs the real `kiln` binary in `dir` with the key password set and no docker config.
+pub fn kiln(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(dir)
+        .env("KILN_PASSWORD", PASSWORD)
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kiln")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs kiln and asserts success.
+pub fn kiln_ok(dir: &Path, args: &[&str]) -> Output {
+    let out = kiln(dir, args);
+    assert!(out.status.success(), "kiln {args:?} failed: {}", text(&out));
+    out
+}
+
+/// `kiln verify --json`: (exit code, report).
+pub fn verify_json(
+    dir: &Path,
+    image: &str,
+    key: &str,
+    policy: Option<&Path>,
+) -> (i32, serde_json::Value) {
+    let mut args = vec!["verify", image, "--key", key, "--json"];
+    let p;
+    if let Some(policy) = policy {
+        p = policy.display().to_string();
+        args.extend(["--policy", p.as_str()]);
+    }
+    let out = kiln(dir, &args);
+    let code = out.status.code().unwrap_or(-1);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("kiln verify printed no JSON ({e}): {}", text(&out)));
+    (code, report)
+}
+
+/// The check named `name` in a verify report: (passed, detail).
+pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> Option<(bool, &'a str)> {
+    report["checks"].as_array().unwrap().iter().find_map(|c| {
+        (c["name"] == name).then(|| {
+            (
+                c["passed"].as_bool().unwrap(),
+                c["detail"].as_str().unwrap(),
+            )
+        })
+    })
+}
+
+/// A Go program built once per test process, depending on two third-party modules served
+/// by a `file://` GOPROXY written here (so the go.sum `h1:` hashes are real).
+pub struct GoFixture {
+    pub dir: PathBuf,
+    pub binary: PathBuf,
+    /// (module path, version, go.sum h1 hash of the module zip).
+    pub modules: Vec<(String, String, String)>,
+}
+
+pub const DEPS: [(&str, &str, &str); 2] = [
+    ("example.org/dep", "v1.2.3", "Hello"),
+    ("example.org/other", "v0.4.0", "Name"),
+];
+
+pub fn go_fixture() -> &'static GoFixture {
+    static FIXTURE: OnceLock<GoFixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_fixture)
+}
+
+fn build_fixture() -> GoFixture {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "these tests need the Go toolchain on PATH: install Go 1.22+ (https://go.dev/dl)"
+    );
+    // Kept for the whole test process (the OnceLock is never dropped).
+    let dir = tempfile::tempdir().unwrap().keep();
+    let proxy = dir.join("proxy");
+    for (path, version, func) in DEPS {
+        let v = proxy.join(path).join("@v");
+        std::fs::create_dir_all(&v).unwrap();
+        let name = path.rsplit('/').next().unwrap();
+        let gomod = format!("module {path}\n\ngo 1.21\n");
+        std::fs::write(v.join("list"), format!("{version}\n")).unwrap();
+        std::fs::write(
+            v.join(format!("{version}.info")),
+            format!("{{\"Version\":\"{version}\",\"Time\":\"2024-01-02T03:04:05Z\"}}"),
+        )
+        .unwrap();
+        std::fs::write(v.join(format!("{version}.mod")), &gomod).unwrap();
+        let src =
+            format!("package {name}\n\nfunc {func}() string {{ return \"{path}@{version}\" }}\n");
+        let zip = v.join(format!("{version}.zip"));
+        let prefix = format!("{path}@{version}");
+        let py = Command::new("python3")
+            .arg("-c")
+            .arg("import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr(sys.argv[2] + '/go.mod', sys.argv[3])\nz.writestr(sys.argv[2] + '/' + sys.argv[4] + '.go', sys.argv[5])\nz.close()")
+            .arg(&zip)
+            .arg(&prefix)
+            .arg(&gomod)
+            .arg(name)
+            .arg(&src)
+            .status()
+            .expect("python3 is needed to write the module zip: apt-get install -y python3");
+        assert!(py.success());
+    }
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        "module example.com/app\n\ngo 1.21\n\nrequire (\n\texample.org/dep v1.2.3\n\texample.org/other v0.4.0\n)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.org/dep\"\n\t\"example.org/other\"\n)\n\nfunc main() { fmt.Println(dep.Hello(), other.Name()) }\n",
+    )
+    .unwrap();
+    let binary = dir.join("app-bin");
+    let out = Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&app)
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", "linux")
+        .env("GOARCH", "amd64")
+        .env("GOPROXY", format!("file://{}", proxy.display()))
+        .env("GOFLAGS", "-mod=mod -modcacherw")
+        .env("GONOSUMDB", "*")
+        .env("GONOSUMCHECK", "1")
+        .env("GOSUMDB", "off")
+        .env("GOWORK", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOMODCACHE", dir.join("modcache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sum = std::fs::read_to_string(app.join("go.sum")).unwrap();
+    let modules = DEPS
+        .iter()
+        .map(|(path, version, _)| {
+            let h1 = sum
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 3 && f[0] == *path && f[1] == *version).then(|| f[2].to_owned())
+                })
+                .unwrap_or_else(|| panic!("no go.sum line for {path} {version}:\n{sum}"));
+            (path.to_string(), version.to_string(), h1)
+        })
+        .collect();
+    GoFixture {
+        dir,
+        binary,
+        modules,
+    }
+}
+
+/// What goes into a test image.
+#[derive(Clone, Default)]
+pub struct ImageSpec {
+    /// Config `User` ("" = root).
+    pub user: String,
+    /// Base image annotations (name, digest).
+    pub base: Option<(String, Digest)>,
+    /// Extra files (path in image, file on disk), e.g. a dynamic `/bin/true`.
+    pub extra: Vec<(String, PathBuf)>,
+    /// A marker file's content, to make otherwise equal images differ.
+    pub marker: String,
+}
+
+/// Assembles an image (kiln base + `/app` from the Go fixture) into an OCI layout at
+/// `layout_dir` tagged `tag`, and returns the manifest digest.
+pub fn build_layout(layout_dir: &Path, tag: &str, spec: &ImageSpec) -> Digest {
+    let fx = go_fixture();
+    let layout = OciLayout::create(layout_dir).unwrap();
+    let recipe = LayerRecipe::default().with_mtime(0);
+    let base = build_kiln_base(layout.store(), &KilnBase::default(), &recipe).unwrap();
+    let marker = layout_dir.join("marker.txt");
+    std::fs::write(&marker, &spec.marker).unwrap();
+    let mut entries = vec![
+        LayerEntry::executable("/app", &fx.binary),
+        LayerEntry::file("/etc/kiln-test-marker", &marker),
+    ];
+    for (p, f) in &spec.extra {
+        entries.push(LayerEntry::executable(p, f));
+    }
+    let app = build_layer(layout.store(), &entries, &recipe).unwrap();
+    let mut annotations = BTreeMap::new();
+    if let Some((name, digest)) = &spec.base {
+        annotations.insert(ANNOTATION_BASE_NAME.to_string(), name.clone());
+        annotations.insert(ANNOTATION_BASE_DIGEST.to_string(), digest.to_string());
+    }
+    let config = ImageConfig {
+        entrypoint: vec!["/app".into()],
+        user: spec.user.clone(),
+        annotations,
+        ..ImageConfig::default()
+    };
+    let image = assemble_image(
+        layout.store(),
+        &"linux/amd64".parse().unwrap(),
+        &BaseImage::Kiln(base),
+        &[app],
+        &config,
+    )
+    .unwrap();
+    layout.tag(tag, &image.manifest.descriptor()).unwrap();
+    image.manifest.digest
+}
+
+/// Builds an image as [`build_layout`] does and pushes it as `repo:tag`.
+pub fn push_image(registry: &Registry, repo: &str, tag: &str, spec: &ImageSpec) -> Digest {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = build_layout(dir.path(), tag, spec);
+    let layout = OciLayout::open(dir.path()).unwrap();
+    let store = layout.store();
+    let manifest = store.read_manifest(&digest).unwrap();
+    let blobs = std::iter::once(&manifest.config)
+        .chain(manifest.layers.iter())
+        .map(|d| BlobUpload {
+            digest: d.digest,
+            size: d.size,
+            path: store.path(&d.digest),
+            mount_from: None,
+        })
+        .collect();
+    let upload = ImageUpload {
+        blobs,
+        manifests: Vec::new(),
+        root: Some(ManifestUpload {
+            media_type: kiln_registry::media::OCI_MANIFEST.into(),
+            bytes: std::fs::read(store.path(&digest)).unwrap(),
+        }),
+        tags: vec![tag.into()],
+    };
+    let report = rt()
+        .block_on(client().push_image(&registry.repo(repo), &upload))
+        .unwrap();
+    assert_eq!(report.digest, Some(digest));
+    digest
+}
