@@ -546,3 +546,99 @@ fn policy_rules_and_static_check() {
     );
     assert!(check(&report, "signature").unwrap().0);
 }
+
+#[test]
+fn image_push_sign_leaves_a_verifiable_multi_arch_image() {
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "needs the Go toolchain on PATH (https://go.dev/dl)"
+    );
+    let reg = Registry::start();
+    let keys = tempfile::tempdir().unwrap();
+    keygen(keys.path(), "kiln");
+    let repo = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    std::fs::write(r.join("go.mod"), "module example.com/shop\n\ngo 1.22\n").unwrap();
+    std::fs::create_dir_all(r.join("cmd/hello")).unwrap();
+    std::fs::write(
+        r.join("cmd/hello/main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-q",
+            "-m",
+            "init",
+        ],
+    ] {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(r)
+            .status()
+            .expect("git");
+        assert!(st.success(), "git {args:?}");
+    }
+    let dest = format!("{}/team/hello:v1", reg.host());
+    let key = keys.path().join("kiln.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "image",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--push",
+            &dest,
+            "--sign",
+            "--key",
+        ])
+        .arg(&key)
+        .current_dir(r)
+        .env("KILN_CACHE_DIR", cache.path())
+        .env("KILN_PASSWORD", PASSWORD)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kiln image --sign failed: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signed "),
+        "{}",
+        text(&out)
+    );
+
+    let (code, report) = verify_json(keys.path(), &dest, "kiln.pub", None);
+    assert_eq!(code, 0, "{report:#}");
+    let (_, detail) = check(&report, "static-binaries").unwrap();
+    assert!(
+        detail.starts_with("2 executable"),
+        "one binary per platform: {detail}"
+    );
+    // The provenance names the index digest that was pushed.
+    let digest: Digest = report["digest"].as_str().unwrap().parse().unwrap();
+    let t = tags(&reg.repo("team/hello"));
+    assert!(t.contains(&cosign_tag(&digest, "att")), "{t:?}");
+
+    // --sign without --key is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["image", "--push", &dest, "--sign"])
+        .current_dir(r)
+        .env("KILN_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

@@ -58,6 +58,13 @@ pub struct ImageArgs {
     /// Speak plain HTTP to the push and base registries (always the case for 127.0.0.1/localhost).
     #[arg(long)]
     pub insecure_registry: bool,
+    /// Sign every pushed image (cosign-compatible) and attach SBOMs and SLSA provenance;
+    /// needs --push and --key (password: KILN_PASSWORD). See docs/commands/supply-chain.md.
+    #[arg(long, requires_all = ["push", "key"])]
+    pub sign: bool,
+    /// Private key for --sign (`kiln keygen` or `cosign generate-key-pair`).
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub key: Option<PathBuf>,
     /// OCI layout directory (default: `<out>/oci`, `dist/oci`).
     #[arg(long, value_name = "DIR")]
     pub oci_dir: Option<PathBuf>,
@@ -229,6 +236,26 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    if let (true, Some(key)) = (args.sign, &args.key) {
+        let pushed: Vec<_> = pushes
+            .iter()
+            .map(|p| (p.reference.clone(), p.digest))
+            .collect();
+        let build = kiln_supply::BuildParams {
+            repo: vcs.source.clone(),
+            revision: vcs.revision.clone(),
+            targets: args.patterns.clone(),
+            ..Default::default()
+        };
+        super::sign::sign_pushed(
+            dir,
+            key,
+            args.insecure_registry,
+            &pushed,
+            &build,
+            ui.quiet || args.json,
+        )?;
+    }
     if args.json {
         let out = JsonOut {
             build: BuildSummary {

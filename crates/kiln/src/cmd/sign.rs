@@ -92,3 +92,40 @@ pub fn run(dir: &Path, args: SignArgs, ui: Ui) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `kiln image --push ... --sign --key FILE`: signs every pushed root digest and attaches SBOMs
+/// and provenance (`repo`/`revision`/`targets` go into the provenance). Prints one line per
+/// image unless `quiet`; returns the reports.
+pub fn sign_pushed(
+    dir: &Path,
+    key: &Path,
+    insecure_registry: bool,
+    pushed: &[(String, kiln_types::Digest)],
+    build: &kiln_supply::BuildParams,
+    quiet: bool,
+) -> Result<Vec<kiln_supply::PublishReport>> {
+    let password = super::keygen::password(false)?;
+    let key = kiln_attest::load_private_key_file(&dir.join(key), &password)?;
+    let rt = runtime()?;
+    let mut out = Vec::new();
+    for (reference, digest) in pushed {
+        let parsed: Reference = reference.parse()?;
+        // Sign the digest that was pushed, not whatever the tag points at by now.
+        let pinned = Reference::by_digest(parsed.repository.clone(), *digest);
+        let client = client_for(&pinned, insecure_registry)?;
+        let report = rt
+            .block_on(kiln_supply::sign_and_attest(&client, &pinned, &key, build))
+            .with_context(|| format!("signing {reference}"))?;
+        if !quiet {
+            eprintln!(
+                "signed {}@{} and attached SBOM + provenance ({}, {})",
+                report.signature.repository,
+                report.signature.digest,
+                report.signature.tag,
+                report.attachments.attestation_tag
+            );
+        }
+        out.push(report);
+    }
+    Ok(out)
+}
