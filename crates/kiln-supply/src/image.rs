@@ -83,14 +83,17 @@ pub struct PlatformImage {
 }
 
 impl PlatformImage {
-    /// The base image named by the `org.opencontainers.image.base.*` annotations.
+    /// The base image named by the `org.opencontainers.image.base.*` manifest annotations,
+    /// or by config labels of the same names (where `kiln image` also records them).
     pub fn base(&self) -> Option<(String, Digest)> {
-        let digest = self.annotations.get(ANNOTATION_BASE_DIGEST)?.parse().ok()?;
-        let name = self
-            .annotations
-            .get(ANNOTATION_BASE_NAME)
-            .cloned()
-            .unwrap_or_default();
+        let labels = self.config.config.labels.as_ref();
+        let get = |key: &str| {
+            self.annotations
+                .get(key)
+                .or_else(|| labels.and_then(|l| l.get(key)))
+        };
+        let digest = get(ANNOTATION_BASE_DIGEST)?.parse().ok()?;
+        let name = get(ANNOTATION_BASE_NAME).cloned().unwrap_or_default();
         Some((name, digest))
     }
 }

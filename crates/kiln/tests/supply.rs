@@ -184,6 +184,22 @@ fn sign_verify_round_trip_and_tampering() {
         "{stdout}"
     );
 
+    // SBOM straight from the registry image (layers pulled and walked).
+    kiln_ok(
+        d,
+        &[
+            "sbom",
+            &by_digest,
+            "--format",
+            "spdx",
+            "--output",
+            "image.spdx.json",
+        ],
+    );
+    run_pyspdxtools(&d.join("image.spdx.json"));
+    let sbom = std::fs::read_to_string(d.join("image.spdx.json")).unwrap();
+    assert!(sbom.contains("pkg:golang/example.org/dep@v1.2.3") && sbom.contains(&a.hex()));
+
     // Wrong key: every signed thing is rejected.
     let (code, report) = verify_json(d, &image, "intruder.pub", None);
     assert_eq!(code, 1);
@@ -436,6 +452,7 @@ fn policy_rules_and_static_check() {
         &ImageSpec {
             user: String::new(),
             base: Some(("registry.example/base:1".into(), base)),
+            base_in_labels: true,
             marker: "root".into(),
             ..ImageSpec::default()
         },
@@ -511,6 +528,17 @@ fn policy_rules_and_static_check() {
         // Everything else about the image is fine: only the policy fails.
         assert!(check(&report, "signature").unwrap().0);
     }
+    // The root image records its base in config labels, as `kiln image` does.
+    let ok_base = d.join("allowed_base_digests-ok.toml");
+    let (code, report) = verify_json(d, &root, "kiln.pub", Some(&ok_base));
+    assert_eq!(code, 0, "{report:#}");
+    let bad_base = d.join("allowed_base_digests-bad.toml");
+    let (code, report) = verify_json(d, &root, "kiln.pub", Some(&bad_base));
+    assert_eq!(code, 1, "{report:#}");
+    assert!(check(&report, "policy:allowed_base_digests")
+        .unwrap()
+        .1
+        .contains(&format!("base image {base} is not in the allowed list")));
     let (_, report) = verify_json(
         d,
         &root,

@@ -311,6 +311,8 @@ pub struct ImageSpec {
     pub user: String,
     /// Base image annotations (name, digest).
     pub base: Option<(String, Digest)>,
+    /// Record the base as config labels (as `kiln image` does) instead of manifest annotations.
+    pub base_in_labels: bool,
     /// Extra files (path in image, file on disk), e.g. a dynamic `/bin/true`.
     pub extra: Vec<(String, PathBuf)>,
     /// A marker file's content, to make otherwise equal images differ.
@@ -323,7 +325,7 @@ pub fn build_layout(layout_dir: &Path, tag: &str, spec: &ImageSpec) -> Digest {
     let fx = go_fixture();
     let layout = OciLayout::create(layout_dir).unwrap();
     let recipe = LayerRecipe::default().with_mtime(0);
-    let base = build_kiln_base(layout.store(), &KilnBase::default(), &recipe).unwrap();
+    let kiln_base = build_kiln_base(layout.store(), &KilnBase::default(), &recipe).unwrap();
     let marker = layout_dir.join("marker.txt");
     std::fs::write(&marker, &spec.marker).unwrap();
     let mut entries = vec![
@@ -334,21 +336,27 @@ pub fn build_layout(layout_dir: &Path, tag: &str, spec: &ImageSpec) -> Digest {
         entries.push(LayerEntry::executable(p, f));
     }
     let app = build_layer(layout.store(), &entries, &recipe).unwrap();
-    let mut annotations = BTreeMap::new();
+    let mut base = BTreeMap::new();
     if let Some((name, digest)) = &spec.base {
-        annotations.insert(ANNOTATION_BASE_NAME.to_string(), name.clone());
-        annotations.insert(ANNOTATION_BASE_DIGEST.to_string(), digest.to_string());
+        base.insert(ANNOTATION_BASE_NAME.to_string(), name.clone());
+        base.insert(ANNOTATION_BASE_DIGEST.to_string(), digest.to_string());
     }
+    let (annotations, labels) = if spec.base_in_labels {
+        (BTreeMap::new(), base)
+    } else {
+        (base, BTreeMap::new())
+    };
     let config = ImageConfig {
         entrypoint: vec!["/app".into()],
         user: spec.user.clone(),
         annotations,
+        labels,
         ..ImageConfig::default()
     };
     let image = assemble_image(
         layout.store(),
         &"linux/amd64".parse().unwrap(),
-        &BaseImage::Kiln(base),
+        &BaseImage::Kiln(kiln_base),
         &[app],
         &config,
     )
