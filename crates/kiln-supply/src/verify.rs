@@ -383,3 +383,72 @@ fn policy_checks(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_attest::{
+        generate_keypair, load_private_key, load_public_key, sign_envelope, sign_payload,
+        simple_signing_payload, statement,
+    };
+
+    fn keys() -> (kiln_attest::PrivateKey, PublicKey) {
+        let (private, public) = generate_keypair(b"pw").unwrap();
+        (
+            load_private_key(private.as_bytes(), b"pw").unwrap(),
+            load_public_key(public.as_bytes()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn signature_layer_rules() {
+        let (key, public) = keys();
+        let (_, other_public) = keys();
+        let digest = Digest::of_bytes(b"image");
+        let payload = simple_signing_payload("127.0.0.1:5000/app", &digest);
+        let layer = SignedLayer::signature(payload.clone(), &sign_payload(&key, &payload));
+        assert_eq!(
+            verify_sig_layer(&layer, &public, &digest).unwrap(),
+            "127.0.0.1:5000/app"
+        );
+        let err = verify_sig_layer(&layer, &other_public, &digest).unwrap_err();
+        assert!(err.contains("another key"), "{err}");
+        let other = Digest::of_bytes(b"other image");
+        let err = verify_sig_layer(&layer, &public, &other).unwrap_err();
+        assert!(err.contains("another image"), "{err}");
+        let mut unsigned = layer.clone();
+        unsigned.annotations.clear();
+        assert!(verify_sig_layer(&unsigned, &public, &digest)
+            .unwrap_err()
+            .contains(SIGNATURE_ANNOTATION));
+        let mut tampered = layer;
+        tampered.bytes = simple_signing_payload("127.0.0.1:5000/app", &other);
+        assert!(verify_sig_layer(&tampered, &public, &other)
+            .unwrap_err()
+            .contains("does not verify"));
+    }
+
+    #[test]
+    fn statement_must_name_the_digest_and_be_signed_by_the_key() {
+        let (key, public) = keys();
+        let (_, other_public) = keys();
+        let digest = Digest::of_bytes(b"image");
+        let stmt = statement(
+            &[("app".into(), digest)],
+            SLSA_PROVENANCE_V1,
+            serde_json::json!({}),
+        );
+        let payload = serde_json::to_vec(&stmt).unwrap();
+        let env = sign_envelope(&key, IN_TOTO_PAYLOAD_TYPE, &payload)
+            .to_json()
+            .unwrap();
+        assert_eq!(
+            verify_statement(&env, &public, &digest).unwrap(),
+            SLSA_PROVENANCE_V1
+        );
+        assert!(verify_statement(&env, &other_public, &digest).is_err());
+        let err = verify_statement(&env, &public, &Digest::of_bytes(b"x")).unwrap_err();
+        assert!(err.contains("another image"), "{err}");
+        assert!(verify_statement(b"{}", &public, &digest).is_err());
+    }
+}
