@@ -191,10 +191,19 @@ async fn read_attestations(
                 .map(|l| l.bytes),
         );
     }
-    let referrers = client
+    // The cosign tags above are authoritative; referrers are extra, so a registry that
+    // refuses the lookup (no tag listing, no API) must not fail the whole verification.
+    let descriptors = match client
         .get_referrers(repo, digest, Some(DSSE_ENVELOPE_MEDIA_TYPE))
-        .await?;
-    for d in referrers.descriptors {
+        .await
+    {
+        Ok(r) => r.descriptors,
+        Err(e) => {
+            out.problems.push(format!("referrers lookup failed: {e}"));
+            Vec::new()
+        }
+    };
+    for d in descriptors {
         let m = client
             .get_manifest(&Reference::by_digest(repo.clone(), d.digest))
             .await?;
