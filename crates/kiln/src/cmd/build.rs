@@ -39,6 +39,9 @@ pub struct BuildArgs {
     /// Whether targets of one platform share a `go build` invocation.
     #[arg(long, value_enum, default_value_t = Group::Auto)]
     pub group: Group,
+    /// `--affected [--base REF] [--head REF]`: build only services a change affects.
+    #[command(flatten)]
+    pub affected: super::affected::AffectedFilter,
 }
 
 /// `--group`.
@@ -61,7 +64,20 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         vars: kiln_discover::template_vars(&project.root),
         jobs,
     };
-    let plan = plan(&project, &config, &req)?;
+    let mut plan = plan(&project, &config, &req)?;
+    if let Some(a) = super::affected::restrict_plan(&mut plan, &config, &args.affected, ui)? {
+        if plan.targets.is_empty() {
+            if args.json {
+                println!("{}", serde_json::json!({ "targets": [], "affected": a }));
+            } else {
+                println!(
+                    "nothing affected since {}: nothing to build",
+                    super::affected::describe_base(&a)
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let out_dir = match &args.out {
         Some(o) => dir.join(o),
         None => project.root.join(config.out_dir()),

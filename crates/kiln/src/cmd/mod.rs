@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod affected;
 pub mod build;
 pub mod cache;
+pub mod gen;
 pub mod image;
 pub mod init;
+pub mod lint;
 pub mod keygen;
 pub mod sbom;
 pub mod sign;
