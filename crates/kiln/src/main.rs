@@ -37,12 +37,6 @@ enum Command {
     Cache(cmd::cache::CacheArgs),
     /// Write a commented kiln.toml for this repository.
     Init(cmd::init::InitArgs),
-    /// List the services a change affects (import graph, go.mod, kiln.toml, data files).
-    Affected(cmd::affected::AffectedArgs),
-    /// Check Dockerfiles for the mistakes Go images commonly have.
-    Lint(cmd::lint::LintArgs),
-    /// Generate a Dockerfile, .dockerignore, systemd unit or Kubernetes manifests for a service.
-    Gen(cmd::gen::GenArgs),
     /// Create a cosign-compatible key pair (kiln.key, kiln.pub); password from KILN_PASSWORD.
     Keygen(cmd::keygen::KeygenArgs),
     /// Sign an image in a registry (cosign-compatible), optionally attaching SBOM and provenance.
@@ -53,6 +47,12 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Build, then package every service into a reproducible OCI image; write, archive or push it.
     Image(cmd::image::ImageArgs),
+    /// List the services a change affects (import graph, go.mod, kiln.toml, data files).
+    Affected(cmd::affected::AffectedArgs),
+    /// Check Dockerfiles for the mistakes Go images commonly have.
+    Lint(cmd::lint::LintArgs),
+    /// Generate a Dockerfile, .dockerignore, systemd unit or Kubernetes manifests for a service.
+    Gen(cmd::gen::GenArgs),
 }
 
 /// Global output settings every command sees.
@@ -82,14 +82,14 @@ fn main() -> ExitCode {
         Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
         Command::Cache(args) => cmd::cache::run(args, ui),
         Command::Init(args) => cmd::init::run(&dir, args, ui),
-        Command::Affected(args) => cmd::affected::run(&dir, args, ui),
-        Command::Lint(args) => cmd::lint::run(&dir, args, ui),
-        Command::Gen(args) => cmd::gen::run(&dir, args, ui),
         Command::Keygen(args) => cmd::keygen::run(&dir, args, ui),
         Command::Sign(args) => cmd::sign::run(&dir, args, ui),
         Command::Sbom(args) => cmd::sbom::run(&dir, args, ui),
         Command::Verify(args) => cmd::verify::run(&dir, args, ui),
         Command::Image(args) => cmd::image::run(&dir, args, ui),
+        Command::Affected(args) => cmd::affected::run(&dir, args, ui),
+        Command::Lint(args) => cmd::lint::run(&dir, args, ui),
+        Command::Gen(args) => cmd::gen::run(&dir, args, ui),
     };
     match result {
         Ok(code) => code,
