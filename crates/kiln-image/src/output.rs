@@ -239,3 +239,68 @@ impl Packager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_oci::StoredJson;
+
+    fn img(service: &str) -> ServiceOutput {
+        ServiceOutput {
+            service: service.into(),
+            tag: "v1".into(),
+            layout_ref: format!("{service}:v1"),
+            root: StoredJson {
+                media_type: kiln_oci::MEDIA_MANIFEST.into(),
+                digest: Digest::of_bytes(b"{}"),
+                bytes: b"{}".to_vec(),
+            },
+            platforms: Vec::new(),
+        }
+    }
+
+    fn spelled(t: &[PushTarget]) -> Vec<String> {
+        t.iter()
+            .map(|t| format!("{}={}:{}", t.service, t.repository, t.tag))
+            .collect()
+    }
+
+    #[test]
+    fn several_services_push_under_a_prefix() {
+        let images = [img("api"), img("worker")];
+        let t = push_targets("127.0.0.1:5000/team", &images).unwrap();
+        assert_eq!(
+            spelled(&t),
+            [
+                "api=127.0.0.1:5000/team/api:v1",
+                "worker=127.0.0.1:5000/team/worker:v1"
+            ]
+        );
+        let e = push_targets("127.0.0.1:5000/team/api:v2", &images).unwrap_err();
+        assert!(e.to_string().contains("single service"), "{e}");
+        assert!(push_targets("127.0.0.1:5000/team@sha256:00", &images).is_err());
+    }
+
+    #[test]
+    fn one_service_accepts_a_full_reference() {
+        let images = [img("api")];
+        let full = push_targets("127.0.0.1:5000/team/api:v1.2.0", &images).unwrap();
+        assert_eq!(spelled(&full), ["api=127.0.0.1:5000/team/api:v1.2.0"]);
+        let repo = push_targets("ghcr.io/acme/api", &images).unwrap();
+        assert_eq!(spelled(&repo), ["api=ghcr.io/acme/api:v1"]);
+        let prefix = push_targets("ghcr.io/acme/", &images).unwrap();
+        assert_eq!(spelled(&prefix), ["api=ghcr.io/acme/api:v1"]);
+    }
+
+    #[test]
+    fn docker_archive_is_chosen_by_name() {
+        assert_eq!(
+            TarballFormat::from_file_name(Path::new("dist/a.docker.tar")),
+            TarballFormat::DockerArchive
+        );
+        assert_eq!(
+            TarballFormat::from_file_name(Path::new("dist/a.tar")),
+            TarballFormat::OciArchive
+        );
+    }
+}

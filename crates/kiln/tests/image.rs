@@ -410,6 +410,22 @@ fn push_single_and_multi_arch_run_them_and_noop_repush() {
         assert_eq!(layers.len(), 3, "two base layers + binary");
         assert_eq!(layers.iter().filter(|l| l["from_base"] == true).count(), 2);
     }
+
+    // `--push=` pushes under the kiln.toml `repository` prefix.
+    let toml = KILN_TOML.replacen(
+        "[image]\n",
+        &format!("[image]\nrepository = \"{}/cfg\"\n", reg.host()),
+        1,
+    );
+    repo.write("kiln.toml", &toml);
+    let cfg = repo.image_json(&["--platform", "linux/amd64", "--tag", "v4", "--push="]);
+    let pushed = str_at(&cfg, "/push/0/digest");
+    assert_eq!(
+        str_at(&cfg, "/push/0/reference"),
+        format!("{}/cfg/hello:v4", reg.host())
+    );
+    let inspected = skopeo_inspect(&format!("docker://{}/cfg/hello:v4", reg.host()), false);
+    assert_eq!(str_at(&inspected, "/Digest"), pushed);
 }
 
 #[test]

@@ -34,7 +34,8 @@ pub struct ImageArgs {
     #[arg(long, value_delimiter = ',')]
     pub platform: Option<Vec<Platform>>,
     /// Push to REF: with several services a prefix (`127.0.0.1:5000/team` pushes
-    /// `team/<service>:<tag>`), with one service also a full `repo:tag`.
+    /// `team/<service>:<tag>`), with one service also a full `repo:tag`. `--push=` (empty) pushes
+    /// each service under its kiln.toml `repository`.
     #[arg(long, value_name = "REF")]
     pub push: Option<String>,
     /// Image tag (default: `[image] tag` from kiln.toml, else the git version).
@@ -174,16 +175,12 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         version: Some(vars.version.clone()),
     };
     let mut services = Vec::new();
+    let mut repositories = std::collections::BTreeMap::new();
     for (service, bins) in binaries {
-        services.push(service_image(
-            &config,
-            &project.root,
-            &args,
-            &vcs,
-            epoch,
-            service,
-            bins,
-        )?);
+        let (image, repository) =
+            service_image(&config, &project.root, &args, &vcs, epoch, service, bins)?;
+        repositories.insert(image.service.clone(), repository);
+        services.push(image);
     }
     let request = ImageRequest {
         services,
@@ -191,7 +188,8 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     };
     let mut insecure = Vec::new();
     if args.insecure_registry {
-        if let Some(p) = &args.push {
+        let dests = args.push.iter().chain(repositories.values().flatten());
+        for p in dests.filter(|p| !p.is_empty()) {
             insecure.push(p.split('/').next().unwrap_or_default().to_string());
         }
         for s in &request.services {
@@ -229,7 +227,22 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
         None => None,
     };
-    let pushes = match &args.push {
+    let pushes = match args.push.as_deref() {
+        // `--push=`: each service to its configured `repository` prefix.
+        Some("") => {
+            let mut targets = Vec::new();
+            for i in &packed.images {
+                let Some(Some(prefix)) = repositories.get(&i.service) else {
+                    bail!(
+                        "--push= pushes to the configured repository, but service `{}` has none\nhint: set `repository` in [image] or [services.{}.image], or give --push REF",
+                        i.service,
+                        i.service
+                    );
+                };
+                targets.extend(push_targets(prefix, std::slice::from_ref(i))?);
+            }
+            packager.push(&packed.images, &targets)?
+        }
         Some(dest) => {
             let targets = push_targets(dest, &packed.images)?;
             packager.push(&packed.images, &targets)?
@@ -283,7 +296,7 @@ fn service_image(
     epoch: u64,
     service: String,
     binaries: Vec<kiln_image::PlatformBinary>,
-) -> Result<ServiceImage> {
+) -> Result<(ServiceImage, Option<String>)> {
     let r = config.resolve_image(&service, args.profile.as_deref(), root)?;
     let tag = args
         .tag
@@ -326,7 +339,7 @@ fn service_image(
             mode: f.mode_bits().map_err(anyhow::Error::msg)?,
         });
     }
-    Ok(ServiceImage {
+    let image = ServiceImage {
         service,
         tag,
         binaries,
@@ -334,7 +347,8 @@ fn service_image(
         config: image_config,
         files,
         compression,
-    })
+    };
+    Ok((image, r.repository.clone()))
 }
 
 /// Progress lines on stderr: packing with `--verbose`, registry retries unless `--quiet`.
