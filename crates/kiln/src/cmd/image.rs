@@ -98,6 +98,24 @@ struct JsonOut<'a> {
     package: &'a PackageReport,
     tarball: Option<&'a Path>,
     push: &'a [PushResult],
+    timings: Timings,
+}
+
+/// Wall time per stage, so a slow run shows where it went.
+#[derive(Serialize)]
+struct Timings {
+    /// Discovery and planning (`go list`, git).
+    plan_ms: u64,
+    /// The build stage (cache lookups, compiles, verification).
+    build_ms: u64,
+    /// Packing, archive included.
+    package_ms: u64,
+    /// Registry pushes.
+    push_ms: u64,
+}
+
+fn ms_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Serialize)]
@@ -110,6 +128,7 @@ struct BuildSummary {
 
 /// Runs `kiln image`.
 pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
+    let t_plan = std::time::Instant::now();
     let project = super::open_project(dir)?;
     let config = Config::load(&project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
@@ -138,6 +157,8 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     let out_dir = project.root.join(config.out_dir());
+    let plan_ms = ms_since(t_plan);
+    let t_build = std::time::Instant::now();
     let (report, _) = super::build::execute(
         &plan,
         out_dir.clone(),
@@ -213,6 +234,8 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     };
     let events = Arc::new(Events { ui });
     let packager = Packager::new(&opts, Some(events.clone()))?;
+    let build_ms = ms_since(t_build);
+    let t_package = std::time::Instant::now();
     let packed = packager.package(&request, events.as_ref())?;
     let tarball = match &args.tarball {
         Some(t) => {
@@ -227,6 +250,8 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
         None => None,
     };
+    let package_ms = ms_since(t_package);
+    let t_push = std::time::Instant::now();
     let pushes = match args.push.as_deref() {
         // `--push=`: each service to its configured `repository` prefix.
         Some("") => {
@@ -249,6 +274,7 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    let push_ms = ms_since(t_push);
     if let (true, Some(key)) = (args.sign, &args.key) {
         let pushed: Vec<_> = pushes
             .iter()
@@ -280,6 +306,12 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             package: &packed,
             tarball: tarball.as_deref(),
             push: &pushes,
+            timings: Timings {
+                plan_ms,
+                build_ms,
+                package_ms,
+                push_ms,
+            },
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if !ui.quiet {
