@@ -60,7 +60,7 @@ pub fn dockerfile(spec: &ServiceSpec) -> Result<String, GenError> {
     );
     let _ = writeln!(
         d,
-        "# Modules are downloaded only when go.mod or go.sum change.\nCOPY {} {} ./",
+        "# Modules are downloaded only when go.mod or go.sum change. `go.sum*` because a module\n# without dependencies has no go.sum, and COPY fails on a missing file.\nCOPY {} {}* ./",
         in_module(spec, "go.mod"),
         in_module(spec, "go.sum")
     );
@@ -142,7 +142,7 @@ mod tests {
         s.module_dir = "./services/api/".into();
         assert_eq!(in_module(&s, "go.mod"), "services/api/go.mod");
         let d = dockerfile(&s).unwrap();
-        assert!(d.contains("COPY services/api/go.mod services/api/go.sum ./"));
+        assert!(d.contains("COPY services/api/go.mod services/api/go.sum* ./"));
         assert!(d.contains("COPY services/api/ ./"));
     }
 

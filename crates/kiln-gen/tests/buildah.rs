@@ -116,7 +116,8 @@ fn stage_goroot(from: &Path, to: &Path, depth: usize) {
 fn write_module(dir: &Path) {
     std::fs::create_dir_all(dir.join("cmd/hello")).unwrap();
     std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.26\n").unwrap();
-    std::fs::write(dir.join("go.sum"), "").unwrap();
+    // Deliberately no go.sum (issue 5 regression): a module without dependencies has none, and the
+    // generated `COPY go.mod go.sum* ./` must still build.
     std::fs::write(
         dir.join("cmd/hello/main.go"),
         // Only `os`: a cold build compiles just the runtime, keeping the test fast on 2 cores. (With

@@ -181,7 +181,10 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
             });
         }
     }
-    for (name, svc) in &config.services {
+    // A configured service outside the requested patterns is fine (`kiln build ./cmd/api`); only
+    // a whole-project run can tell that a `package` points nowhere.
+    let whole_project = req.patterns.is_empty() || req.patterns == ["./..."];
+    for (name, svc) in config.services.iter().filter(|_| whole_project) {
         if let Some(p) = &svc.package {
             if !services.contains_key(name) {
                 return Err(PlanError::UnknownServicePackage {

@@ -197,3 +197,20 @@ fn ldflags_templates_reach_the_binary() {
         "version string not in binary"
     );
 }
+
+#[test]
+fn issue2_configured_service_outside_the_patterns_is_not_an_error() {
+    let repo = shop();
+    repo.write(
+        "kiln.toml",
+        "[services.worker]\npackage = \"./cmd/worker\"\n\n[services.api]\npackage = \"./cmd/api\"\n",
+    );
+    let report = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    assert_eq!(targets(&report).len(), 1);
+    // A section whose package does not exist is still reported on a whole-project build.
+    repo.write("kiln.toml", "[services.gone]\npackage = \"./cmd/gone\"\n");
+    let out = repo.kiln(&["build", "--platform", "linux/amd64"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[services.gone]") && err.contains("./cmd/gone"), "{err}");
+}
