@@ -136,7 +136,9 @@ pub fn build(
     let invocations = Mutex::new(0usize);
     let concurrent = opts.jobs.max(1).min(jobs.len().max(1));
     let parallelism = (opts.jobs.max(1) / concurrent).max(1);
-    let outcomes = run_bounded(
+    // Storing, placing and verifying happen in the worker right after its compile, so they overlap
+    // with the compiles still running instead of queueing up behind the last one.
+    let finished = run_bounded(
         jobs.into_iter().enumerate().collect(),
         concurrent,
         |(n, job): (usize, Vec<Pending>)| {
@@ -150,18 +152,25 @@ pub fn build(
                 reporter,
                 &invocations,
             );
-            job.into_iter().zip(out).collect::<Vec<_>>()
+            job.into_iter()
+                .zip(out)
+                .map(|(p, outcome)| {
+                    let r = match outcome {
+                        Outcome::Failed(msg) => Ok(failed(plan, p.target, Some(&p.key), msg)),
+                        Outcome::Built { tmp, ms } => store_and_place(
+                            plan, p.target, &p.key, &tmp, ms, storage, opts, reporter,
+                        ),
+                    };
+                    if let Ok(r) = &r {
+                        reporter.finished(r);
+                    }
+                    (p.index, r)
+                })
+                .collect::<Vec<_>>()
         },
     );
-    for (p, outcome) in outcomes.into_iter().flatten() {
-        let r = match outcome {
-            Outcome::Failed(msg) => failed(plan, p.target, Some(&p.key), msg),
-            Outcome::Built { tmp, ms } => {
-                store_and_place(plan, p.target, &p.key, &tmp, ms, storage, opts, reporter)?
-            }
-        };
-        reporter.finished(&r);
-        results[p.index] = Some(r);
+    for (index, r) in finished.into_iter().flatten() {
+        results[index] = Some(r?);
     }
     let targets: Vec<TargetResult> = results.into_iter().flatten().collect();
     Ok(BuildReport {
