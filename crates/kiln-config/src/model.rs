@@ -405,15 +405,25 @@ flags = ["-v"]
         let e = parse("[build]\nplatforms = [\"linux/amd64/v9\"]\n").unwrap_err();
         assert!(e.to_string().contains("variant"), "{e}");
         let e = parse("[build]\ndata = [\"x\"]\n").unwrap_err();
-        assert!(e.to_string().contains("`data` belongs in [services.NAME]"), "{e}");
+        assert!(
+            e.to_string().contains("`data` belongs in [services.NAME]"),
+            "{e}"
+        );
         let e = parse("[services.a.platform.\"linux/amd64\"]\ndata = [\"x\"]\n").unwrap_err();
-        assert!(e.to_string().contains("`data` belongs in [services.NAME]"), "{e}");
+        assert!(
+            e.to_string().contains("`data` belongs in [services.NAME]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn services_declare_data_files() {
-        let cfg = parse("[services.api]\ndata = [\"configs/api/*.yaml\", \"migrations/**\"]\n").unwrap();
-        assert_eq!(cfg.services["api"].data, vec!["configs/api/*.yaml", "migrations/**"]);
+        let cfg =
+            parse("[services.api]\ndata = [\"configs/api/*.yaml\", \"migrations/**\"]\n").unwrap();
+        assert_eq!(
+            cfg.services["api"].data,
+            vec!["configs/api/*.yaml", "migrations/**"]
+        );
         // Files without the key keep parsing, and serialise as before.
         let old = parse("[services.api]\ncgo = true\n").unwrap();
         assert!(old.services["api"].data.is_empty());

@@ -212,5 +212,8 @@ fn issue2_configured_service_outside_the_patterns_is_not_an_error() {
     let out = repo.kiln(&["build", "--platform", "linux/amd64"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("[services.gone]") && err.contains("./cmd/gone"), "{err}");
+    assert!(
+        err.contains("[services.gone]") && err.contains("./cmd/gone"),
+        "{err}"
+    );
 }
