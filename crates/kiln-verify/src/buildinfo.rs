@@ -226,14 +226,57 @@ pub(crate) enum Header<'a> {
     },
 }
 
-/// Finds the build info header in `region` (the start of the data section Go puts it in) and
-/// returns the bytes from the header on.
+/// How much of a region [`find_offset`] needs: the searched window plus room for a header that
+/// starts at its last aligned offset.
+pub(crate) const SEARCH_WINDOW: usize = SEARCH_LIMIT + HEADER_LEN;
+
+/// Finds the build info header in a region (the start of the data section Go puts it in) of
+/// `region_len` bytes, given its first [`SEARCH_WINDOW`] bytes (all of it when shorter) in
+/// `prefix`, and returns the header's offset. Only the prefix is needed, so a caller reading
+/// from a file never has to load a whole data segment.
+pub(crate) fn find_offset(prefix: &[u8], region_len: u64) -> Option<usize> {
+    let limit = prefix.len().min(SEARCH_LIMIT);
+    (0..limit).step_by(ALIGN).find(|&off| {
+        prefix[off..].starts_with(MAGIC) && region_len - off as u64 >= HEADER_LEN as u64
+    })
+}
+
+/// Finds the build info header in a whole `region` and returns the bytes from the header on.
+#[cfg(test)]
 pub(crate) fn find(region: &[u8]) -> Option<&[u8]> {
-    let limit = region.len().min(SEARCH_LIMIT);
-    (0..limit)
-        .step_by(ALIGN)
-        .find(|&off| region[off..].starts_with(MAGIC) && region.len() - off >= HEADER_LEN)
-        .map(|off| &region[off..])
+    find_offset(region, region.len() as u64).map(|off| &region[off..])
+}
+
+/// Reads the bytes from the header on that [`parse_header`] looks at: the header and, in the
+/// inline format, the two uvarint-prefixed strings after it. `read(n)` returns the first `n` bytes
+/// from the header on, or all `available` ones when fewer; `None` means an I/O failure.
+///
+/// `parse_header` gives the same result on this prefix as on everything up to the end of the
+/// region: a string that runs past the end fails either way, and a uvarint is never longer than
+/// 10 bytes.
+pub(crate) fn read_blob<'a>(
+    available: usize,
+    read: &dyn Fn(usize) -> Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
+    const MAX_UVARINT: usize = 10;
+    let head = read(HEADER_LEN)?;
+    if head.len() < HEADER_LEN || head[15] & FLAG_INLINE == 0 {
+        return Some(head); // truncated, or the pointer format: 32 bytes are all there is
+    }
+    let mut need = HEADER_LEN;
+    for _ in 0..2 {
+        let blob = read(need.saturating_add(MAX_UVARINT))?;
+        let Some((len, used)) = blob.get(need..).and_then(uvarint) else {
+            return Some(blob);
+        };
+        need = need
+            .saturating_add(used)
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        if need > available {
+            return Some(blob); // the string runs past the region: rejected on any prefix
+        }
+    }
+    read(need)
 }
 
 /// Decodes the header at the start of `blob` (as returned by [`find`]).
@@ -517,6 +560,32 @@ mod tests {
         assert_eq!(version, b"go1.22.0");
         let info = GoBuildInfo::from_modinfo("go1.22.0", modinfo).unwrap();
         assert_eq!(info.deps.len(), 2);
+    }
+
+    /// `read_blob` must give `parse_header` exactly what it needs: the same outcome as the whole
+    /// rest of the region, for every cut of a valid blob and for lengths that overrun it.
+    #[test]
+    fn read_blob_prefix_parses_like_the_whole_region() {
+        let mut blob = inline_blob("go1.22.0", &wrapped(MODINFO));
+        blob.extend_from_slice(&[0xaa; 100]); // the rest of the section
+        let mut huge_version = blob.clone();
+        huge_version[HEADER_LEN..HEADER_LEN + 3].copy_from_slice(&[0xff, 0xff, 0x7f]);
+        let mut endless_uvarint = blob.clone();
+        endless_uvarint[HEADER_LEN..HEADER_LEN + 12].fill(0x80);
+        for region in [blob, huge_version, endless_uvarint] {
+            for len in 0..=region.len() {
+                let whole = &region[..len];
+                let read = |n: usize| Some(&whole[..n.min(len)]);
+                let prefix = read_blob(len, &read).unwrap();
+                assert!(whole.starts_with(prefix));
+                let expected = format!("{:?}", parse_header(whole));
+                assert_eq!(
+                    format!("{:?}", parse_header(prefix)),
+                    expected,
+                    "cut at {len}"
+                );
+            }
+        }
     }
 
     #[test]

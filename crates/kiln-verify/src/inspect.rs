@@ -1,5 +1,11 @@
-//! Reading ELF, Mach-O and PE headers with `object` (zero-copy over the file's bytes).
+//! Reading ELF, Mach-O and PE headers with `object`.
+//!
+//! Parsing is generic over [`ReadRef`]: over a byte slice for [`inspect_bytes`], and over a
+//! [`ReadCache`] of the open file for [`inspect_file`], which reads only the ranges parsing asks
+//! for (headers, dynamic section, load commands, import and symbol tables, the start of the Go
+//! build info region), so a 150 MB binary is inspected without holding 150 MB in memory.
 
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use kiln_types::Digest;
@@ -8,7 +14,7 @@ use object::read::macho::{LoadCommandVariant, MachHeader, MachOFile};
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile};
 use object::{
     elf, macho, pe, Architecture, Endianness, FileKind, LittleEndian as LE, Object, ObjectSection,
-    ObjectSegment, ObjectSymbol, SectionFlags, SegmentFlags,
+    ObjectSegment, ObjectSymbol, ReadCache, ReadRef, SectionFlags, SegmentFlags,
 };
 
 use crate::buildinfo::{self, GoBuildInfo};
@@ -17,14 +23,21 @@ use crate::VerifyError;
 
 /// Inspects the binary at `path`.
 ///
-/// The file is read into memory once (Go binaries are megabytes, and memory-mapping would need
-/// `unsafe`, which the workspace forbids); all parsing borrows from that buffer.
+/// The file is never held in memory whole (memory-mapping would need `unsafe`, which the
+/// workspace forbids): its digest is computed by streaming it, then the parser reads only the
+/// ranges it needs through a [`ReadCache`].
 pub fn inspect_file(path: &Path) -> Result<BinaryReport, VerifyError> {
-    let data = std::fs::read(path).map_err(|source| VerifyError::Read {
+    let read_error = |source| VerifyError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    inspect_bytes(&data).map_err(|e| VerifyError::File {
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    // Hashing first also reports an unreadable file (a directory, a permission problem) as a read
+    // error before any parsing, as reading it whole used to.
+    let (sha256, size) = Digest::of_reader(BufReader::new(&mut file)).map_err(read_error)?;
+    file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+    let cache = ReadCache::new(file);
+    inspect_data(&cache, size, sha256).map_err(|e| VerifyError::File {
         path: path.to_owned(),
         source: Box::new(e),
     })
@@ -32,28 +45,37 @@ pub fn inspect_file(path: &Path) -> Result<BinaryReport, VerifyError> {
 
 /// Inspects a binary held in memory.
 pub fn inspect_bytes(data: &[u8]) -> Result<BinaryReport, VerifyError> {
+    inspect_data(data, data.len() as u64, Digest::of_bytes(data))
+}
+
+/// Inspects the binary `data` reads from, whose `size` and `sha256` the caller computed.
+fn inspect_data<'data, R: ReadRef<'data>>(
+    data: R,
+    size: u64,
+    sha256: Digest,
+) -> Result<BinaryReport, VerifyError> {
     let kind = FileKind::parse(data).map_err(|_| VerifyError::NotExecutable {
         what: describe_unknown(data),
     })?;
     let (format, details) = match kind {
         FileKind::Elf32 => (
             Format::Elf,
-            elf_details::<elf::FileHeader32<Endianness>>(data)?,
+            elf_details::<elf::FileHeader32<Endianness>, _>(data)?,
         ),
         FileKind::Elf64 => (
             Format::Elf,
-            elf_details::<elf::FileHeader64<Endianness>>(data)?,
+            elf_details::<elf::FileHeader64<Endianness>, _>(data)?,
         ),
         FileKind::MachO32 => (
             Format::Macho,
-            macho_details::<macho::MachHeader32<Endianness>>(data)?,
+            macho_details::<macho::MachHeader32<Endianness>, _>(data)?,
         ),
         FileKind::MachO64 => (
             Format::Macho,
-            macho_details::<macho::MachHeader64<Endianness>>(data)?,
+            macho_details::<macho::MachHeader64<Endianness>, _>(data)?,
         ),
-        FileKind::Pe32 => (Format::Pe, pe_details::<pe::ImageNtHeaders32>(data)?),
-        FileKind::Pe64 => (Format::Pe, pe_details::<pe::ImageNtHeaders64>(data)?),
+        FileKind::Pe32 => (Format::Pe, pe_details::<pe::ImageNtHeaders32, _>(data)?),
+        FileKind::Pe64 => (Format::Pe, pe_details::<pe::ImageNtHeaders64, _>(data)?),
         FileKind::MachOFat32 | FileKind::MachOFat64 => {
             return Err(VerifyError::NotExecutable {
                 what: "universal (fat) Mach-O with several architectures; inspect one slice \
@@ -70,7 +92,7 @@ pub fn inspect_bytes(data: &[u8]) -> Result<BinaryReport, VerifyError> {
     let file = object::File::parse(data).map_err(|e| malformed(format, e))?;
 
     let mut notes = details.notes;
-    let go = match go_buildinfo(&file, format) {
+    let go = match go_buildinfo(&file, data, format) {
         Ok(Some(info)) => Some(info),
         Ok(None) => {
             notes.push("no Go build info found (not built by the Go toolchain?)".into());
@@ -116,8 +138,8 @@ pub fn inspect_bytes(data: &[u8]) -> Result<BinaryReport, VerifyError> {
         needed: details.needed,
         stripped,
         pie: details.pie,
-        size: data.len() as u64,
-        sha256: Digest::of_bytes(data),
+        size,
+        sha256,
         go,
         notes,
     })
@@ -195,9 +217,11 @@ struct Details {
     notes: Vec<String>,
 }
 
-fn elf_details<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Details, VerifyError> {
+fn elf_details<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    data: R,
+) -> Result<Details, VerifyError> {
     let err = |e: object::Error| malformed(Format::Elf, e);
-    let file = ElfFile::<Elf>::parse(data).map_err(err)?;
+    let file = ElfFile::<Elf, R>::parse(data).map_err(err)?;
     let endian = file.endian();
     let header = file.elf_header();
     let e_type = header.e_type(endian);
@@ -250,8 +274,7 @@ fn elf_details<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Deta
                     let rel = addr
                         .checked_sub(vaddr)
                         .filter(|r| r.saturating_add(len) <= filesz)?;
-                    let start = usize::try_from(offset.checked_add(rel)?).ok()?;
-                    data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+                    data.read_bytes_at(offset.checked_add(rel)?, len).ok()
                 })
             })
             .ok_or_else(|| malformed(Format::Elf, "DT_NEEDED without a readable DT_STRTAB"))?;
@@ -298,11 +321,11 @@ fn elf_details<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Deta
     })
 }
 
-fn macho_details<Mach: MachHeader<Endian = Endianness>>(
-    data: &[u8],
+fn macho_details<'data, Mach: MachHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    data: R,
 ) -> Result<Details, VerifyError> {
     let err = |e: object::Error| malformed(Format::Macho, e);
-    let file = MachOFile::<Mach>::parse(data).map_err(err)?;
+    let file = MachOFile::<Mach, R>::parse(data).map_err(err)?;
     let endian = file.endian();
     let mut interpreter = None;
     let mut needed = Vec::new();
@@ -325,9 +348,11 @@ fn macho_details<Mach: MachHeader<Endian = Endianness>>(
     })
 }
 
-fn pe_details<Pe: ImageNtHeaders>(data: &[u8]) -> Result<Details, VerifyError> {
+fn pe_details<'data, Pe: ImageNtHeaders, R: ReadRef<'data>>(
+    data: R,
+) -> Result<Details, VerifyError> {
     let err = |e: object::Error| malformed(Format::Pe, e);
-    let file = PeFile::<Pe>::parse(data).map_err(err)?;
+    let file = PeFile::<Pe, R>::parse(data).map_err(err)?;
     let mut needed = Vec::new();
     if let Some(table) = file.import_table().map_err(err)? {
         let mut descriptors = table.descriptors().map_err(err)?;
@@ -348,27 +373,68 @@ fn pe_details<Pe: ImageNtHeaders>(data: &[u8]) -> Result<Details, VerifyError> {
     })
 }
 
-/// Locates and decodes Go build info in the data section Go's linker puts it in.
-fn go_buildinfo(
-    file: &object::File<'_>,
+/// Locates and decodes Go build info in the data section Go's linker puts it in, reading only the
+/// start of that section and, for the pre-1.18 pointer format, the strings it points at.
+fn go_buildinfo<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    data: R,
     format: Format,
 ) -> Result<Option<GoBuildInfo>, VerifyError> {
-    let region = buildinfo_region(file, format);
-    let blob = match region.and_then(buildinfo::find) {
-        Some(blob) => blob,
-        None => return Ok(None),
+    let file_len = data.len().unwrap_or(0);
+    let Some((offset, len)) = buildinfo_region(file, format, file_len) else {
+        return Ok(None);
+    };
+    // `len` is within the file, so it fits in memory's address space whenever the file does.
+    let available = usize::try_from(len).unwrap_or(usize::MAX);
+    let read = |skip: usize, n: usize| {
+        let n = n.min(available.saturating_sub(skip));
+        data.read_bytes_at(offset + skip as u64, n as u64).ok()
+    };
+    let Some(start) =
+        read(0, buildinfo::SEARCH_WINDOW).and_then(|prefix| buildinfo::find_offset(prefix, len))
+    else {
+        return Ok(None);
+    };
+    let Some(blob) = buildinfo::read_blob(available - start, &|n| read(start, n)) else {
+        return Ok(None);
     };
     let header = buildinfo::parse_header(blob)?;
-    let segments: Vec<_> = file.segments().collect();
+    // Like `ObjectSegment::data_range`, without reading whole segments: a segment that is not
+    // entirely inside the file is skipped.
+    let segments: Vec<_> = file
+        .segments()
+        .filter_map(|seg| {
+            let (seg_offset, seg_len) = seg.file_range();
+            in_file((seg_offset, seg_len), file_len).map(|_| (seg.address(), seg_offset, seg_len))
+        })
+        .collect();
     let read_mem = |addr: u64, len: u64| {
         segments
             .iter()
-            .find_map(|seg| seg.data_range(addr, len).ok().flatten())
+            .find_map(|&(seg_addr, seg_offset, seg_len)| {
+                let rel = addr.checked_sub(seg_addr)?;
+                if rel.checked_add(len)? > seg_len {
+                    return None;
+                }
+                data.read_bytes_at(seg_offset + rel, len).ok()
+            })
     };
     buildinfo::decode(&header, &read_mem).map(Some)
 }
 
-fn buildinfo_region<'data>(file: &object::File<'data>, format: Format) -> Option<&'data [u8]> {
+/// The file range (offset, length) of the region Go's `debug/buildinfo` searches, if it exists
+/// and lies inside the file (`file_len` bytes); a region without file data is empty.
+fn buildinfo_region<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    format: Format,
+    file_len: u64,
+) -> Option<(u64, u64)> {
+    let section_range = |s: &object::Section<'data, '_, R>| match s.file_range() {
+        Some(range) => in_file(range, file_len),
+        // No file data (SHT_NOBITS, zerofill, empty PE section): `data()` reads nothing.
+        None => s.data().ok().map(|_| (0, 0)),
+    };
+    let segment_range = |seg: &object::Segment<'data, '_, R>| in_file(seg.file_range(), file_len);
     let name: &[u8] = match format {
         Format::Elf => b".go.buildinfo",
         Format::Macho => b"__go_buildinfo",
@@ -376,7 +442,7 @@ fn buildinfo_region<'data>(file: &object::File<'data>, format: Format) -> Option
     };
     if !name.is_empty() {
         if let Some(s) = file.sections().find(|s| s.name_bytes() == Ok(name)) {
-            return s.data().ok();
+            return section_range(&s);
         }
     }
     match format {
@@ -385,14 +451,14 @@ fn buildinfo_region<'data>(file: &object::File<'data>, format: Format) -> Option
             SegmentFlags::Elf { p_type, p_flags }
                 if p_type == elf::PT_LOAD && p_flags & elf::PF_W == elf::PF_W =>
             {
-                seg.data().ok()
+                segment_range(&seg)
             }
             _ => None,
         }),
         Format::Macho => file
             .segments()
             .find(|seg| seg.name_bytes() == Ok(Some(b"__DATA")))
-            .and_then(|seg| seg.data().ok()),
+            .and_then(|seg| segment_range(&seg)),
         Format::Pe => {
             let want = pe::IMAGE_SCN_CNT_INITIALIZED_DATA
                 | pe::IMAGE_SCN_MEM_READ
@@ -403,12 +469,20 @@ fn buildinfo_region<'data>(file: &object::File<'data>, format: Format) -> Option
                 | pe::IMAGE_SCN_MEM_EXECUTE;
             file.sections().find_map(|s| match s.flags() {
                 SectionFlags::Coff { characteristics } if characteristics & kinds == want => {
-                    s.data().ok()
+                    section_range(&s)
                 }
                 _ => None,
             })
         }
     }
+}
+
+/// `range` if it lies inside a file of `file_len` bytes (where reading it whole would succeed).
+fn in_file((offset, len): (u64, u64), file_len: u64) -> Option<(u64, u64)> {
+    offset
+        .checked_add(len)
+        .filter(|&end| end <= file_len)
+        .map(|_| (offset, len))
 }
 
 /// Go's GOARCH spelling of an `object` architecture.
@@ -435,9 +509,10 @@ fn go_arch(arch: Architecture, little_endian: bool) -> String {
     name.to_owned()
 }
 
-fn describe_unknown(data: &[u8]) -> String {
-    let head = &data[..data.len().min(4)];
-    if data.is_empty() {
+fn describe_unknown<'data, R: ReadRef<'data>>(data: R) -> String {
+    let len = data.len().unwrap_or(0);
+    let head = data.read_bytes_at(0, len.min(4)).unwrap_or_default();
+    if head.is_empty() {
         "empty file".into()
     } else if head.starts_with(b"#!") {
         "a script (starts with #!)".into()

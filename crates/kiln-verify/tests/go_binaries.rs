@@ -542,3 +542,52 @@ fn elf_without_section_headers() {
         assert!(r.stripped);
     }
 }
+
+/// Reading through the file (only the ranges parsing needs) and from a whole buffer must agree on
+/// every fact, including size and digest, for every format; also with the file padded far past
+/// its last section, as an appended payload would.
+#[test]
+fn file_and_bytes_give_identical_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [
+        static_amd64(),
+        cgo_net(),
+        cgo_c(),
+        pie_cgo(),
+        static_pie(),
+        arm64(),
+        windows(),
+        darwin(),
+        i386(),
+    ] {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(
+            inspect_file(path).unwrap(),
+            inspect_bytes(&bytes).unwrap(),
+            "{}",
+            path.display()
+        );
+        assert_eq!(inspect(path).sha256, Digest::of_bytes(&bytes));
+
+        let padded = dir.path().join("padded");
+        std::fs::write(&padded, [&bytes[..], &[0u8; 1 << 20][..]].concat()).unwrap();
+        let from_file = inspect_file(&padded).unwrap();
+        assert_eq!(
+            from_file,
+            inspect_bytes(&std::fs::read(&padded).unwrap()).unwrap()
+        );
+        assert_eq!(from_file.size, bytes.len() as u64 + (1 << 20));
+
+        // Errors agree too: a truncated copy fails (or not) the same way both ways.
+        let cut = dir.path().join("cut");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let via_file = inspect_file(&cut).map_err(|e| match e {
+            VerifyError::File { source, .. } => source.to_string(),
+            other => panic!("unexpected {other}"),
+        });
+        let via_bytes = inspect_bytes(&bytes[..bytes.len() / 2]).map_err(|e| e.to_string());
+        assert_eq!(via_file, via_bytes, "{}", path.display());
+    }
+    let err = inspect_file(dir.path()).unwrap_err();
+    assert!(matches!(err, VerifyError::Read { .. }), "{err}");
+}
