@@ -31,28 +31,28 @@ pub struct Cli {
 enum Command {
     /// Build static, verified binaries for every service and platform.
     Build(cmd::build::BuildArgs),
-    /// Inspect binaries: format, linkage, libraries, Go build info; fail if not static.
-    VerifyBin(cmd::verify_bin::VerifyBinArgs),
-    /// Inspect or clean the local build cache.
-    Cache(cmd::cache::CacheArgs),
-    /// Write a commented kiln.toml for this repository.
-    Init(cmd::init::InitArgs),
-    /// Create a cosign-compatible key pair (kiln.key, kiln.pub); password from KILN_PASSWORD.
-    Keygen(cmd::keygen::KeygenArgs),
-    /// Sign an image in a registry (cosign-compatible), optionally attaching SBOM and provenance.
-    Sign(cmd::sign::SignArgs),
-    /// Write an SPDX or CycloneDX SBOM for a Go binary or an image.
-    Sbom(cmd::sbom::SbomArgs),
-    /// Check an image's signature, SBOM, provenance, static binaries and policy (CI gate).
-    Verify(cmd::verify::VerifyArgs),
     /// Build, then package every service into a reproducible OCI image; write, archive or push it.
     Image(cmd::image::ImageArgs),
+    /// Inspect binaries: format, linkage, libraries, Go build info; fail if not static.
+    VerifyBin(cmd::verify_bin::VerifyBinArgs),
+    /// Write an SPDX or CycloneDX SBOM for a Go binary or an image.
+    Sbom(cmd::sbom::SbomArgs),
+    /// Sign an image in a registry (cosign-compatible), optionally attaching SBOM and provenance.
+    Sign(cmd::sign::SignArgs),
+    /// Check an image's signature, SBOM, provenance, static binaries and policy (CI gate).
+    Verify(cmd::verify::VerifyArgs),
+    /// Create a cosign-compatible key pair (kiln.key, kiln.pub); password from KILN_PASSWORD.
+    Keygen(cmd::keygen::KeygenArgs),
     /// List the services a change affects (import graph, go.mod, kiln.toml, data files).
     Affected(cmd::affected::AffectedArgs),
     /// Check Dockerfiles for the mistakes Go images commonly have.
     Lint(cmd::lint::LintArgs),
     /// Generate a Dockerfile, .dockerignore, systemd unit or Kubernetes manifests for a service.
     Gen(cmd::gen::GenArgs),
+    /// Write a commented kiln.toml for this repository.
+    Init(cmd::init::InitArgs),
+    /// Inspect or clean the local build cache.
+    Cache(cmd::cache::CacheArgs),
 }
 
 /// Global output settings every command sees.
