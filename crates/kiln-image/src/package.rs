@@ -391,8 +391,17 @@ fn image_config(svc: &ServiceImage, base: &BaseInfo, bin_path: &str) -> ImageCon
     c.labels
         .entry(ANNOTATION_BASE_NAME.into())
         .or_insert_with(|| base.name.clone());
+    // A pinned base is recorded twice: as config labels (what `docker inspect` shows) and as
+    // manifest annotations (the OCI place, which kiln-supply reads for the SBOM). A pulled base
+    // gets the same annotations from `assemble_image`; the kiln base is pinned by its layer.
     if let Some(d) = base.digest {
         c.labels
+            .entry(ANNOTATION_BASE_DIGEST.into())
+            .or_insert_with(|| d.to_string());
+        c.annotations
+            .entry(ANNOTATION_BASE_NAME.into())
+            .or_insert_with(|| base.name.clone());
+        c.annotations
             .entry(ANNOTATION_BASE_DIGEST.into())
             .or_insert_with(|| d.to_string());
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_attest::{BaseImageInfo, SbomSubject, SubjectKind};
 use kiln_oci::{
-    BlobStore, ImageIndex, ImageManifest, OciConfig, OciLayout, ANNOTATION_BASE_DIGEST,
+    BlobStore, Descriptor, ImageIndex, ImageManifest, OciConfig, OciLayout, ANNOTATION_BASE_DIGEST,
     ANNOTATION_BASE_NAME,
 };
 use kiln_registry::{media, Client, Reference};
@@ -80,6 +80,10 @@ pub struct PlatformImage {
     pub annotations: BTreeMap<String, String>,
     /// Executables in the final filesystem, sorted by path.
     pub binaries: Vec<FoundBinary>,
+    /// Regular files of the base, with their sha256, sorted by path: filled when the base
+    /// digest names one of the image's own layers (kiln's built-in base), empty otherwise
+    /// (a pulled base is pinned by its manifest, whose files are not listed).
+    pub base_files: Vec<(String, Digest)>,
 }
 
 impl PlatformImage {
@@ -130,15 +134,13 @@ impl ImageContents {
                 }
             }
         }
-        let base = self
-            .images
-            .iter()
-            .find_map(PlatformImage::base)
-            .map(|(name, digest)| BaseImageInfo {
+        let base = self.images.iter().find_map(|img| {
+            img.base().map(|(name, digest)| BaseImageInfo {
                 name,
                 digest,
-                files: Vec::new(),
-            });
+                files: img.base_files.clone(),
+            })
+        });
         SbomSubject {
             name: self.name.clone(),
             version: self.tag.clone(),
@@ -271,13 +273,42 @@ fn platform_image(
         s.parse().ok()
     };
     let binaries = scan_layers(store, &manifest)?;
-    Ok(PlatformImage {
+    let mut image = PlatformImage {
         digest,
         platform,
         config,
         annotations: manifest.annotations,
         binaries,
-    })
+        base_files: Vec::new(),
+    };
+    if let Some((_, base)) = image.base() {
+        if let Some(layer) = manifest.layers.iter().find(|l| l.digest == base) {
+            image.base_files = layer_files(store, layer)?;
+        }
+    }
+    Ok(image)
+}
+
+/// Every regular file of one layer with its sha256, sorted by path. The base's own layer is
+/// read as stored in the image (not rebuilt), so the SBOM lists exactly what was shipped.
+fn layer_files(store: &BlobStore, layer: &Descriptor) -> Result<Vec<(String, Digest)>> {
+    let mut files = BTreeMap::new();
+    store.visit_layer(layer, |info, reader| {
+        let path = normalise(&info.path);
+        if info.kind == "file" {
+            let (sha, _) = Digest::of_reader(reader).map_err(|e| kiln_oci::OciError::Io {
+                action: "reading layer entry",
+                path: PathBuf::from(&path),
+                source: e,
+            })?;
+            files.insert(path, sha);
+        } else {
+            // A later entry of the same path (anything but a file) replaces the earlier one.
+            files.remove(&path);
+        }
+        Ok(())
+    })?;
+    Ok(files.into_iter().collect())
 }
 
 /// Whether the first bytes of a file are an ELF, Mach-O or PE header.

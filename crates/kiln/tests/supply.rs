@@ -575,6 +575,81 @@ fn policy_rules_and_static_check() {
     assert!(check(&report, "signature").unwrap().0);
 }
 
+/// Files of kiln's built-in base every SBOM of an image on it must list.
+const KILN_BASE_FILES: [&str; 2] = ["/etc/passwd", "/etc/ssl/certs/ca-certificates.crt"];
+
+fn is_sha256_hex(v: &serde_json::Value) -> bool {
+    v.as_str()
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `kiln sbom IMAGE` in both formats: valid for the official tools, with the kiln base as a
+/// package/component carrying its digest and its files with hashes.
+fn sbom_lists_kiln_base_files(d: &Path, image: &str) {
+    for (format, file) in [("spdx", "base.spdx.json"), ("cyclonedx", "base.cdx.json")] {
+        kiln_ok(d, &["sbom", image, "--format", format, "--output", file]);
+    }
+    run_pyspdxtools(&d.join("base.spdx.json"));
+    run_cyclonedx_validator(&d.join("base.cdx.json"));
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(f)).unwrap()).unwrap()
+    };
+
+    let spdx = read("base.spdx.json");
+    let packages = spdx["packages"].as_array().unwrap();
+    let base = packages
+        .iter()
+        .find(|p| p["primaryPackagePurpose"] == "CONTAINER" && p["name"] == "kiln")
+        .unwrap_or_else(|| panic!("no kiln base package in SPDX: {spdx:#}"));
+    assert!(
+        is_sha256_hex(&base["checksums"][0]["checksumValue"]),
+        "{base:#}"
+    );
+    for path in KILN_BASE_FILES {
+        let p = packages
+            .iter()
+            .find(|p| p["name"] == path && p["primaryPackagePurpose"] == "FILE")
+            .unwrap_or_else(|| panic!("{path} missing from SPDX"));
+        assert_eq!(p["checksums"][0]["algorithm"], "SHA256", "{p:#}");
+        assert!(is_sha256_hex(&p["checksums"][0]["checksumValue"]), "{p:#}");
+        let contained = spdx["relationships"].as_array().unwrap().iter().any(|r| {
+            r["spdxElementId"] == base["SPDXID"]
+                && r["relationshipType"] == "CONTAINS"
+                && r["relatedSpdxElement"] == p["SPDXID"]
+        });
+        assert!(contained, "{path} is not CONTAINed by the base");
+    }
+
+    let cdx = read("base.cdx.json");
+    let base = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "container" && c["name"] == "kiln")
+        .unwrap_or_else(|| panic!("no kiln base component in CycloneDX: {cdx:#}"));
+    assert!(is_sha256_hex(&base["hashes"][0]["content"]), "{base:#}");
+    assert_eq!(
+        base["hashes"][0]["content"],
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "kiln")
+            .unwrap()["checksums"][0]["checksumValue"],
+        "both formats pin the same base digest"
+    );
+    let files = base["components"].as_array().expect("base files nested");
+    for path in KILN_BASE_FILES {
+        let f = files
+            .iter()
+            .find(|f| f["name"] == path)
+            .unwrap_or_else(|| panic!("{path} missing from CycloneDX"));
+        assert_eq!(f["type"], "file");
+        assert_eq!(f["hashes"][0]["alg"], "SHA-256", "{f:#}");
+        assert!(is_sha256_hex(&f["hashes"][0]["content"]), "{f:#}");
+    }
+}
+
 #[test]
 fn image_push_sign_leaves_a_verifiable_multi_arch_image() {
     let ok = Command::new("go")
@@ -660,6 +735,10 @@ fn image_push_sign_leaves_a_verifiable_multi_arch_image() {
     let digest: Digest = report["digest"].as_str().unwrap().parse().unwrap();
     let t = tags(&reg.repo("team/hello"));
     assert!(t.contains(&cosign_tag(&digest, "att")), "{t:?}");
+
+    // Issue 4: the SBOM of an image on the kiln base names the base (pinned by its layer
+    // digest) and lists the base's files with their sha256, read from the pushed layer.
+    sbom_lists_kiln_base_files(keys.path(), &dest);
 
     // --sign without --key is a usage error.
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
