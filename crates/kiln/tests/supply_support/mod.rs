@@ -4,12 +4,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use kiln_oci::{
     assemble_image, build_kiln_base, build_layer, BaseImage, ImageConfig, KilnBase, LayerEntry,
@@ -18,97 +15,22 @@ use kiln_oci::{
 use kiln_registry::{BlobUpload, Client, ClientConfig, ImageUpload, ManifestUpload, Repository};
 use kiln_types::Digest;
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A registry process with its own storage; killed on drop.
-pub struct Registry {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
+// One registry harness for every CLI test: the image tests' one.
+#[path = "../support/registry.rs"]
+mod registry;
+pub use registry::Registry;
+
+/// Repository handles on the test registry.
+pub trait RegistryExt {
+    /// `127.0.0.1:PORT/<name>`.
+    fn repo(&self, name: &str) -> Repository;
 }
 
-impl Registry {
-    pub fn start() -> Self {
-        assert!(
-            Path::new(REGISTRY_BIN).exists(),
-            "{REGISTRY_BIN} is missing: apt-get install -y docker-registry"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
-        // Another test may take the port between the probe and the registry's bind: retry.
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                    storage.display()
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new(REGISTRY_BIN)
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot start docker-registry: apt-get install -y docker-registry");
-            if wait_ready(&mut child, port) {
-                return Registry {
-                    child,
-                    port,
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("docker-registry did not come up on 127.0.0.1");
-    }
-
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn repo(&self, name: &str) -> Repository {
+impl RegistryExt for Registry {
+    fn repo(&self, name: &str) -> Repository {
         Repository::new(self.host(), name).unwrap()
-    }
-}
-
-fn wait_ready(child: &mut Child, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let req = format!("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
-            if s.write_all(req.as_bytes()).is_ok() {
-                let mut buf = [0u8; 64];
-                if let Ok(n) = s.read(&mut buf) {
-                    if String::from_utf8_lossy(&buf[..n]).contains(" 200") {
-                        return true;
-                    }
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
