@@ -157,3 +157,25 @@ fn cache_commands_stats_prune_clear() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a size"));
 }
+
+#[test]
+fn a_changed_binary_in_dist_is_replaced_on_a_hit() {
+    let repo = shop();
+    let first = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    let t = target(&first, "api", "linux/amd64");
+    let bin = repo.path().join(t["path"].as_str().unwrap());
+    let original = std::fs::read(&bin).unwrap();
+    // Same size, different content: a size check alone would keep it.
+    let mut tampered = original.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0x55;
+    std::fs::write(&bin, &tampered).unwrap();
+    let second = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    let t2 = target(&second, "api", "linux/amd64");
+    assert_eq!(t2["cached"], true);
+    assert_eq!(t2["sha256"], t["sha256"]);
+    assert_eq!(std::fs::read(&bin).unwrap(), original, "the cached binary was put back");
+    // An intact binary in place is left as it is and still reported.
+    let third = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
+    assert_eq!(target(&third, "api", "linux/amd64")["sha256"], t["sha256"]);
+}
