@@ -174,8 +174,12 @@ fn a_changed_binary_in_dist_is_replaced_on_a_hit() {
     let t2 = target(&second, "api", "linux/amd64");
     assert_eq!(t2["cached"], true);
     assert_eq!(t2["sha256"], t["sha256"]);
-    assert_eq!(std::fs::read(&bin).unwrap(), original, "the cached binary was put back");
-    // An intact binary in place is left as it is and still reported.
+    assert_eq!(
+        std::fs::read(&bin).unwrap(),
+        original,
+        "the cached binary was put back"
+    );
+    // Unchanged inputs keep hitting with the same digest.
     let third = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
     assert_eq!(target(&third, "api", "linux/amd64")["sha256"], t["sha256"]);
 }
