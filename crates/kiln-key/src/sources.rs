@@ -37,11 +37,15 @@ impl FileHasher {
         if let Some(h) = self.memo.lock().ok().and_then(|m| m.get(path).copied()) {
             return Ok(h);
         }
+        // Streamed rather than memory-mapped: a large `//go:embed` asset would otherwise count
+        // its whole size towards kiln's resident memory while it is hashed.
         let mut hasher = blake3::Hasher::new();
-        hasher.update_mmap(path).map_err(|source| KeyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        std::fs::File::open(path)
+            .and_then(|f| hasher.update_reader(f).map(|_| ()))
+            .map_err(|source| KeyError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let h = *hasher.finalize().as_bytes();
         if let Ok(mut m) = self.memo.lock() {
             m.insert(path.to_path_buf(), h);
