@@ -2,12 +2,14 @@
 //! kiln packs and pushes it to Debian's `docker-registry`, skopeo inspects and copies it, umoci
 //! unpacks it and bubblewrap runs the unpacked rootfs's entrypoint, which must answer HTTP 200.
 
+mod common;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Repo;
 use serde_json::Value;
 use support::registry::{free_port, http_get, require_tool, run_tool, Registry};
 
@@ -48,109 +50,18 @@ labels = { "com.example.team" = "core" }
 files = [{ src = "config/prod.txt", dst = "/etc/hello/config.txt", mode = "0640" }]
 "#;
 
-fn require_go() {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "these tests need the Go toolchain: install Go (https://go.dev/dl) and put `go` on PATH"
-    );
-}
-
-/// A throw-away Go repository (committed to git) with its own kiln cache.
-struct Repo {
-    dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        require_go();
-        let r = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            cache: tempfile::tempdir().expect("tempdir"),
-        };
-        r.write("go.mod", "module example.com/shop\n\ngo 1.22\n");
-        r.write("cmd/hello/main.go", MAIN_GO);
-        r.write("kiln.toml", KILN_TOML);
-        r.write("config/prod.txt", "prod-config");
-        for args in [
-            &["init", "-q", "-b", "main"][..],
-            &["add", "-A"],
-            &[
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "user.name=t",
-                "commit",
-                "-q",
-                "-m",
-                "init",
-            ],
-            &["tag", "v1.0.0"],
-        ] {
-            let st = Command::new("git")
-                .args(args)
-                .current_dir(r.path())
-                .status()
-                .expect("git");
-            assert!(st.success(), "git {args:?}");
-        }
-        r
-    }
-
-    /// A second checkout of the same commit (a copy of the whole tree) with an empty kiln cache.
-    fn copy(&self) -> Self {
-        let r = Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            cache: tempfile::tempdir().expect("tempdir"),
-        };
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", self.path().display()))
-            .arg(r.path())
-            .status()
-            .expect("cp");
-        assert!(st.success());
-        r
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, content: &str) {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, content).expect("write");
-    }
-
-    fn kiln(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(args)
-            .current_dir(self.path())
-            .env("KILN_CACHE_DIR", self.cache.path())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run kiln")
-    }
-
-    /// `kiln image --json ARGS`, asserting success.
-    fn image_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["image", "--json"];
-        all.extend_from_slice(args);
-        let out = self.kiln(&all);
-        assert!(
-            out.status.success(),
-            "kiln {all:?} failed:\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("kiln image --json prints JSON")
-    }
+/// A throw-away Go repository with an HTTP service, committed to git and tagged v1.0.0.
+fn hello_repo() -> Repo {
+    let r = Repo::new();
+    r.write("go.mod", "module example.com/shop\n\ngo 1.22\n")
+        .write("cmd/hello/main.go", MAIN_GO)
+        .write("kiln.toml", KILN_TOML)
+        .write("config/prod.txt", "prod-config");
+    r.git(&["init", "-q", "-b", "main"]);
+    r.git(&["add", "-A"]);
+    r.git(&["commit", "-q", "-m", "init"]);
+    r.git(&["tag", "v1.0.0"]);
+    r
 }
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -259,7 +170,7 @@ fn run_image(source: &str) -> (u16, String, PathBuf, tempfile::TempDir) {
 fn push_single_and_multi_arch_run_them_and_noop_repush() {
     require_tool("skopeo", "skopeo");
     let reg = Registry::start();
-    let repo = Repo::new();
+    let repo = hello_repo();
 
     // Single platform, full repo:tag, prod profile (adds a data file layer).
     let dest = format!("{}/team/hello:v1", reg.host());
@@ -431,7 +342,7 @@ fn push_single_and_multi_arch_run_them_and_noop_repush() {
 #[test]
 fn two_checkouts_give_the_same_digests_and_archives_load() {
     require_tool("skopeo", "skopeo");
-    let a = Repo::new();
+    let a = hello_repo();
     let b = a.copy();
     let args = [
         "--platform",

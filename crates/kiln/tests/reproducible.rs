@@ -2,20 +2,7 @@
 
 mod common;
 
-use common::{shop, targets, Repo};
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
+use common::{shop, targets};
 
 #[test]
 fn two_checkouts_give_identical_binaries() {
@@ -27,8 +14,7 @@ fn two_checkouts_give_identical_binaries() {
     a.git(&["init", "-q"]);
     a.git(&["add", "-A"]);
     a.git(&["commit", "-qm", "init"]);
-    let b = Repo::new();
-    copy_tree(a.path(), b.path());
+    let b = a.copy();
     // The second checkout lives at a different path and has its own empty kiln cache.
     assert_ne!(a.path(), b.path());
     let platforms = ["--platform", "linux/amd64,linux/arm64,windows/amd64"];

@@ -61,14 +61,15 @@ impl Repo {
             .current_dir(dir)
             .env("KILN_CACHE_DIR", self.cache.path())
             .env_remove("KILN_DEBUG_KEYS")
+            .env_remove("SOURCE_DATE_EPOCH")
             .env("NO_COLOR", "1")
             .output()
             .expect("run kiln")
     }
 
-    /// Runs `kiln build --json ARGS`, asserting success, and returns the parsed report.
-    pub fn build_json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["build", "--json"];
+    /// Runs `kiln COMMAND --json ARGS`, asserting success, and returns the parsed output.
+    pub fn json(&self, command: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec![command, "--json"];
         all.extend_from_slice(args);
         let out = self.kiln(&all);
         assert!(
@@ -77,7 +78,30 @@ impl Repo {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("kiln build --json prints JSON")
+        serde_json::from_slice(&out.stdout).expect("kiln --json prints JSON")
+    }
+
+    /// `kiln build --json ARGS`, asserting success.
+    pub fn build_json(&self, args: &[&str]) -> serde_json::Value {
+        self.json("build", args)
+    }
+
+    /// `kiln image --json ARGS`, asserting success.
+    pub fn image_json(&self, args: &[&str]) -> serde_json::Value {
+        self.json("image", args)
+    }
+
+    /// A second checkout of the same tree (including `.git`) at another path, with an empty cache.
+    pub fn copy(&self) -> Repo {
+        let r = Repo::new();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.path().display()))
+            .arg(r.path())
+            .status()
+            .expect("cp");
+        assert!(st.success(), "cp -a failed");
+        r
     }
 
     /// Runs `git` in the repository.
