@@ -1,6 +1,5 @@
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, UNIX_EPOCH};
 
 use kiln_config::TemplateVars;
 
@@ -24,15 +23,14 @@ pub fn template_vars(root: &Path) -> TemplateVars {
         git(&["describe", "--tags", "--always", "--dirty"]).unwrap_or_else(|| "dev".into());
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
+        .and_then(|s| s.trim().parse::<i64>().ok())
         .or_else(|| {
             commit
                 .as_ref()
                 .and_then(|_| git(&["log", "-1", "--format=%ct"])?.parse().ok())
         })
         .unwrap_or(0);
-    let date =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string();
+    let date = kiln_types::format_rfc3339(epoch);
     TemplateVars {
         version,
         commit: commit.unwrap_or_else(|| "none".into()),

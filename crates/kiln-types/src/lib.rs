@@ -9,6 +9,8 @@
 
 mod digest;
 mod platform;
+mod time;
 
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use platform::{Platform, PlatformError};
+pub use time::format_rfc3339;
