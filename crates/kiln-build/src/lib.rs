@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod pipeline;
+mod records;
 mod report;
 
 pub use pipeline::{build, BuildError, BuildOptions, GroupMode, NoReporter, Reporter};

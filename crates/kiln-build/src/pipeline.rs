@@ -1,15 +1,17 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_cache::{ActionRecord, OutputRecord, Storage};
-use kiln_exec::{run_bounded, Executor, GoBuild};
-use kiln_key::{collect_sources, key_env, toolchain, ActionKey, FileHasher, KeyInputs, Toolchain};
+use kiln_exec::{run_bounded, Action, Executor, LocalExecutor};
+use kiln_key::explain::{differences, ExplainRecord};
+use kiln_key::{ActionKey, FileHasher, GoCommand, KeyContext, Prepared};
 use kiln_plan::{Plan, Target};
+use kiln_types::Digest;
 use kiln_verify::{check, inspect_file, Expectation, Linkage, Severity};
 
+use crate::records::{Records, Scratch};
 use crate::report::{display_path, BuildReport, TargetResult};
 
 /// Why the pipeline as a whole could not run (single target failures are in the report).
@@ -60,7 +62,7 @@ pub enum GroupMode {
 }
 
 /// Knobs of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// Output directory (`dist`).
     pub out_dir: PathBuf,
@@ -70,12 +72,27 @@ pub struct BuildOptions {
     pub group: GroupMode,
     /// Read the cache (writing always happens).
     pub use_cache: bool,
+    /// Build even on a hit and compare with the cached binary (like Go's
+    /// `GODEBUG=gocacheverify=1`); a mismatch fails the target and names the key inputs.
+    pub verify_cache: bool,
+    /// Compare each target's key inputs with its previous build and report the differences.
+    pub explain: bool,
+    /// kiln's own environment, captured once by the caller: the key stage splits it into keyed
+    /// and passthrough variables, and nothing else reaches `go build`.
+    pub process_env: BTreeMap<String, String>,
+    /// Directory for the stat cache and the explain records (the key bucket of the kiln cache);
+    /// `None` keeps neither.
+    pub key_dir: Option<PathBuf>,
+    /// Also write every target's key inputs as JSON here (`KILN_DEBUG_KEYS`).
+    pub debug_keys_dir: Option<PathBuf>,
 }
 
 struct Pending<'a> {
     index: usize,
     target: &'a Target,
-    key: ActionKey,
+    prepared: Prepared,
+    /// A hit being verified (`--verify-cache`): the cached digest the fresh build must match.
+    expect: Option<Digest>,
 }
 
 enum Outcome {
@@ -93,96 +110,172 @@ pub fn build(
 ) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     reporter.planned(&plan.targets);
-    let hasher = FileHasher::new();
-    let tool = toolchain(&plan.project.env, &hasher)?;
+    let hasher = match &opts.key_dir {
+        Some(d) => FileHasher::with_stat_cache(d.join("stat-cache")),
+        None => FileHasher::new(),
+    };
+    let records = opts.key_dir.as_ref().map(|d| Records::new(d.clone()));
+    let ctx = KeyContext::new(
+        &plan.project,
+        &opts.process_env,
+        &hasher,
+        vec![opts.out_dir.clone()],
+    )?;
     let mut results: Vec<Option<TargetResult>> = vec![None; plan.targets.len()];
+    let mut explanations: Vec<Option<Vec<String>>> = vec![None; plan.targets.len()];
     let mut misses: Vec<Pending> = Vec::new();
-    let mut cc_cache: HashMap<String, String> = HashMap::new();
     let mut hits = 0;
 
-    for (index, t) in plan.targets.iter().enumerate() {
+    // Keys are independent per target; compute them on the job bound's threads.
+    let prepared = run_bounded(
+        plan.targets.iter().collect::<Vec<_>>(),
+        opts.jobs.max(1),
+        |t: &Target| {
+            t.problem
+                .is_none()
+                .then(|| ctx.prepare(&plan.contexts[t.context].graph, t))
+        },
+    );
+    for (index, (t, prepared)) in plan.targets.iter().zip(prepared).enumerate() {
         let t0 = Instant::now();
-        if let Some(problem) = &t.problem {
-            let r = failed(plan, t, None, problem.clone());
+        let Some(prepared) = prepared else {
+            let r = failed(plan, t, None, t.problem.clone().unwrap_or_default());
             reporter.finished(&r);
             results[index] = Some(r);
             continue;
+        };
+        let prepared = prepared?;
+        if let Some(dir) = &opts.debug_keys_dir {
+            // A debugging aid: failing to write it must not fail the build.
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::write(
+                dir.join(format!("{}-{}.json", t.service, t.platform.dir_name())),
+                serde_json::to_vec_pretty(&ExplainRecord::from(&prepared)).unwrap_or_default(),
+            );
         }
-        let key = key_for(plan, t, &tool, &hasher, &mut cc_cache)?;
-        if opts.use_cache {
-            if let Some(r) = restore(plan, t, &key, storage, opts, reporter, t0) {
-                hits += 1;
-                reporter.finished(&r);
-                results[index] = Some(r);
-                continue;
+        explanations[index] = opts
+            .explain
+            .then(|| explain(records.as_ref(), t, &prepared));
+        let key = prepared.key;
+        let mut expect = None;
+        if opts.use_cache && prepared.uncacheable.is_none() {
+            if let Some(mut r) = restore(plan, t, &key, storage, opts, reporter, t0) {
+                if let Some(rec) = &records {
+                    // Entries written by another machine or an older kiln have no record yet.
+                    let _ = rec.remember(t, &key, || ExplainRecord::from(&prepared));
+                }
+                if opts.verify_cache && r.ok() {
+                    expect = r.sha256;
+                } else {
+                    hits += 1;
+                    r.explain = explanations[index].take();
+                    reporter.finished(&r);
+                    results[index] = Some(r);
+                    continue;
+                }
             }
+        }
+        if let Some(why) = &prepared.uncacheable {
+            reporter.warn(&format!("{}: not cached: {why}", t.label()));
         }
         misses.push(Pending {
             index,
             target: t,
-            key,
+            prepared,
+            expect,
         });
     }
 
-    let miss_count = misses.len();
-    let tmp_root = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
-        .tempdir_in(ensure_dir(&opts.out_dir)?)
-        .map_err(|source| BuildError::Io {
-            path: opts.out_dir.clone(),
-            source,
-        })?;
+    let verified_count = misses.iter().filter(|p| p.expect.is_some()).count();
+    let miss_count = misses.len() - verified_count;
+    let scratch = Scratch::create(ensure_dir(&opts.out_dir)?).map_err(|source| BuildError::Io {
+        path: opts.out_dir.clone(),
+        source,
+    })?;
     let jobs = group(misses, opts.group);
     let invocations = Mutex::new(0usize);
+    let changed_warned = Mutex::new(false);
     let concurrent = opts.jobs.max(1).min(jobs.len().max(1));
     let parallelism = (opts.jobs.max(1) / concurrent).max(1);
-    // Storing, placing and verifying happen in the worker right after its compile, so they overlap
-    // with the compiles still running instead of queueing up behind the last one.
+    let finish = Finish {
+        plan,
+        storage,
+        opts,
+        reporter,
+        hasher: &hasher,
+        records: records.as_ref(),
+        changed_warned: &changed_warned,
+    };
+    // Checking, storing, placing and verifying happen in the worker right after its compile, so
+    // they overlap with the compiles still running instead of queueing up behind the last one.
     let finished = run_bounded(
         jobs.into_iter().enumerate().collect(),
         concurrent,
         |(n, job): (usize, Vec<Pending>)| {
-            let dir = tmp_root.path().join(n.to_string());
-            let out = run_job(
-                plan,
-                executor,
-                &job,
-                &dir,
-                parallelism,
-                reporter,
-                &invocations,
-            );
+            let dir = scratch.path().join(n.to_string());
+            let out = run_job(executor, &job, &dir, parallelism, reporter, &invocations);
             job.into_iter()
                 .zip(out)
                 .map(|(p, outcome)| {
                     let r = match outcome {
-                        Outcome::Failed(msg) => Ok(failed(plan, p.target, Some(&p.key), msg)),
-                        Outcome::Built { tmp, ms } => store_and_place(
-                            plan, p.target, &p.key, &tmp, ms, storage, opts, reporter,
-                        ),
+                        Outcome::Failed(msg) => {
+                            Ok(failed(plan, p.target, Some(&p.prepared.key), msg))
+                        }
+                        Outcome::Built { tmp, ms } => finish.built(&p, &tmp, ms),
                     };
-                    if let Ok(r) = &r {
-                        reporter.finished(r);
-                    }
                     (p.index, r)
                 })
                 .collect::<Vec<_>>()
         },
     );
     for (index, r) in finished.into_iter().flatten() {
-        results[index] = Some(r?);
+        let mut r = r?;
+        r.explain = explanations[index].take();
+        reporter.finished(&r);
+        results[index] = Some(r);
     }
+    if let Err(e) = hasher.save() {
+        reporter.warn(&format!(
+            "cannot save the stat cache (the next run re-reads every input): {e}"
+        ));
+    }
+    drop(scratch);
     let targets: Vec<TargetResult> = results.into_iter().flatten().collect();
     Ok(BuildReport {
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         go_version: plan.project.env.version.clone(),
         out_dir: display_path(&opts.out_dir),
         targets,
-        cache_hits: hits,
+        cache_hits: hits + verified_count,
         cache_misses: miss_count,
         go_invocations: invocations.into_inner().unwrap_or(0),
+        cache_verified: verified_count,
         duration_ms: start.elapsed().as_millis() as u64,
     })
+}
+
+/// What `--explain` says about one target.
+fn explain(records: Option<&Records>, t: &Target, prepared: &Prepared) -> Vec<String> {
+    let Some(records) = records else {
+        return vec!["no key records are kept (no cache directory)".into()];
+    };
+    match records.previous(t) {
+        None => vec!["no earlier build of this target is recorded".into()],
+        Some((key, _)) if key == prepared.key => vec!["key inputs unchanged".into()],
+        Some((key, None)) => vec![format!(
+            "key changed (previous key {}), but its inputs were not recorded",
+            &key.hex()[..12]
+        )],
+        Some((_, Some(prev))) => {
+            let d = differences(&prev, &ExplainRecord::from(prepared));
+            if d.is_empty() {
+                // Same inputs, other key: only the key layout version can do that.
+                vec!["key inputs equal, key format changed (kiln upgrade)".into()]
+            } else {
+                d.iter().map(ToString::to_string).collect()
+            }
+        }
+    }
 }
 
 fn ensure_dir(dir: &Path) -> Result<&Path, BuildError> {
@@ -191,62 +284,6 @@ fn ensure_dir(dir: &Path) -> Result<&Path, BuildError> {
         source,
     })?;
     Ok(dir)
-}
-
-fn key_for(
-    plan: &Plan,
-    t: &Target,
-    tool: &Toolchain,
-    hasher: &FileHasher,
-    cc_cache: &mut HashMap<String, String>,
-) -> Result<ActionKey, BuildError> {
-    let graph = &plan.contexts[t.context].graph;
-    let sources = collect_sources(&plan.project, graph, &t.package, hasher)?;
-    let env = key_env(&plan.project.env.vars, &t.env);
-    let c_compiler = if env.get("CGO_ENABLED").map(String::as_str) == Some("1") {
-        let cc = env.get("CC").cloned().unwrap_or_else(|| "gcc".into());
-        cc_cache
-            .entry(cc.clone())
-            .or_insert_with(|| compiler_identity(&cc))
-            .clone()
-    } else {
-        String::new()
-    };
-    let inputs = KeyInputs {
-        toolchain: tool.clone(),
-        platform: t.platform.clone(),
-        main_package: t.package.clone(),
-        env,
-        args: t.args.clone(),
-        files: sources.files,
-        modules: sources.modules,
-        c_compiler,
-    };
-    if let Some(dir) = std::env::var_os("KILN_DEBUG_KEYS") {
-        let _ = std::fs::write(
-            std::path::Path::new(&dir).join(format!(
-                "{}-{}.json",
-                t.service,
-                t.platform.dir_name()
-            )),
-            serde_json::to_vec_pretty(&inputs).unwrap_or_default(),
-        );
-    }
-    Ok(inputs.key())
-}
-
-/// `CC --version`'s first line; a compiler that cannot run still gets a distinct identity.
-fn compiler_identity(cc: &str) -> String {
-    let mut parts = cc.split_whitespace();
-    let program = parts.next().unwrap_or("gcc");
-    Command::new(program)
-        .args(parts)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_else(|| format!("{cc} (not runnable)"))
 }
 
 fn dest_path(opts: &BuildOptions, t: &Target) -> PathBuf {
@@ -295,14 +332,17 @@ fn restore(
 
 /// Splits misses into `go build` invocations: targets of one build context with identical
 /// arguments and distinct binary names share one, so their common packages compile once.
+/// Splits misses into `go build` invocations: targets of one build context with the same command
+/// (arguments and environment) and distinct binary names share one, so their common packages
+/// compile once.
 fn group(misses: Vec<Pending>, mode: GroupMode) -> Vec<Vec<Pending>> {
     if mode == GroupMode::Never {
         return misses.into_iter().map(|p| vec![p]).collect();
     }
-    let mut groups: BTreeMap<(usize, Vec<String>), Vec<Vec<Pending>>> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, GoCommand), Vec<Vec<Pending>>> = BTreeMap::new();
     for p in misses {
         let slot = groups
-            .entry((p.target.context, p.target.args.clone()))
+            .entry((p.target.context, p.prepared.command.clone()))
             .or_default();
         match slot
             .iter_mut()
@@ -319,7 +359,6 @@ fn group(misses: Vec<Pending>, mode: GroupMode) -> Vec<Vec<Pending>> {
 }
 
 fn run_job(
-    plan: &Plan,
     executor: &dyn Executor,
     job: &[Pending],
     dir: &Path,
@@ -331,37 +370,33 @@ fn run_job(
         reporter.started(&p.target.label());
     }
     let t0 = Instant::now();
-    let first = &job[0].target;
-    let go_build = GoBuild {
+    let action = Action {
         label: job
             .iter()
             .map(|p| p.target.label())
             .collect::<Vec<_>>()
             .join(", "),
-        go: plan.project.env.go.clone(),
-        dir: plan.project.root.clone(),
-        env: first.env.clone(),
-        args: first.args.clone(),
+        command: job[0].prepared.command.clone(),
         packages: job.iter().map(|p| p.target.package.clone()).collect(),
-        out_dir: dir.to_path_buf(),
-        parallelism,
     };
     if let Ok(mut n) = invocations.lock() {
         *n += 1;
     }
-    let mut line: Vec<String> = go_build
-        .env
+    let mut line: Vec<String> = action
+        .command
+        .env()
         .iter()
+        .filter(|(k, _)| kiln_key::env::is_key_var(k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    line.push(go_build.go.display().to_string());
+    line.push(action.command.go().display().to_string());
     line.extend(
-        kiln_exec::LocalExecutor::command_line(&go_build)
+        LocalExecutor::command_line(&action, dir, parallelism)
             .into_iter()
             .map(|a| if a.contains(' ') { format!("'{a}'") } else { a }),
     );
     reporter.command(&line.join(" "));
-    let done = executor.run(&go_build);
+    let done = executor.run(&action, dir, parallelism);
     let ms = t0.elapsed().as_millis() as u64;
     match done {
         Ok(c) if c.success => job
@@ -383,7 +418,6 @@ fn run_job(
             .flat_map(|(i, p)| {
                 let sub = dir.join(format!("single-{i}"));
                 run_job(
-                    plan,
                     executor,
                     std::slice::from_ref(p),
                     &sub,
@@ -398,19 +432,107 @@ fn run_job(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn store_and_place(
-    plan: &Plan,
-    t: &Target,
-    key: &ActionKey,
-    tmp: &Path,
-    ms: u64,
-    storage: &dyn Storage,
-    opts: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<TargetResult, BuildError> {
-    match storage.put_blob(tmp) {
-        Ok((digest, size)) => {
+/// What finishing a built target needs, shared by the workers.
+struct Finish<'a> {
+    plan: &'a Plan,
+    storage: &'a dyn Storage,
+    opts: &'a BuildOptions,
+    reporter: &'a dyn Reporter,
+    hasher: &'a FileHasher,
+    records: Option<&'a Records>,
+    changed_warned: &'a Mutex<bool>,
+}
+
+impl Finish<'_> {
+    /// Checks, stores, places and verifies a freshly built binary.
+    fn built(&self, p: &Pending, tmp: &Path, ms: u64) -> Result<TargetResult, BuildError> {
+        let t = p.target;
+        let key = &p.prepared.key;
+        let mut not_cached = p.prepared.uncacheable.clone();
+        // An input saved while go ran may have been read in its new state: the binary would then
+        // not belong to the key. It is still what go built, so it is placed, but never stored.
+        let changed = self.hasher.changed_since_hashed(p.prepared.hashed_files());
+        if !changed.is_empty() {
+            let why = format!(
+                "{} input file(s) changed while go build ran ({}); the result is not cached",
+                changed.len(),
+                changed
+                    .iter()
+                    .take(3)
+                    .map(|c| c.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let Ok(mut warned) = self.changed_warned.lock() {
+                if !*warned {
+                    *warned = true;
+                    self.reporter.warn(&format!("{}: {why}", t.label()));
+                }
+            }
+            not_cached = Some(why);
+        }
+        let mut verify_error = None;
+        if let Some(expected) = p.expect {
+            verify_error = self.compare(key, expected, tmp)?;
+        } else if not_cached.is_none() {
+            self.store(p, tmp, ms);
+        }
+        let dest = dest_path(self.opts, t);
+        ensure_dir(dest.parent().unwrap_or(&self.opts.out_dir))?;
+        std::fs::rename(tmp, &dest).map_err(|source| BuildError::Io {
+            path: dest.clone(),
+            source,
+        })?;
+        let mut r = verified(self.plan, t, key, &dest, p.expect.is_some(), ms);
+        r.not_cached = not_cached;
+        if let Some(e) = verify_error {
+            r.error = Some(e);
+        }
+        Ok(r)
+    }
+
+    /// `--verify-cache`: the fresh build must be byte-identical to the cached one.
+    fn compare(
+        &self,
+        key: &ActionKey,
+        expected: Digest,
+        fresh: &Path,
+    ) -> Result<Option<String>, BuildError> {
+        let file = std::fs::File::open(fresh).map_err(|source| BuildError::Io {
+            path: fresh.to_path_buf(),
+            source,
+        })?;
+        let (got, _) =
+            Digest::of_reader(std::io::BufReader::new(file)).map_err(|source| BuildError::Io {
+                path: fresh.to_path_buf(),
+                source,
+            })?;
+        if got == expected {
+            return Ok(None);
+        }
+        let inputs = self.opts.key_dir.as_ref().map_or_else(
+            || "(no key records kept)".to_string(),
+            |d| {
+                let hex = key.hex();
+                d.join("inputs")
+                    .join(&hex[..2])
+                    .join(format!("{hex}.json"))
+                    .display()
+                    .to_string()
+            },
+        );
+        Ok(Some(format!(
+            "cache verification failed: the cached binary (sha256 {}) differs from a fresh build (sha256 {}) for key {}: an input is missing from the key\nkey inputs: {inputs}\nhint: please report this with the key inputs file; `kiln cache clear` removes the bad entry",
+            expected.hex(),
+            got.hex(),
+            key.hex(),
+        )))
+    }
+
+    fn store(&self, p: &Pending, tmp: &Path, ms: u64) {
+        let t = p.target;
+        let key = &p.prepared.key;
+        let stored = self.storage.put_blob(tmp).and_then(|(digest, size)| {
             let record = ActionRecord {
                 outputs: vec![OutputRecord {
                     name: t.binary.clone(),
@@ -423,20 +545,22 @@ fn store_and_place(
                     .map_or(0, |d| d.as_secs()),
                 duration_ms: ms,
             };
-            if let Err(e) = storage.put_action(key, &record) {
-                reporter.warn(&format!("cannot store {} in the cache: {e}", t.label()));
+            self.storage.put_action(key, &record)
+        });
+        if let Err(e) = stored {
+            self.reporter
+                .warn(&format!("cannot store {} in the cache: {e}", t.label()));
+            return;
+        }
+        if let Some(rec) = self.records {
+            if let Err(e) = rec.remember(t, key, || ExplainRecord::from(&p.prepared)) {
+                self.reporter.warn(&format!(
+                    "cannot record the key inputs of {} for --explain: {e}",
+                    t.label()
+                ));
             }
         }
-        Err(e) => reporter.warn(&format!("cannot store {} in the cache: {e}", t.label())),
     }
-    let dest = dest_path(opts, t);
-    let parent = dest.parent().unwrap_or(&opts.out_dir);
-    ensure_dir(parent)?;
-    std::fs::rename(tmp, &dest).map_err(|source| BuildError::Io {
-        path: dest.clone(),
-        source,
-    })?;
-    Ok(verified(plan, t, key, &dest, false, ms))
 }
 
 #[cfg(unix)]
@@ -468,6 +592,8 @@ fn base_result(plan: &Plan, t: &Target, key: Option<&ActionKey>) -> TargetResult
         verify: None,
         findings: Vec::new(),
         error: None,
+        not_cached: None,
+        explain: None,
     }
 }
 

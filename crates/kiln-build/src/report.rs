@@ -47,6 +47,13 @@ pub struct TargetResult {
     pub findings: Vec<Finding>,
     /// Why the target failed: compiler output verbatim, or the verification error.
     pub error: Option<String>,
+    /// Why the result was neither looked up in nor stored to the cache, when it was not (a flag
+    /// kiln cannot key, an input that changed while go built).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_cached: Option<String>,
+    /// With `--explain`: which key inputs differ from the previous build of this target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Vec<String>>,
 }
 
 impl TargetResult {
@@ -78,6 +85,9 @@ pub struct BuildReport {
     pub cache_misses: usize,
     /// `go build` invocations run.
     pub go_invocations: usize,
+    /// Hits that were rebuilt and compared with the cached binary (`--verify-cache`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_verified: usize,
     /// Wall time of the pipeline.
     pub duration_ms: u64,
 }
@@ -87,6 +97,10 @@ impl BuildReport {
     pub fn failures(&self) -> impl Iterator<Item = &TargetResult> {
         self.targets.iter().filter(|t| !t.ok())
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Writes `report` as `<out_dir>/kiln-build.json` (temp file + rename) and returns the path.

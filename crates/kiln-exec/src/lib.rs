@@ -1,44 +1,42 @@
 //! Fifth stage of kiln's flow: discover -> plan -> key -> cache -> **execute** -> verify -> ...
 //!
-//! An [`Executor`] runs one [`GoBuild`] action and reports what happened; [`LocalExecutor`] runs the
-//! real `go build` as a child process. A remote executor (Bazel Remote Execution API) will implement
-//! the same trait. [`run_bounded`] is the one scheduler: every action of a run goes through it under
-//! a single global bound, so `-j` means the same thing whatever mix of services and platforms a run
-//! has. [`default_jobs`] picks that bound from the cores and the memory actually available.
+//! An [`Executor`] runs one [`Action`] and reports what happened. An action wraps a
+//! [`kiln_key::GoCommand`], which only the key stage can make: an executor cannot run anything
+//! other than the command whose inputs were hashed. [`LocalExecutor`] runs the real `go build` as a
+//! child process with a cleared environment plus exactly the command's variables, in its own
+//! process group, tied to kiln's life (a parent-death signal on Linux; [`kill_running`] for
+//! SIGINT/SIGTERM), so no compile outlives an interrupted kiln. A remote executor (Bazel Remote
+//! Execution API) will implement the same trait. [`ScriptedExecutor`] is a fake for tests of the
+//! stages above. [`run_bounded`] is the one scheduler: every action of a run goes through it under a
+//! single global bound. [`default_jobs`] picks that bound from the cores and the memory available.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod local;
 mod schedule;
+mod scripted;
 
-pub use local::LocalExecutor;
+pub use local::{kill_running, LocalExecutor};
 pub use schedule::{default_jobs, run_bounded, MEMORY_PER_JOB};
+pub use scripted::{Script, ScriptedExecutor};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// One `go build` invocation building one or more main packages into `out_dir`.
+use kiln_key::GoCommand;
+
+/// One `go build` invocation building one or more main packages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoBuild {
+pub struct Action {
     /// Label for progress and errors, e.g. `api linux/arm64`.
     pub label: String,
-    /// The `go` command.
-    pub go: PathBuf,
-    /// Working directory (the module or workspace root).
-    pub dir: PathBuf,
-    /// Environment on top of the inherited one.
-    pub env: Vec<(String, String)>,
-    /// Arguments after `go build`, before `-o` and the packages.
-    pub args: Vec<String>,
+    /// The keyed command.
+    pub command: GoCommand,
     /// Main packages (import paths); several share one compile of their common packages.
     pub packages: Vec<String>,
-    /// Directory the binaries are written to (go names them after the packages).
-    pub out_dir: PathBuf,
-    /// Value for go's own `-p` (parallel compile processes inside this invocation).
-    pub parallelism: usize,
 }
 
-/// The outcome of a [`GoBuild`] that ran.
+/// The outcome of an [`Action`] that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completed {
     /// Whether go exited with status 0.
@@ -76,6 +74,12 @@ pub enum ExecError {
 pub trait Executor: Send + Sync {
     /// A short name for messages (`local`, later `remote grpc://...`).
     fn name(&self) -> String;
-    /// Runs one action to completion.
-    fn run(&self, build: &GoBuild) -> Result<Completed, ExecError>;
+    /// Runs `action` to completion, writing its binaries into `out_dir` (named by go after their
+    /// packages), with go's own `-p` set to `parallelism`.
+    fn run(
+        &self,
+        action: &Action,
+        out_dir: &Path,
+        parallelism: usize,
+    ) -> Result<Completed, ExecError>;
 }

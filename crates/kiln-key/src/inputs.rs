@@ -1,66 +1,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kiln_types::Platform;
 use serde::{Deserialize, Serialize};
+
+use crate::hasher::FileHash;
 
 /// Version of the key layout. Bump it whenever the meaning of an input or the way it is hashed
 /// changes, so old cache entries can never be mistaken for new ones.
-pub const KEY_VERSION: u32 = 1;
-
-/// Environment variables that can change what `go build` produces. Values come from the target's
-/// own overrides first, then from `go env` (which includes the user's environment and `go env -w`
-/// settings); see [`key_env`].
-pub const ENV_VARS: &[&str] = &[
-    "AR",
-    "CC",
-    "CGO_CFLAGS",
-    "CGO_CPPFLAGS",
-    "CGO_CXXFLAGS",
-    "CGO_ENABLED",
-    "CGO_FFLAGS",
-    "CGO_LDFLAGS",
-    "CXX",
-    "FC",
-    "GO386",
-    "GOAMD64",
-    "GOARCH",
-    "GOARM",
-    "GOARM64",
-    "GOEXPERIMENT",
-    "GOFIPS140",
-    "GOFLAGS",
-    "GOMIPS",
-    "GOMIPS64",
-    "GOOS",
-    "GOPPC64",
-    "GORISCV64",
-    "GOWASM",
-    "GOWORK",
-    "PKG_CONFIG",
-];
-
-/// The key environment of a target: every variable of [`ENV_VARS`] plus every override, with
-/// overrides winning over `go env` values. `GOWORK` is reduced to on/off: its path is not an
-/// input (the workspace files are hashed by content), whether a workspace is used is.
-pub fn key_env(
-    go_env: &BTreeMap<String, String>,
-    overrides: &[(String, String)],
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = ENV_VARS
-        .iter()
-        .filter_map(|k| go_env.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
-    env.extend(overrides.iter().cloned());
-    if let Some(w) = env.get_mut("GOWORK") {
-        *w = if w.is_empty() || w == "off" {
-            "off".into()
-        } else {
-            "on".into()
-        };
-    }
-    env
-}
+pub const KEY_VERSION: u32 = 2;
 
 /// The key of one build action. Typed apart from [`kiln_types::Digest`]: an action key addresses a
 /// *recipe*, a digest addresses *content*, and mixing them up is a bug the compiler should catch.
@@ -105,175 +52,189 @@ mod hex_bytes {
     }
 }
 
-/// Identity of the Go toolchain that compiles: its version and a hash of its tool binaries, so a
-/// locally patched GOROOT with the same version string is still told apart.
+/// Identity of the Go toolchain that compiles, by content: the `go` command kiln runs, every tool
+/// binary, and GOROOT's files outside `src` that builds read (assembly headers, `go.env`).
+/// Standard-library sources are hashed per package, like any other package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Toolchain {
     /// `go env GOVERSION`.
     pub version: String,
-    /// Hash over `go`, `compile`, `link`, `asm` and `cgo` of the selected GOROOT.
-    pub binaries: [u8; 32],
+    /// The `go` command kiln invokes (which may be a wrapper, `KILN_GO`) and GOROOT's `bin/go`.
+    pub driver: BTreeMap<String, Option<FileHash>>,
+    /// Every file in GOTOOLDIR (compile, link, asm, cgo, ...), by name.
+    pub tools: BTreeMap<String, FileHash>,
+    /// GOROOT files that are not package sources but reach builds (`pkg/include/*`, `go.env`,
+    /// `src/go.mod`, `src/vendor/modules.txt`, `VERSION`), by GOROOT-relative path.
+    pub goroot_files: BTreeMap<String, Option<FileHash>>,
 }
 
-/// A source file of a non-standard package, by content.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct FileInput {
-    /// Module path of the file's module (empty outside modules).
-    pub module: String,
-    /// Path relative to the module root, with `/` separators.
-    pub path: String,
-    /// BLAKE3 of the content.
-    pub hash: [u8; 32],
+/// One package of the import graph, by content. Standard-library and module-cache packages are
+/// hashed exactly like the project's own: a patched GOROOT or an edited module cache changes the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInput {
+    /// Where it comes from: `std`, `mod <path>@<version> <sum>`, or `main <module path>`.
+    pub origin: String,
+    /// The package directory relative to its origin's root (GOROOT/src, the module's directory).
+    pub dir: String,
+    /// Every file go reads for it in this build context (sources, cgo, C, assembly, syso,
+    /// embedded files; for cgo packages every file under the directory), relative to `dir`.
+    pub files: BTreeMap<String, FileHash>,
 }
 
-/// A dependency module from the module cache, by its verified identity instead of its files:
-/// GOMODCACHE content is immutable and checked against go.sum.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ModuleInput {
-    /// Module path.
-    pub path: String,
-    /// Version.
+impl PackageInput {
+    /// BLAKE3 of the package's canonical encoding (versioned JSON), the value kept in
+    /// [`KeyInputs::packages`].
+    pub fn digest(&self) -> FileHash {
+        #[derive(Serialize)]
+        struct Versioned<'a> {
+            kiln_package_key: u32,
+            package: &'a PackageInput,
+        }
+        let bytes = serde_json::to_vec(&Versioned {
+            kiln_package_key: KEY_VERSION,
+            package: self,
+        })
+        .unwrap_or_default();
+        FileHash(*blake3::hash(&bytes).as_bytes())
+    }
+}
+
+/// The C toolchain of a cgo build: the resolved programs by content and the `--version` they
+/// print. Include and library path variables are keyed with the rest of the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CToolchain {
+    /// `CC`, `CXX`, `FC`, `PKG_CONFIG` (what go would run) -> the resolved program.
+    pub programs: BTreeMap<String, CProgram>,
+}
+
+/// One resolved C toolchain program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CProgram {
+    /// The command as configured (`gcc`, `clang -m32`).
+    pub command: String,
+    /// Content of the executable PATH resolves it to; `None` when it cannot be found.
+    pub content: Option<FileHash>,
+    /// First line of `--version`.
     pub version: String,
-    /// go.sum hash.
-    pub sum: String,
 }
 
 /// Every input of one build action.
+///
+/// The key is the BLAKE3 of this struct's canonical encoding (see [`KeyInputs::key`]): every field,
+/// nested ones included, is hashed through `Serialize`, so a new field is covered the moment it is
+/// added, and leaving one out takes a visible `#[serde(skip)]`. Maps are `BTreeMap`s so the encoding
+/// is independent of insertion order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInputs {
     /// The compiler.
     pub toolchain: Toolchain,
-    /// Target platform.
-    pub platform: Platform,
+    /// Target platform (`os/arch[/variant]`).
+    pub platform: String,
     /// Import path of the main package.
     pub main_package: String,
-    /// Every environment variable that can change the output (GOOS, GOARCH, GOAMD64, CGO_*,
-    /// GOFLAGS, GOEXPERIMENT, CC, ...), after all layering: name -> value, absent = unset.
-    pub env: BTreeMap<String, String>,
-    /// The `go build` arguments that shape the output (flags, `-tags`, rendered `-ldflags`), in
-    /// order, without the output path.
+    /// The exact `go build` arguments the executor runs (without `-o`, `-p` and the package list,
+    /// which do not change a binary).
     pub args: Vec<String>,
-    /// Content of every non-standard source file in the import graph, plus go.mod/go.sum/go.work.
-    pub files: Vec<FileInput>,
-    /// Dependency modules served from the module cache.
-    pub modules: Vec<ModuleInput>,
-    /// `CC --version` output when cgo is on, empty otherwise.
-    pub c_compiler: String,
+    /// Every variable of the key families as the build sees it (see [`crate::env`]).
+    pub env: BTreeMap<String, String>,
+    /// Every package in the import graph of the main package: import path -> the digest of its
+    /// [`PackageInput`] (a Merkle step: a package shared by forty targets is encoded once).
+    pub packages: BTreeMap<String, FileHash>,
+    /// Files that are not package sources but steer the build: go.mod/go.sum of every module in
+    /// the graph, go.work/go.work.sum, vendor/modules.txt, files named by `-overlay`, `-modfile`,
+    /// `-pgo`, and `default.pgo`. `None` records that the file is absent (it appearing changes the
+    /// key).
+    pub files: BTreeMap<String, Option<FileHash>>,
+    /// VCS state (`git` revision, commit time and the status of the work tree) when the build
+    /// stamps it (`-buildvcs` not false).
+    pub vcs: Option<String>,
+    /// Absolute directories that end up in the binary when `-trimpath` is off.
+    pub paths: Option<BTreeMap<String, String>>,
+    /// The C toolchain when cgo is on.
+    pub c_toolchain: Option<CToolchain>,
 }
 
 impl KeyInputs {
+    /// The canonical encoding the key is computed from: versioned JSON of the whole struct.
+    pub fn canonical(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Versioned<'a> {
+            kiln_action_key: u32,
+            inputs: &'a KeyInputs,
+        }
+        // Serialising plain data (strings, maps with string keys, hashes as hex) cannot fail.
+        serde_json::to_vec(&Versioned {
+            kiln_action_key: KEY_VERSION,
+            inputs: self,
+        })
+        .unwrap_or_default()
+    }
+
     /// Hashes every input together with [`KEY_VERSION`].
     pub fn key(&self) -> ActionKey {
-        self.key_with_version(KEY_VERSION)
-    }
-
-    fn key_with_version(&self, version: u32) -> ActionKey {
-        // Destructured without `..` on purpose: a new field must be hashed here or this stops
-        // compiling.
-        let KeyInputs {
-            toolchain,
-            platform,
-            main_package,
-            env,
-            args,
-            files,
-            modules,
-            c_compiler,
-        } = self;
-        let mut h = Hasher(blake3::Hasher::new());
-        h.str("kiln-action");
-        h.u64(u64::from(version));
-        h.str(&toolchain.version);
-        h.bytes(&toolchain.binaries);
-        h.str(&platform.to_string());
-        h.str(main_package);
-        h.u64(env.len() as u64);
-        for (k, v) in env {
-            h.str(k);
-            h.str(v);
-        }
-        h.u64(args.len() as u64);
-        for a in args {
-            h.str(a);
-        }
-        let mut files: Vec<&FileInput> = files.iter().collect();
-        files.sort();
-        files.dedup();
-        h.u64(files.len() as u64);
-        for f in files {
-            h.str(&f.module);
-            h.str(&f.path);
-            h.bytes(&f.hash);
-        }
-        let mut modules: Vec<&ModuleInput> = modules.iter().collect();
-        modules.sort();
-        modules.dedup();
-        h.u64(modules.len() as u64);
-        for m in modules {
-            h.str(&m.path);
-            h.str(&m.version);
-            h.str(&m.sum);
-        }
-        h.str(c_compiler);
-        ActionKey(*h.0.finalize().as_bytes())
-    }
-}
-
-/// Length-prefixed writes, so `("ab","c")` and `("a","bc")` hash differently.
-struct Hasher(blake3::Hasher);
-
-impl Hasher {
-    fn u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.u64(b.len() as u64);
-        self.0.update(b);
-    }
-    fn str(&mut self, s: &str) {
-        self.bytes(s.as_bytes());
+        ActionKey(*blake3::hash(&self.canonical()).as_bytes())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn base() -> KeyInputs {
+    pub(crate) fn base() -> KeyInputs {
         KeyInputs {
             toolchain: Toolchain {
                 version: "go1.26.8".into(),
-                binaries: [1; 32],
+                driver: BTreeMap::from([("go".into(), Some(FileHash([1; 32])))]),
+                tools: BTreeMap::from([("compile".into(), FileHash([2; 32]))]),
+                goroot_files: BTreeMap::from([("pkg/include/textflag.h".into(), None)]),
             },
-            platform: "linux/amd64".parse().unwrap(),
+            platform: "linux/amd64".into(),
             main_package: "example.com/m/cmd/api".into(),
-            env: BTreeMap::from([("CGO_ENABLED".into(), "0".into())]),
             args: vec!["-trimpath".into(), "-ldflags=-s -w -buildid=".into()],
-            files: vec![FileInput {
-                module: "example.com/m".into(),
-                path: "cmd/api/main.go".into(),
-                hash: [2; 32],
-            }],
-            modules: vec![ModuleInput {
-                path: "github.com/google/uuid".into(),
-                version: "v1.6.0".into(),
-                sum: "h1:abc".into(),
-            }],
-            c_compiler: String::new(),
+            env: BTreeMap::from([("CGO_ENABLED".into(), "0".into())]),
+            packages: BTreeMap::from([("example.com/m/cmd/api".into(), package().digest())]),
+            files: BTreeMap::from([("main example.com/m go.mod".into(), Some(FileHash([4; 32])))]),
+            vcs: None,
+            paths: None,
+            c_toolchain: None,
         }
     }
 
+    fn package() -> PackageInput {
+        PackageInput {
+            origin: "main example.com/m".into(),
+            dir: "cmd/api".into(),
+            files: BTreeMap::from([("main.go".into(), FileHash([3; 32]))]),
+        }
+    }
+
+    /// Changing one field of [`package`] changes its digest.
+    fn package_changes(f: impl FnOnce(&mut PackageInput)) {
+        let mut p = package();
+        f(&mut p);
+        assert_ne!(p, package());
+        assert_ne!(p.digest(), package().digest());
+        let mut k = base();
+        k.packages
+            .insert("example.com/m/cmd/api".into(), p.digest());
+        assert_ne!(k.key(), base().key());
+    }
+
+    /// A fixed, distinct key per mutation: each test changes exactly one input of [`base`] and
+    /// asserts the key differs from the base key computed independently.
     fn changes(f: impl FnOnce(&mut KeyInputs)) {
-        let a = base();
+        let before = base().key();
         let mut b = base();
         f(&mut b);
-        assert_ne!(a.key(), b.key(), "input change did not change the key");
+        assert_ne!(b, base(), "the mutation must change an input");
+        assert_ne!(before, b.key(), "input change did not change the key");
     }
 
     #[test]
-    fn stable_for_equal_inputs() {
-        assert_eq!(base().key(), base().key());
-        let k = base().key();
+    fn equal_inputs_equal_keys_and_hex_round_trips() {
+        let (a, b) = (base(), base());
+        assert_eq!(a.key(), b.key());
+        let k = a.key();
         assert_eq!(ActionKey::from_hex(&k.hex()), Some(k));
     }
 
@@ -282,32 +243,36 @@ mod tests {
         changes(|k| k.toolchain.version = "go1.26.9".into());
     }
     #[test]
-    fn toolchain_binaries_change_key() {
-        changes(|k| k.toolchain.binaries = [9; 32]);
+    fn driver_changes_key() {
+        changes(|k| {
+            k.toolchain
+                .driver
+                .insert("KILN_GO".into(), Some(FileHash([8; 32])));
+        });
+    }
+    #[test]
+    fn tool_binary_changes_key() {
+        changes(|k| {
+            k.toolchain
+                .tools
+                .insert("compile".into(), FileHash([9; 32]));
+        });
+    }
+    #[test]
+    fn goroot_file_changes_key() {
+        changes(|k| {
+            k.toolchain
+                .goroot_files
+                .insert("pkg/include/textflag.h".into(), Some(FileHash([5; 32])));
+        });
     }
     #[test]
     fn platform_changes_key() {
-        changes(|k| k.platform = "linux/arm64".parse().unwrap());
-    }
-    #[test]
-    fn platform_variant_changes_key() {
-        changes(|k| k.platform = "linux/amd64/v3".parse().unwrap());
+        changes(|k| k.platform = "linux/arm64".into());
     }
     #[test]
     fn main_package_changes_key() {
         changes(|k| k.main_package = "example.com/m/cmd/worker".into());
-    }
-    #[test]
-    fn env_value_changes_key() {
-        changes(|k| {
-            k.env.insert("CGO_ENABLED".into(), "1".into());
-        });
-    }
-    #[test]
-    fn env_new_variable_changes_key() {
-        changes(|k| {
-            k.env.insert("GOEXPERIMENT".into(), "loopvar".into());
-        });
     }
     #[test]
     fn args_change_key() {
@@ -318,79 +283,138 @@ mod tests {
         changes(|k| k.args.reverse());
     }
     #[test]
-    fn file_content_changes_key() {
-        changes(|k| k.files[0].hash = [3; 32]);
-    }
-    #[test]
-    fn file_path_changes_key() {
-        changes(|k| k.files[0].path = "cmd/api/other.go".into());
-    }
-    #[test]
-    fn file_module_changes_key() {
-        changes(|k| k.files[0].module = "example.com/other".into());
-    }
-    #[test]
-    fn added_file_changes_key() {
-        changes(|k| {
-            k.files.push(FileInput {
-                module: "example.com/m".into(),
-                path: "go.sum".into(),
-                hash: [4; 32],
-            })
-        });
-    }
-    #[test]
-    fn module_version_changes_key() {
-        changes(|k| k.modules[0].version = "v1.6.1".into());
-    }
-    #[test]
-    fn module_sum_changes_key() {
-        changes(|k| k.modules[0].sum = "h1:def".into());
-    }
-    #[test]
-    fn c_compiler_changes_key() {
-        changes(|k| k.c_compiler = "gcc (Debian 12.2.0) 12.2.0".into());
-    }
-    #[test]
-    fn key_version_is_hashed() {
-        let k = base();
-        assert_eq!(k.key(), k.key_with_version(KEY_VERSION));
-        assert_ne!(k.key(), k.key_with_version(KEY_VERSION + 1));
-    }
-    #[test]
-    fn length_prefix_prevents_ambiguity() {
+    fn arg_split_changes_key() {
         let mut a = base();
         a.args = vec!["ab".into(), "c".into()];
         let mut b = base();
         b.args = vec!["a".into(), "bc".into()];
         assert_ne!(a.key(), b.key());
     }
-}
-
-#[cfg(test)]
-mod env_tests {
-    use super::*;
-
     #[test]
-    fn overrides_win_and_gowork_is_on_off() {
-        let go_env = BTreeMap::from([
-            ("GOAMD64".to_string(), "v1".to_string()),
-            ("GOWORK".to_string(), "/some/checkout/go.work".to_string()),
-            ("GOPATH".to_string(), "/home/x/go".to_string()),
-        ]);
-        let env = key_env(
-            &go_env,
-            &[
-                ("GOAMD64".into(), "v3".into()),
-                ("MY_VAR".into(), "1".into()),
-            ],
-        );
-        assert_eq!(env["GOAMD64"], "v3");
-        assert_eq!(env["GOWORK"], "on");
-        assert_eq!(env["MY_VAR"], "1");
+    fn env_value_changes_key() {
+        changes(|k| {
+            k.env.insert("CGO_ENABLED".into(), "1".into());
+        });
+    }
+    #[test]
+    fn env_new_variable_changes_key() {
+        changes(|k| {
+            k.env.insert("GO_EXTLINK_ENABLED".into(), "1".into());
+        });
+    }
+    #[test]
+    fn package_file_content_changes_key() {
+        package_changes(|p| {
+            p.files.insert("main.go".into(), FileHash([7; 32]));
+        });
+    }
+    #[test]
+    fn package_file_added_changes_key() {
+        package_changes(|p| {
+            p.files.insert("extra.go".into(), FileHash([3; 32]));
+        });
+    }
+    #[test]
+    fn package_file_renamed_changes_key() {
+        package_changes(|p| {
+            let h = p.files.remove("main.go").unwrap();
+            p.files.insert("other.go".into(), h);
+        });
+    }
+    #[test]
+    fn package_origin_changes_key() {
+        package_changes(|p| p.origin = "mod example.com/m@v1.0.0 h1:x".into());
+    }
+    #[test]
+    fn package_dir_changes_key() {
+        package_changes(|p| p.dir = "cmd/api2".into());
+    }
+    #[test]
+    fn package_added_changes_key() {
+        changes(|k| {
+            k.packages.insert("fmt".into(), FileHash([0; 32]));
+        });
+    }
+    #[test]
+    fn named_file_content_changes_key() {
+        changes(|k| {
+            k.files
+                .insert("main example.com/m go.mod".into(), Some(FileHash([6; 32])));
+        });
+    }
+    #[test]
+    fn named_file_appearing_changes_key() {
+        changes(|k| {
+            k.files.insert("default.pgo".into(), None);
+        });
+        let mut a = base();
+        a.files.insert("default.pgo".into(), None);
+        let mut b = base();
+        b.files
+            .insert("default.pgo".into(), Some(FileHash([0; 32])));
+        assert_ne!(a.key(), b.key(), "absent and present-but-empty differ");
+    }
+    #[test]
+    fn vcs_state_changes_key() {
+        changes(|k| k.vcs = Some("rev abc".into()));
+        let mut a = base();
+        a.vcs = Some("rev abc".into());
+        let mut b = base();
+        b.vcs = Some("rev abc modified".into());
+        assert_ne!(a.key(), b.key());
+    }
+    #[test]
+    fn absolute_paths_change_key() {
+        changes(|k| k.paths = Some(BTreeMap::from([("root".into(), "/a".into())])));
+    }
+    #[test]
+    fn c_toolchain_changes_key() {
+        let prog = |content| CProgram {
+            command: "gcc".into(),
+            content: Some(FileHash(content)),
+            version: "gcc 12".into(),
+        };
+        changes(|k| {
+            k.c_toolchain = Some(CToolchain {
+                programs: BTreeMap::from([("CC".into(), prog([1; 32]))]),
+            })
+        });
+        let mut a = base();
+        a.c_toolchain = Some(CToolchain {
+            programs: BTreeMap::from([("CC".into(), prog([1; 32]))]),
+        });
+        let mut b = a.clone();
+        b.c_toolchain = Some(CToolchain {
+            programs: BTreeMap::from([("CC".into(), prog([2; 32]))]),
+        });
+        assert_ne!(a.key(), b.key(), "same --version, other compiler binary");
+    }
+    #[test]
+    fn key_version_is_in_the_encoding() {
+        let text = String::from_utf8(base().canonical()).unwrap();
         assert!(
-            !env.contains_key("GOPATH"),
-            "GOPATH does not change the output"
+            text.starts_with(&format!("{{\"kiln_action_key\":{KEY_VERSION},")),
+            "{text}"
         );
+    }
+    #[test]
+    fn every_field_reaches_the_encoding() {
+        // Guards the "complete by construction" claim: each top-level field name appears in the
+        // canonical bytes, so none is skipped by serde attributes.
+        let text = String::from_utf8(base().canonical()).unwrap();
+        for field in [
+            "toolchain",
+            "platform",
+            "main_package",
+            "args",
+            "env",
+            "packages",
+            "files",
+            "vcs",
+            "paths",
+            "c_toolchain",
+        ] {
+            assert!(text.contains(&format!("\"{field}\":")), "{field} missing");
+        }
     }
 }

@@ -1,15 +1,20 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use kiln_discover::{GoEnv, PackageGraph, Project};
+use kiln_discover::{Package, PackageGraph, Project};
+use kiln_plan::flags;
+use kiln_plan::Target;
 
-use crate::{FileInput, ModuleInput, Toolchain};
+use crate::env::{build_env, BuildEnv};
+use crate::hasher::{FileHash, FileHasher};
+use crate::{ActionKey, CProgram, CToolchain, GoCommand, KeyInputs, PackageInput, Toolchain};
 
 /// Why key inputs could not be gathered.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// A file listed by `go list` or a toolchain binary could not be read.
+    /// A file listed by `go list`, named by a flag, or a toolchain binary could not be read.
     #[error("cannot read {path} while computing the cache key: {source}")]
     Read {
         /// The file.
@@ -17,140 +22,538 @@ pub enum KeyError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A key-side cache file (the stat cache) could not be written.
+    #[error("cannot write {path}: {source}\nhint: check free disk space and permissions of the kiln cache directory (KILN_CACHE_DIR)")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
-/// Hashes files once per run, however many targets share them (a shared package is an input of
-/// every service and every platform).
-#[derive(Debug, Default)]
-pub struct FileHasher {
-    memo: Mutex<HashMap<PathBuf, [u8; 32]>>,
+/// Everything one build action needs from this stage: its key, the inputs behind it, and the exact
+/// command that will run. [`KeyContext::prepare`] is the only way to make one, so what runs is
+/// what was hashed.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The key.
+    pub key: ActionKey,
+    /// The inputs the key was computed from.
+    pub inputs: KeyInputs,
+    /// The packages behind the digests in `inputs.packages`, for `--explain`.
+    pub packages: BTreeMap<String, Arc<PackageInput>>,
+    /// Set when kiln cannot be sure its key covers every input: the action runs, but its result is
+    /// neither looked up nor stored.
+    pub uncacheable: Option<String>,
+    /// The command the executor runs.
+    pub command: GoCommand,
+    files: Vec<Arc<[PathBuf]>>,
 }
 
-impl FileHasher {
-    /// An empty memo.
-    pub fn new() -> Self {
-        Self::default()
+impl Prepared {
+    /// Every file hashed into the key, for the after-build check.
+    pub fn hashed_files(&self) -> impl Iterator<Item = &Path> {
+        self.files
+            .iter()
+            .flat_map(|f| f.iter().map(PathBuf::as_path))
+    }
+}
+
+/// A package's input, its digest and the absolute paths behind it, computed once per run.
+type PackageMemo = (FileHash, Arc<PackageInput>, Arc<[PathBuf]>);
+
+/// The per-run state of the key stage: the toolchain identity, memoised packages and C
+/// toolchains, and the hasher with its stat cache. Shared by every target of a run.
+pub struct KeyContext<'a> {
+    project: &'a Project,
+    process_env: &'a BTreeMap<String, String>,
+    hasher: &'a FileHasher,
+    ignore: Vec<PathBuf>,
+    toolchain: Toolchain,
+    toolchain_files: Arc<[PathBuf]>,
+    packages: Mutex<HashMap<String, PackageMemo>>,
+    c_toolchains: Mutex<HashMap<String, CToolchain>>,
+    vcs: Mutex<Option<String>>,
+}
+
+impl<'a> KeyContext<'a> {
+    /// Hashes the toolchain and prepares the memos. `process_env` is kiln's environment, captured
+    /// once by the caller; `ignore` lists directories never hashed (kiln's output directory).
+    pub fn new(
+        project: &'a Project,
+        process_env: &'a BTreeMap<String, String>,
+        hasher: &'a FileHasher,
+        ignore: Vec<PathBuf>,
+    ) -> Result<Self, KeyError> {
+        let (toolchain, files) = toolchain(project, process_env, hasher)?;
+        Ok(Self {
+            project,
+            process_env,
+            hasher,
+            ignore,
+            toolchain,
+            toolchain_files: files.into(),
+            packages: Mutex::default(),
+            c_toolchains: Mutex::default(),
+            vcs: Mutex::default(),
+        })
     }
 
-    /// BLAKE3 of the file's content, memoised by path.
-    pub fn hash(&self, path: &Path) -> Result<[u8; 32], KeyError> {
-        if let Some(h) = self.memo.lock().ok().and_then(|m| m.get(path).copied()) {
-            return Ok(h);
-        }
-        // Streamed rather than memory-mapped: a large `//go:embed` asset would otherwise count
-        // its whole size towards kiln's resident memory while it is hashed.
-        let mut hasher = blake3::Hasher::new();
-        std::fs::File::open(path)
-            .and_then(|f| hasher.update_reader(f).map(|_| ()))
-            .map_err(|source| KeyError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let h = *hasher.finalize().as_bytes();
-        if let Ok(mut m) = self.memo.lock() {
-            m.insert(path.to_path_buf(), h);
-        }
-        Ok(h)
+    /// The toolchain identity of this run.
+    pub fn toolchain(&self) -> &Toolchain {
+        &self.toolchain
     }
 
-    /// Like [`FileHasher::hash`], but a missing file hashes to a fixed marker: an optional input
-    /// such as `go.sum` or `go.work.sum` that appears later must still change the key.
-    pub fn hash_optional(&self, path: &Path) -> Result<Option<[u8; 32]>, KeyError> {
-        match self.hash(path) {
-            Ok(h) => Ok(Some(h)),
-            Err(KeyError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(None)
+    /// Computes the key inputs and the command of `target`, whose import graph is `graph`.
+    pub fn prepare(&self, graph: &PackageGraph, target: &Target) -> Result<Prepared, KeyError> {
+        let project = self.project;
+        let env: BuildEnv = build_env(&project.env.vars, self.process_env, &target.env);
+        let goflags = env.keyed.get("GOFLAGS").map(String::as_str).unwrap_or("");
+        let flags = flags::parse(goflags, &target.args, &project.root);
+        let mut uncacheable = flags.uncacheable.clone();
+        let mut files: Vec<Arc<[PathBuf]>> = vec![self.toolchain_files.clone()];
+        let mut extra: Vec<PathBuf> = Vec::new();
+
+        let mut packages = BTreeMap::new();
+        let mut digests = BTreeMap::new();
+        let mut main_roots: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut module_roots: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for pkg in graph.closure(&target.package) {
+            let (origin, root) = self.origin(pkg);
+            if origin.starts_with("main ") {
+                main_roots.insert(origin.clone(), root.clone());
+            } else if origin.starts_with("mod ") {
+                module_roots.insert(origin.clone(), root.clone());
             }
-            Err(e) => Err(e),
+            let (digest, input, paths) = self.package(pkg, origin, &root)?;
+            digests.insert(pkg.import_path.clone(), digest);
+            packages.insert(pkg.import_path.clone(), input);
+            files.push(paths);
         }
-    }
-}
 
-/// The source inputs of one main package: files by content, cached modules by identity.
-#[derive(Debug, Clone, Default)]
-pub struct Sources {
-    /// Files of local packages plus go.mod/go.sum/go.work.
-    pub files: Vec<FileInput>,
-    /// Modules served from GOMODCACHE.
-    pub modules: Vec<ModuleInput>,
-}
-
-/// Collects the source inputs of `main` from its import graph.
-pub fn collect_sources(
-    project: &Project,
-    graph: &PackageGraph,
-    main: &str,
-    hasher: &FileHasher,
-) -> Result<Sources, KeyError> {
-    let mut out = Sources::default();
-    let modcache = &project.env.gomodcache;
-    let mut module_roots: Vec<(String, PathBuf)> = Vec::new();
-    for pkg in graph.closure(main) {
-        if pkg.standard {
-            continue;
+        let mut named: BTreeMap<String, Option<FileHash>> = BTreeMap::new();
+        let add = |named: &mut BTreeMap<String, Option<FileHash>>,
+                   extra: &mut Vec<PathBuf>,
+                   name: String,
+                   path: PathBuf|
+         -> Result<Option<FileHash>, KeyError> {
+            let h = self.hasher.hash_optional(&path)?;
+            named.insert(name, h);
+            extra.push(path);
+            Ok(h)
+        };
+        for (origin, root) in &main_roots {
+            for f in ["go.mod", "go.sum", "vendor/modules.txt"] {
+                add(
+                    &mut named,
+                    &mut extra,
+                    format!("{origin} {f}"),
+                    root.join(f),
+                )?;
+            }
         }
-        let module = pkg.module.as_ref();
-        let effective = module.map(|m| m.replace.as_deref().unwrap_or(m));
-        if let Some(m) = effective {
-            if !m.version.is_empty()
-                && !modcache.as_os_str().is_empty()
-                && pkg.dir.starts_with(modcache)
+        for (origin, root) in &module_roots {
+            add(
+                &mut named,
+                &mut extra,
+                format!("{origin} go.mod"),
+                root.join("go.mod"),
+            )?;
+        }
+        for w in project.workspace_files() {
+            let name = w
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            add(&mut named, &mut extra, format!("workspace {name}"), w)?;
+        }
+        if let Some(o) = &flags.overlay {
+            let json = add(&mut named, &mut extra, "-overlay".into(), o.clone())?;
+            match std::fs::read(o)
+                .map_err(|e| e.to_string())
+                .and_then(|b| flags::overlay_targets(&b, &project.root))
             {
-                out.modules.push(ModuleInput {
-                    path: module.map(|m| m.path.clone()).unwrap_or_default(),
-                    version: m.version.clone(),
-                    sum: m.sum.clone(),
-                });
-                continue;
+                Ok(targets) if json.is_some() => {
+                    for (from, to) in targets {
+                        match to {
+                            Some(to) => {
+                                add(&mut named, &mut extra, format!("-overlay {from}"), to)?;
+                            }
+                            None => {
+                                named.insert(format!("-overlay {from} (deleted)"), None);
+                            }
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    uncacheable = Some(format!(
+                        "cannot read the -overlay file {}: {e}",
+                        o.display()
+                    ))
+                }
             }
         }
-        let module_path = module.map(|m| m.path.clone()).unwrap_or_default();
-        let root = pkg.module_root().unwrap_or(&project.root).to_path_buf();
-        if !module_roots.iter().any(|(_, r)| *r == root) {
-            module_roots.push((module_path.clone(), root.clone()));
+        if let Some(m) = &flags.modfile {
+            add(&mut named, &mut extra, "-modfile".into(), m.clone())?;
+            add(
+                &mut named,
+                &mut extra,
+                "-modfile sum".into(),
+                m.with_extension("sum"),
+            )?;
         }
-        for f in &pkg.files {
-            let abs = pkg.dir.join(f);
-            out.files.push(FileInput {
-                module: module_path.clone(),
-                path: relative(&abs, &root),
-                hash: hasher.hash(&abs)?,
-            });
+        match flags.pgo.as_str() {
+            "off" | "" => {}
+            "auto" => {
+                if let Some(main) = graph.packages.get(&target.package) {
+                    add(
+                        &mut named,
+                        &mut extra,
+                        "default.pgo".into(),
+                        main.dir.join("default.pgo"),
+                    )?;
+                }
+            }
+            p => {
+                let path = Path::new(p);
+                let path = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    project.root.join(path)
+                };
+                add(&mut named, &mut extra, "-pgo".into(), path)?;
+            }
         }
+
+        let vcs = flags.stamps_vcs().then(|| self.vcs_state());
+        let paths = (!flags.trimpath).then(|| {
+            let mut p = BTreeMap::from([
+                ("root".to_string(), project.root.display().to_string()),
+                (
+                    "GOROOT".to_string(),
+                    project.env.goroot.display().to_string(),
+                ),
+                (
+                    "GOMODCACHE".to_string(),
+                    project.env.gomodcache.display().to_string(),
+                ),
+            ]);
+            for (origin, root) in &main_roots {
+                p.insert(origin.clone(), root.display().to_string());
+            }
+            p
+        });
+        let cgo = env.keyed.get("CGO_ENABLED").map(String::as_str) == Some("1");
+        let c_toolchain = if cgo {
+            Some(self.c_toolchain(&env)?)
+        } else {
+            None
+        };
+        files.push(extra.into());
+
+        let inputs = KeyInputs {
+            toolchain: self.toolchain.clone(),
+            platform: target.platform.to_string(),
+            main_package: target.package.clone(),
+            args: target.args.clone(),
+            env: env.keyed.clone(),
+            packages: digests,
+            files: named,
+            vcs,
+            paths,
+            c_toolchain,
+        };
+        Ok(Prepared {
+            key: inputs.key(),
+            inputs,
+            packages,
+            uncacheable,
+            command: GoCommand::new(
+                project.env.go.clone(),
+                project.root.clone(),
+                target.args.clone(),
+                env.child,
+            ),
+            files,
+        })
     }
-    for (module, root) in module_roots {
-        for name in ["go.mod", "go.sum"] {
-            push_optional(&mut out.files, hasher, &module, name, &root.join(name))?;
+
+    /// Where a package comes from and the root its paths are relative to.
+    fn origin(&self, pkg: &Package) -> (String, PathBuf) {
+        let env = &self.project.env;
+        if pkg.standard {
+            return ("std".into(), env.goroot.join("src"));
         }
+        if let Some(m) = &pkg.module {
+            let eff = m.replace.as_deref().unwrap_or(m);
+            let root = pkg
+                .module_root()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.project.root.clone());
+            let in_modcache = !env.gomodcache.as_os_str().is_empty()
+                && !eff.version.is_empty()
+                && root.starts_with(&env.gomodcache);
+            if in_modcache {
+                return (
+                    format!("mod {}@{} {}", eff.path, eff.version, eff.sum),
+                    root,
+                );
+            }
+            return (format!("main {}", m.path), root);
+        }
+        ("main ".into(), self.project.root.clone())
     }
-    for w in project.workspace_files() {
-        let name = w
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        push_optional(&mut out.files, hasher, "<workspace>", &name, &w)?;
+
+    fn package(&self, pkg: &Package, origin: String, root: &Path) -> Result<PackageMemo, KeyError> {
+        let memo_key = format!(
+            "{}\0{}\0{}",
+            pkg.import_path,
+            pkg.dir.display(),
+            pkg.files.join("\0")
+        );
+        if let Some(m) = self
+            .packages
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&memo_key).cloned())
+        {
+            return Ok(m);
+        }
+        let mut names: Vec<String> = pkg.files.clone();
+        // A cgo package can include headers from anywhere below its directory (`#include
+        // "inc/y.h"`), and go list reports only the ones in the directory itself: hash them all.
+        // Standard-library cgo packages list their headers; they are not searched.
+        if !pkg.cgo_files.is_empty() && !pkg.standard {
+            walk_skipping(&pkg.dir, &pkg.dir, &self.ignore, &mut names);
+        }
+        names.sort();
+        names.dedup();
+        let mut files = BTreeMap::new();
+        let mut paths = Vec::with_capacity(names.len());
+        for name in names {
+            let abs = pkg.dir.join(&name);
+            files.insert(name, self.hasher.hash(&abs)?);
+            paths.push(abs);
+        }
+        let input = PackageInput {
+            origin,
+            dir: relative(&pkg.dir, root),
+            files,
+        };
+        let memo = (
+            input.digest(),
+            Arc::new(input),
+            Arc::<[PathBuf]>::from(paths),
+        );
+        if let Ok(mut m) = self.packages.lock() {
+            m.insert(memo_key, memo.clone());
+        }
+        Ok(memo)
     }
-    out.files.sort();
-    out.files.dedup();
-    out.modules.sort();
-    out.modules.dedup();
-    Ok(out)
+
+    /// `git` revision, commit time and work-tree status of the project, as go's `-buildvcs`
+    /// stamping sees them. Computed once per run.
+    fn vcs_state(&self) -> String {
+        if let Some(s) = self.vcs.lock().ok().and_then(|v| v.clone()) {
+            return s;
+        }
+        let git = |args: &[&str]| -> String {
+            match Command::new("git")
+                .args(args)
+                .current_dir(&self.project.root)
+                .output()
+            {
+                Ok(o) => format!(
+                    "{} {} {}",
+                    o.status.code().unwrap_or(-1),
+                    blake3::hash(&o.stdout).to_hex(),
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                ),
+                Err(e) => format!("git not runnable: {e}"),
+            }
+        };
+        let state = format!(
+            "HEAD {}; time {}; status {}",
+            git(&["rev-parse", "HEAD"]),
+            git(&["log", "-1", "--format=%ct"]),
+            git(&["status", "--porcelain=v1", "--untracked-files=all"]),
+        );
+        if let Ok(mut v) = self.vcs.lock() {
+            *v = Some(state.clone());
+        }
+        state
+    }
+
+    /// The C toolchain go would use for a cgo build in `env`, by content.
+    fn c_toolchain(&self, env: &BuildEnv) -> Result<CToolchain, KeyError> {
+        let path_var = env.child.get("PATH").cloned().unwrap_or_default();
+        let pick = |name: &str, default: &str| {
+            env.keyed
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .unwrap_or_else(|| default.to_string())
+        };
+        let commands = [
+            ("CC", pick("CC", "gcc")),
+            ("CXX", pick("CXX", "g++")),
+            ("FC", pick("FC", "gfortran")),
+            ("PKG_CONFIG", pick("PKG_CONFIG", "pkg-config")),
+        ];
+        let memo_key = format!("{path_var}\0{commands:?}");
+        if let Some(c) = self
+            .c_toolchains
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&memo_key).cloned())
+        {
+            return Ok(c);
+        }
+        let mut programs = BTreeMap::new();
+        for (name, command) in commands {
+            let program = command.split_whitespace().next().unwrap_or("").to_string();
+            let resolved = resolve(&program, &path_var);
+            let content = match &resolved {
+                Some(p) => self.hasher.hash_optional(p)?,
+                None => None,
+            };
+            let version = match (&resolved, name) {
+                (Some(p), "CC" | "CXX" | "FC") => version_line(p),
+                _ => String::new(),
+            };
+            programs.insert(
+                name.to_string(),
+                CProgram {
+                    command,
+                    content,
+                    version,
+                },
+            );
+        }
+        let c = CToolchain { programs };
+        if let Ok(mut m) = self.c_toolchains.lock() {
+            m.insert(memo_key, c.clone());
+        }
+        Ok(c)
+    }
 }
 
-fn push_optional(
-    files: &mut Vec<FileInput>,
+/// The toolchain identity and the files it was computed from.
+fn toolchain(
+    project: &Project,
+    process_env: &BTreeMap<String, String>,
     hasher: &FileHasher,
-    module: &str,
-    name: &str,
-    path: &Path,
-) -> Result<(), KeyError> {
-    let hash = hasher.hash_optional(path)?.unwrap_or([0; 32]);
-    files.push(FileInput {
-        module: module.to_string(),
-        path: name.to_string(),
-        hash,
-    });
-    Ok(())
+) -> Result<(Toolchain, Vec<PathBuf>), KeyError> {
+    let env = &project.env;
+    let exe = if env.var("GOHOSTOS") == "windows" {
+        ".exe"
+    } else {
+        ""
+    };
+    let mut files = Vec::new();
+    let mut driver = BTreeMap::new();
+    let path_var = process_env.get("PATH").cloned().unwrap_or_default();
+    let invoked = resolve(&env.go.to_string_lossy(), &path_var).unwrap_or_else(|| env.go.clone());
+    driver.insert("invoked".to_string(), hasher.hash_optional(&invoked)?);
+    files.push(invoked);
+    let goroot_go = env.goroot.join("bin").join(format!("go{exe}"));
+    driver.insert(
+        "GOROOT/bin/go".to_string(),
+        hasher.hash_optional(&goroot_go)?,
+    );
+    files.push(goroot_go);
+
+    let tooldir = PathBuf::from(env.var("GOTOOLDIR"));
+    let mut tools = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
+    walk(&tooldir, &tooldir, &mut names);
+    for name in names {
+        let p = tooldir.join(&name);
+        tools.insert(name, hasher.hash(&p)?);
+        files.push(p);
+    }
+
+    let mut goroot_names: Vec<String> = vec![
+        "go.env".into(),
+        "VERSION".into(),
+        "src/go.mod".into(),
+        "src/vendor/modules.txt".into(),
+    ];
+    let include = env.goroot.join("pkg").join("include");
+    let mut inc = Vec::new();
+    walk(&include, &include, &mut inc);
+    goroot_names.extend(inc.into_iter().map(|n| format!("pkg/include/{n}")));
+    let mut goroot_files = BTreeMap::new();
+    for name in goroot_names {
+        let p = env.goroot.join(&name);
+        goroot_files.insert(name, hasher.hash_optional(&p)?);
+        files.push(p);
+    }
+    Ok((
+        Toolchain {
+            version: env.version.clone(),
+            driver,
+            tools,
+            goroot_files,
+        },
+        files,
+    ))
+}
+
+/// Regular files below `dir`, as `/`-separated paths relative to `base`.
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    walk_skipping(base, dir, &[], out);
+}
+
+/// Like [`walk`], skipping directories go ignores too (names starting with `.` or `_`, such as
+/// `.git`) and the `ignore` directories (kiln's own output directory: its binaries change on
+/// every build and would make the key chase its own tail).
+fn walk_skipping(base: &Path, dir: &Path, ignore: &[PathBuf], out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            let name = e.file_name();
+            let hidden = name.to_string_lossy().starts_with(['.', '_']);
+            if !hidden && !ignore.contains(&p) {
+                walk_skipping(base, &p, ignore, out);
+            }
+        } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
+            out.push(relative(&p, base));
+        }
+    }
+}
+
+/// Finds `program` the way the child's PATH would (absolute or relative paths are taken as is).
+fn resolve(program: &str, path_var: &str) -> Option<PathBuf> {
+    if program.is_empty() {
+        return None;
+    }
+    let p = Path::new(program);
+    if p.components().count() > 1 {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    std::env::split_paths(path_var)
+        .map(|d| d.join(program))
+        .find(|c| c.is_file())
+}
+
+fn version_line(program: &Path) -> String {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "(--version failed)".into())
 }
 
 fn relative(path: &Path, root: &Path) -> String {
@@ -161,63 +564,9 @@ fn relative(path: &Path, root: &Path) -> String {
         .join("/")
 }
 
-/// The toolchain's identity: version plus a hash of its binaries (read from `GOROOT/bin` and
-/// `GOTOOLDIR`; binaries a toolchain lacks are skipped).
-pub fn toolchain(env: &GoEnv, hasher: &FileHasher) -> Result<Toolchain, KeyError> {
-    let tooldir = PathBuf::from(env.var("GOTOOLDIR"));
-    let exe = if env.var("GOHOSTOS") == "windows" {
-        ".exe"
-    } else {
-        ""
-    };
-    let mut h = blake3::Hasher::new();
-    let candidates = [
-        env.goroot.join("bin").join(format!("go{exe}")),
-        tooldir.join(format!("compile{exe}")),
-        tooldir.join(format!("link{exe}")),
-        tooldir.join(format!("asm{exe}")),
-        tooldir.join(format!("cgo{exe}")),
-    ];
-    for p in candidates {
-        if let Some(fh) = hasher.hash_optional(&p)? {
-            h.update(
-                p.file_name()
-                    .map(|n| n.as_encoded_bytes())
-                    .unwrap_or_default(),
-            );
-            h.update(&fh);
-        }
-    }
-    Ok(Toolchain {
-        version: env.version.clone(),
-        binaries: *h.finalize().as_bytes(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hasher_memoises_and_tells_missing_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("a.go");
-        std::fs::write(&f, "package a").unwrap();
-        let h = FileHasher::new();
-        let first = h.hash(&f).unwrap();
-        assert_eq!(first, *blake3::hash(b"package a").as_bytes());
-        std::fs::write(&f, "package b").unwrap();
-        assert_eq!(
-            h.hash(&f).unwrap(),
-            first,
-            "memo: one run sees one snapshot"
-        );
-        assert!(h
-            .hash_optional(&dir.path().join("missing"))
-            .unwrap()
-            .is_none());
-        assert!(h.hash(&dir.path().join("missing")).is_err());
-    }
 
     #[test]
     fn relative_paths_use_slashes() {
@@ -225,5 +574,40 @@ mod tests {
             relative(Path::new("/r/m/a/b.go"), Path::new("/r/m")),
             "a/b.go"
         );
+    }
+
+    #[test]
+    fn walk_lists_nested_files_and_skips_git() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("inc/deep")).unwrap();
+        std::fs::create_dir_all(d.path().join(".git")).unwrap();
+        std::fs::create_dir_all(d.path().join("dist/api")).unwrap();
+        std::fs::write(d.path().join("a.go"), "").unwrap();
+        std::fs::write(d.path().join("inc/deep/y.h"), "").unwrap();
+        std::fs::write(d.path().join(".git/HEAD"), "").unwrap();
+        std::fs::write(d.path().join("dist/api/api"), "").unwrap();
+        let mut out = Vec::new();
+        walk_skipping(d.path(), d.path(), &[d.path().join("dist")], &mut out);
+        out.sort();
+        assert_eq!(out, ["a.go", "inc/deep/y.h"]);
+        let mut all = Vec::new();
+        walk(d.path(), d.path(), &mut all);
+        assert!(
+            all.contains(&"dist/api/api".to_string()),
+            "plain walk keeps dist: {all:?}"
+        );
+    }
+
+    #[test]
+    fn resolve_searches_path_in_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        std::fs::write(b.path().join("cc"), "").unwrap();
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        let path = path.to_string_lossy();
+        assert_eq!(resolve("cc", &path), Some(b.path().join("cc")));
+        std::fs::write(a.path().join("cc"), "").unwrap();
+        assert_eq!(resolve("cc", &path), Some(a.path().join("cc")));
+        assert_eq!(resolve("nope", &path), None);
     }
 }

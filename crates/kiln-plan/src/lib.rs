@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod args;
+pub mod flags;
 mod plan;
 
 pub use args::{check_flags, go_args, PlanError};

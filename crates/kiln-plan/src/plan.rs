@@ -148,12 +148,21 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
             }
             let env: Vec<(String, String)> = env.into_iter().collect();
             let args = go_args(&service, &settings, &req.vars)?;
-            let mod_flags: Vec<String> = settings
+            // Flags that change which packages and files go resolves must reach `go list` too,
+            // or the graph (and so the key) would miss packages the build links (`-race` adds
+            // runtime/race, `-cover` the coverage runtime, `-modfile` another module graph).
+            // GOFLAGS reaches `go list` through the environment already.
+            let mut mod_flags: Vec<String> = settings
                 .flags
                 .iter()
-                .filter(|f| f.starts_with("-mod=") || f.starts_with("-modfile="))
+                .filter(|f| {
+                    f.starts_with("-mod=")
+                        || f.starts_with("-modfile=")
+                        || f.starts_with("-overlay=")
+                })
                 .cloned()
                 .collect();
+            mod_flags.extend(crate::flags::parse("", &args, &project.root).graph_flags);
             let ctx_key = (env.clone(), settings.tags.clone(), mod_flags.clone());
             let context = *context_index.entry(ctx_key).or_insert_with(|| {
                 requests.push(ListRequest {
@@ -196,7 +205,7 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
         }
     }
 
-    let graphs = kiln_exec::run_bounded(requests.clone(), req.jobs.max(1), |r| {
+    let graphs = kiln_types::run_bounded(requests.clone(), req.jobs.max(1), |r| {
         PackageGraph::load(project, &r)
     });
     let mut contexts = Vec::with_capacity(graphs.len());

@@ -7,10 +7,12 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod bounded;
 mod digest;
 mod platform;
 mod time;
 
+pub use bounded::run_bounded;
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use platform::{Platform, PlatformError};
 pub use time::format_rfc3339;

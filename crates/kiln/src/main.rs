@@ -66,6 +66,13 @@ pub struct Ui {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `go build` children run in their own process groups (so a terminal's Ctrl-C reaches only
+    // kiln): on SIGINT/SIGTERM/SIGHUP, kiln stops them before it exits. Their scratch directories
+    // are removed by the next run. Failing to install the handler only loses that courtesy.
+    let _ = ctrlc::set_handler(|| {
+        kiln_exec::kill_running();
+        std::process::exit(130);
+    });
     let ui = Ui {
         quiet: cli.quiet,
         verbose: cli.verbose,

@@ -36,6 +36,15 @@ pub struct BuildArgs {
     /// Do not read the cache (results are still stored).
     #[arg(long)]
     pub no_cache: bool,
+    /// Build even on a cache hit and compare with the cached binary; a mismatch fails the target
+    /// and names its key inputs (kiln's builds are byte-reproducible, so any difference is a key
+    /// that missed an input).
+    #[arg(long, env = "KILN_VERIFY_CACHE")]
+    pub verify_cache: bool,
+    /// Say, per target, which key inputs differ from its previous build (why it rebuilt) or that
+    /// none do (why it was a hit).
+    #[arg(long)]
+    pub explain: bool,
     /// Whether targets of one platform share a `go build` invocation.
     #[arg(long, value_enum, default_value_t = Group::Auto)]
     pub group: Group,
@@ -82,7 +91,12 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         Some(o) => dir.join(o),
         None => project.root.join(config.out_dir()),
     };
-    let (report, manifest) = execute(&plan, out_dir, jobs, args.group, !args.no_cache, ui)?;
+    let cache = CacheFlags {
+        use_cache: !args.no_cache,
+        verify: args.verify_cache,
+        explain: args.explain,
+    };
+    let (report, manifest) = execute(&plan, out_dir, jobs, args.group, cache, ui)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || report.failures().next().is_some() {
@@ -113,6 +127,17 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
+/// How a run uses the action cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheFlags {
+    /// Read the cache (`--no-cache` turns it off).
+    pub use_cache: bool,
+    /// `--verify-cache`.
+    pub verify: bool,
+    /// `--explain`.
+    pub explain: bool,
+}
+
 /// Runs the build pipeline over `plan` with progress on stderr and writes the build manifest
 /// (`kiln build` and `kiln image` share this step). Returns the report and the manifest's path.
 pub fn execute(
@@ -120,7 +145,7 @@ pub fn execute(
     out_dir: std::path::PathBuf,
     jobs: usize,
     group: Group,
-    use_cache: bool,
+    cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
     let store = LocalStore::open_default()?;
@@ -132,7 +157,13 @@ pub fn execute(
             Group::Auto => GroupMode::Auto,
             Group::Never => GroupMode::Never,
         },
-        use_cache,
+        use_cache: cache.use_cache,
+        verify_cache: cache.verify,
+        explain: cache.explain,
+        // Captured once here; the key stage decides what of it reaches `go build`.
+        process_env: std::env::vars().collect(),
+        key_dir: Some(store.root().join("keys-v2")),
+        debug_keys_dir: std::env::var_os("KILN_DEBUG_KEYS").map(Into::into),
     };
     let report = build(plan, &store, &LocalExecutor, &opts, &progress);
     progress.finish();
@@ -158,6 +189,17 @@ fn print_summary(report: &BuildReport, manifest: &Path) {
         ]);
     }
     print!("{}", t.render());
+    for r in &report.targets {
+        if let Some(lines) = &r.explain {
+            println!("{}:", r.label());
+            for l in lines {
+                println!("  {l}");
+            }
+        }
+        if let Some(why) = &r.not_cached {
+            println!("{}: not cached: {why}", r.label());
+        }
+    }
     println!(
         "{} targets, {} cached, {} built in {} go invocation(s), {}; manifest {}",
         report.targets.len(),

@@ -164,7 +164,11 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         out_dir.clone(),
         jobs,
         Group::Auto,
-        !args.no_cache,
+        super::build::CacheFlags {
+            use_cache: !args.no_cache,
+            verify: std::env::var("KILN_VERIFY_CACHE").is_ok_and(|v| v == "1" || v == "true"),
+            explain: false,
+        },
         ui,
     )?;
     let failures: Vec<_> = report.failures().collect();
