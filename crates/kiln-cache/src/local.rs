@@ -78,9 +78,11 @@ impl LocalStore {
     }
 
     /// The directory of `bucket` (created if missing), for crates that keep files there
-    /// themselves, such as pulled base blobs in [`CacheBucket::PulledBlobs`]. They follow this
-    /// crate's rules: write through a temp file (`.tmp-` prefix, or a name ending in `.tmp`) and
-    /// rename, verify on read, and touch what they reuse (pruning goes by modification time).
+    /// themselves: pulled base blobs in [`CacheBucket::PulledBlobs`], or files of their own in
+    /// [`CacheBucket::Keys`] besides its records. They follow this crate's rules: write through a
+    /// temp file (name starting with `.tmp-` or containing `.kiln-tmp-`, which `stats` skips and
+    /// `prune` removes once abandoned) and rename, verify on read, and touch what they reuse
+    /// (`prune` goes by modification time).
     pub fn bucket_dir(&self, bucket: CacheBucket) -> Result<PathBuf, CacheError> {
         let dir = self.dir(bucket);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
