@@ -1,22 +1,13 @@
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use kiln_key::ActionKey;
 use kiln_types::{Digest, Sha256Writer};
 use serde::{Deserialize, Serialize};
 
-use crate::{ActionRecord, CacheError, Storage};
-
-/// Bucket name; bump the number when the on-disk layout changes so old and new kiln never read
-/// each other's files.
-const BUCKET: &str = "v1";
-
-/// Blobs younger than this are never pruned: another kiln process may have stored the blob and not
-/// yet written the action record that references it.
-const PRUNE_GRACE: Duration = Duration::from_secs(3600);
+use crate::{check_record_key, ActionRecord, CacheBucket, CacheError, Storage};
 
 /// The cache directory: `KILN_CACHE_DIR`, else `<user cache dir>/kiln` (XDG on Linux).
 pub fn default_cache_dir() -> Result<PathBuf, CacheError> {
@@ -28,7 +19,12 @@ pub fn default_cache_dir() -> Result<PathBuf, CacheError> {
         .ok_or(CacheError::NoCacheDir)
 }
 
-/// The on-disk store: `<root>/v1/ac/<2 hex>/<key>.json` and `<root>/v1/cas/<2 hex>/<sha256 hex>`.
+/// The on-disk store, one directory per [`CacheBucket`] below its root:
+///
+/// - `actions-v1/<2 hex>/<key>.json`: action records, checksummed;
+/// - `blobs-v1/<2 hex>/<sha256 hex>`: blobs, named by their content digest;
+/// - `layers-v1/<2 chars>/<key>`, `keys-v1/<2 chars>/<key>`: records, checksummed;
+/// - `pulled-v1/blobs/sha256/<hex>`: filled by `kiln-image` through [`LocalStore::bucket_dir`].
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
@@ -47,7 +43,18 @@ fn checksum(record: &ActionRecord) -> Result<String, serde_json::Error> {
         .to_string())
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+/// First line of a record file, followed by the blake3 hex of the bytes after the line.
+const RECORD_MAGIC: &str = "kiln-record ";
+
+/// The payload of a record file, if its checksum matches.
+fn open_record(file: &[u8]) -> Option<&[u8]> {
+    let rest = file.strip_prefix(RECORD_MAGIC.as_bytes())?;
+    let newline = rest.iter().position(|&b| b == b'\n')?;
+    let (sum, payload) = (&rest[..newline], &rest[newline + 1..]);
+    (blake3::hash(payload).to_hex().as_bytes() == sum).then_some(payload)
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
     move |source| CacheError::Io {
         path: path.to_path_buf(),
         source,
@@ -70,18 +77,37 @@ impl LocalStore {
         &self.root
     }
 
+    /// The directory of `bucket` (created if missing), for crates that keep files there
+    /// themselves: pulled base blobs in [`CacheBucket::PulledBlobs`], or files of their own in
+    /// [`CacheBucket::Keys`] besides its records. They follow this crate's rules: write through a
+    /// temp file (name starting with `.tmp-` or containing `.kiln-tmp-`, which `stats` skips and
+    /// `prune` removes once abandoned) and rename, verify on read, and touch what they reuse
+    /// (`prune` goes by modification time).
+    pub fn bucket_dir(&self, bucket: CacheBucket) -> Result<PathBuf, CacheError> {
+        let dir = self.dir(bucket);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(dir)
+    }
+
+    pub(crate) fn dir(&self, bucket: CacheBucket) -> PathBuf {
+        self.root.join(bucket.dir_name())
+    }
+
     fn ac_path(&self, key: &ActionKey) -> PathBuf {
         let hex = key.hex();
-        self.root
-            .join(BUCKET)
-            .join("ac")
+        self.dir(CacheBucket::Actions)
             .join(&hex[..2])
             .join(format!("{hex}.json"))
     }
 
     fn cas_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
-        self.root.join(BUCKET).join("cas").join(&hex[..2]).join(hex)
+        self.dir(CacheBucket::Blobs).join(&hex[..2]).join(hex)
+    }
+
+    /// Where a record lives; `key` has been checked by [`check_record_key`] (3+ safe characters).
+    fn record_path(&self, bucket: CacheBucket, key: &str) -> PathBuf {
+        self.dir(bucket).join(&key[..2]).join(key)
     }
 
     /// Writes `fill`'s output to a temp file next to `dest`, then renames it into place.
@@ -104,9 +130,26 @@ impl LocalStore {
         Ok(out)
     }
 
-    fn remove_quietly(path: &Path) {
+    pub(crate) fn remove_quietly(path: &Path) {
         // Another process may have removed or replaced it already; either way the entry is gone.
         let _ = fs::remove_file(path);
+    }
+
+    /// Marks an entry as used now, for least-recently-used pruning. Failure only makes pruning
+    /// less precise.
+    fn touch(path: &Path) {
+        if let Ok(f) = File::options().write(true).open(path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Reads a whole file; a missing file is `None`.
+    fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, CacheError> {
+        match fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
     }
 }
 
@@ -117,20 +160,15 @@ impl Storage for LocalStore {
 
     fn get_action(&self, key: &ActionKey) -> Result<Option<ActionRecord>, CacheError> {
         let path = self.ac_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+        let Some(bytes) = Self::read_if_present(&path)? else {
+            return Ok(None);
         };
         let intact = serde_json::from_slice::<Envelope>(&bytes)
             .ok()
             .filter(|env| checksum(&env.record).ok().as_deref() == Some(env.checksum.as_str()));
         match intact {
             Some(env) => {
-                // Touch for least-recently-used pruning; failure only makes pruning less precise.
-                if let Ok(f) = File::options().write(true).open(&path) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
+                Self::touch(&path);
                 Ok(Some(env.record))
             }
             None => {
@@ -206,171 +244,38 @@ impl Storage for LocalStore {
         })?;
         Ok((digest, size))
     }
-}
 
-/// Counts and sizes of a store.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// The store's root.
-    pub root: PathBuf,
-    /// Number of action records.
-    pub actions: u64,
-    /// Number of blobs.
-    pub blobs: u64,
-    /// Total bytes of blobs.
-    pub blob_bytes: u64,
-    /// Total bytes of records.
-    pub action_bytes: u64,
-}
-
-/// What to prune.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PruneOptions {
-    /// Remove records not used for longer than this.
-    pub max_age: Option<Duration>,
-    /// Then remove least recently used records until blobs fit in this many bytes.
-    pub max_size: Option<u64>,
-}
-
-/// What pruning removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    /// Records removed.
-    pub actions_removed: u64,
-    /// Blobs removed.
-    pub blobs_removed: u64,
-    /// Bytes freed.
-    pub bytes_freed: u64,
-}
-
-struct Entry {
-    path: PathBuf,
-    modified: SystemTime,
-    size: u64,
-}
-
-fn walk(dir: &Path) -> Result<Vec<Entry>, CacheError> {
-    let mut out = Vec::new();
-    let shards = match fs::read_dir(dir) {
-        Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    for shard in shards {
-        let shard = shard.map_err(io_err(dir))?.path();
-        let Ok(files) = fs::read_dir(&shard) else {
-            continue;
+    fn get_record(&self, bucket: CacheBucket, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        check_record_key(bucket, key)?;
+        let path = self.record_path(bucket, key);
+        let Some(file) = Self::read_if_present(&path)? else {
+            return Ok(None);
         };
-        for f in files.flatten() {
-            let name = f.file_name();
-            if name.to_string_lossy().starts_with(".tmp-") {
-                continue;
+        match open_record(&file) {
+            Some(payload) => {
+                Self::touch(&path);
+                Ok(Some(payload.to_vec()))
             }
-            if let Ok(meta) = f.metadata() {
-                out.push(Entry {
-                    path: f.path(),
-                    modified: meta.modified().unwrap_or(UNIX_EPOCH),
-                    size: meta.len(),
-                });
+            None => {
+                Self::remove_quietly(&path);
+                Ok(None)
             }
         }
     }
-    Ok(out)
+
+    fn put_record(&self, bucket: CacheBucket, key: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        check_record_key(bucket, key)?;
+        let path = self.record_path(bucket, key);
+        let header = format!("{RECORD_MAGIC}{}\n", blake3::hash(bytes).to_hex());
+        Self::atomic_write(&path, |f| {
+            f.write_all(header.as_bytes())
+                .and_then(|()| f.write_all(bytes))
+                .map_err(io_err(&path))
+        })
+    }
 }
 
 impl LocalStore {
-    /// Counts records and blobs.
-    pub fn stats(&self) -> Result<Stats, CacheError> {
-        let ac = walk(&self.root.join(BUCKET).join("ac"))?;
-        let cas = walk(&self.root.join(BUCKET).join("cas"))?;
-        Ok(Stats {
-            root: self.root.clone(),
-            actions: ac.len() as u64,
-            action_bytes: ac.iter().map(|e| e.size).sum(),
-            blobs: cas.len() as u64,
-            blob_bytes: cas.iter().map(|e| e.size).sum(),
-        })
-    }
-
-    /// Removes old records, then blobs no remaining record references (mark and sweep).
-    pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport, CacheError> {
-        let now = SystemTime::now();
-        let mut report = PruneReport::default();
-        let mut actions = walk(&self.root.join(BUCKET).join("ac"))?;
-        actions.sort_by_key(|e| std::cmp::Reverse(e.modified));
-        let mut kept_records = Vec::new();
-        for e in actions {
-            let old = opts
-                .max_age
-                .is_some_and(|max| now.duration_since(e.modified).unwrap_or_default() > max);
-            let record = fs::read(&e.path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok());
-            match record {
-                Some(env) if !old => kept_records.push((e, env.record)),
-                _ => {
-                    Self::remove_quietly(&e.path);
-                    report.actions_removed += 1;
-                }
-            }
-        }
-        let blobs = walk(&self.root.join(BUCKET).join("cas"))?;
-        let blob_size = |d: &Digest| {
-            blobs
-                .iter()
-                .find(|b| b.path.ends_with(d.hex()))
-                .map_or(0, |b| b.size)
-        };
-        if let Some(max) = opts.max_size {
-            // Newest first: keep records while their blobs fit.
-            let mut total = 0u64;
-            let mut seen = HashSet::new();
-            kept_records.retain(|(e, rec)| {
-                let add: u64 = rec
-                    .outputs
-                    .iter()
-                    .filter(|o| seen.insert(o.digest))
-                    .map(|o| blob_size(&o.digest))
-                    .sum();
-                total += add;
-                if total > max {
-                    Self::remove_quietly(&e.path);
-                    report.actions_removed += 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-        let live: HashSet<String> = kept_records
-            .iter()
-            .flat_map(|(_, r)| r.outputs.iter().map(|o| o.digest.hex()))
-            .collect();
-        for b in &blobs {
-            let name = b
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let young = now.duration_since(b.modified).unwrap_or_default() < PRUNE_GRACE;
-            if !live.contains(&name) && !young {
-                Self::remove_quietly(&b.path);
-                report.blobs_removed += 1;
-                report.bytes_freed += b.size;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Removes everything in this store's bucket.
-    pub fn clear(&self) -> Result<(), CacheError> {
-        let dir = self.root.join(BUCKET);
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&dir)(e)),
-            _ => Ok(()),
-        }
-    }
-
     /// Reads a blob fully (for tests and small blobs).
     pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
         let path = self.cas_path(digest);
@@ -391,5 +296,74 @@ impl LocalStore {
     /// The path an action record is stored at (for corruption tests and diagnostics).
     pub fn action_path(&self, key: &ActionKey) -> PathBuf {
         self.ac_path(key)
+    }
+
+    /// The path a record is stored at (for corruption tests and diagnostics); `None` for a bucket
+    /// or key that cannot hold a record.
+    pub fn record_file(&self, bucket: CacheBucket, key: &str) -> Option<PathBuf> {
+        check_record_key(bucket, key)
+            .ok()
+            .map(|()| self.record_path(bucket, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_a_damaged_record_is_a_miss_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let b = CacheBucket::ImageLayers;
+        assert_eq!(store.get_record(b, "abc123").unwrap(), None);
+        store.put_record(b, "abc123", b"{\"x\":1}").unwrap();
+        assert_eq!(
+            store.get_record(b, "abc123").unwrap().as_deref(),
+            Some(&b"{\"x\":1}"[..])
+        );
+        let path = store.record_file(b, "abc123").unwrap();
+        assert!(path.starts_with(dir.path().join("layers-v1")), "{path:?}");
+        // Same length, one byte changed: only the checksum can tell.
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] = b'2';
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(store.get_record(b, "abc123").unwrap(), None);
+        assert!(!path.exists(), "a damaged record is removed");
+        // Records of one bucket are not visible in another.
+        store.put_record(b, "abc123", b"v").unwrap();
+        assert_eq!(store.get_record(CacheBucket::Keys, "abc123").unwrap(), None);
+    }
+
+    #[test]
+    fn record_keys_and_buckets_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for key in ["../x", "ab", "AB12", "a/b/c", ".tmp-x", &"a".repeat(129)] {
+            assert!(
+                matches!(
+                    store.put_record(CacheBucket::Keys, key, b""),
+                    Err(CacheError::InvalidRecord { .. })
+                ),
+                "{key}"
+            );
+        }
+        for bucket in [
+            CacheBucket::Actions,
+            CacheBucket::Blobs,
+            CacheBucket::PulledBlobs,
+        ] {
+            assert!(store.get_record(bucket, "abc").is_err(), "{bucket}");
+        }
+    }
+
+    #[test]
+    fn bucket_dir_is_the_versioned_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("c"));
+        let pulled = store.bucket_dir(CacheBucket::PulledBlobs).unwrap();
+        assert_eq!(pulled, dir.path().join("c/pulled-v1"));
+        assert!(pulled.is_dir());
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_cache::{ActionRecord, LocalStore, OutputRecord, PruneOptions, Storage};
+use kiln_cache::{ActionRecord, CacheBucket, LocalStore, OutputRecord, PruneOptions, Storage};
 use kiln_key::ActionKey;
 
 fn key(n: u8) -> ActionKey {
@@ -140,7 +140,7 @@ fn prune_and_clear() {
             max_size: None,
         })
         .unwrap();
-    assert_eq!(r.actions_removed, 0);
+    assert_eq!(r.removed(CacheBucket::Actions), 0);
     // A zero size budget removes the record (blobs are kept during the grace period).
     let r = store
         .prune(PruneOptions {
@@ -148,7 +148,7 @@ fn prune_and_clear() {
             max_size: Some(0),
         })
         .unwrap();
-    assert_eq!(r.actions_removed, 1);
+    assert_eq!(r.removed(CacheBucket::Actions), 1);
     assert!(store.get_action(&key(4)).unwrap().is_none());
     store.clear().unwrap();
     assert_eq!(store.stats().unwrap().blobs, 0);

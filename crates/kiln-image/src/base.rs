@@ -4,13 +4,14 @@ use std::path::Path;
 
 use kiln_oci::{
     build_layer_cached, kiln_base_entries, BaseImage, BlobStore, CacheOutcome, ImageManifest,
-    KilnBase, LayerCache, LayerRecipe, PulledBase, PulledLayer,
+    KilnBase, LayerRecipe, LayerRecords, PulledBase, PulledLayer,
 };
 use kiln_registry::{Client, Reference};
 use kiln_types::{Digest, Platform};
 use serde::Serialize;
 
 use crate::error::{ImageError, Result};
+use crate::records::reuse_pulled_blob;
 
 /// Which base an image was built on, for labels and the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -23,11 +24,11 @@ pub struct BaseInfo {
 
 pub(crate) fn kiln_base(
     store: &BlobStore,
-    cache: &LayerCache,
+    records: &dyn LayerRecords,
     recipe: &LayerRecipe,
 ) -> Result<(BaseImage, BaseInfo, CacheOutcome)> {
     let entries = kiln_base_entries(&KilnBase::default())?;
-    let (layer, outcome) = build_layer_cached(store, cache, &entries, recipe)?;
+    let (layer, outcome) = build_layer_cached(store, records, &entries, recipe)?;
     let info = BaseInfo {
         name: "kiln".into(),
         digest: Some(layer.descriptor.digest),
@@ -36,7 +37,7 @@ pub(crate) fn kiln_base(
 }
 
 /// Pulls the platform's manifest of `reference` and its blobs into `blobs` (a cache by digest:
-/// blobs already there are not downloaded again).
+/// blobs already there are re-hashed and, when intact, not downloaded again).
 pub(crate) async fn pull_base(
     client: &Client,
     reference: &Reference,
@@ -60,7 +61,7 @@ pub(crate) async fn pull_base(
     let repo = &reference.repository;
     let fetch = |d: Digest| async move {
         let path = blobs.path(&d);
-        if !blobs.contains(&d) {
+        if !reuse_pulled_blob(blobs, &d) {
             client
                 .get_blob_to_file(repo, &d, &path)
                 .await

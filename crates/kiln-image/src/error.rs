@@ -50,6 +50,9 @@ pub enum ImageError {
         /// What is wrong, with a hint.
         reason: String,
     },
+    /// kiln's cache directory cannot be used.
+    #[error(transparent)]
+    Cache(#[from] kiln_cache::CacheError),
     /// The async runtime for registry I/O could not be started.
     #[error("cannot start the I/O runtime: {0}")]
     Runtime(std::io::Error),

@@ -10,10 +10,16 @@
 //! - Layout of an image: the base (`scratch`, the built-in `kiln` base, or a registry image pulled
 //!   per platform), then one layer with the binary at `/usr/local/bin/<service>` (root-owned,
 //!   0755; see [`BINARY_DIR`]), then, when a profile declares data files, one layer with them.
-//! - Skip work: layers are keyed by binary digest, files, modes and recipe ([`kiln_oci::layer_key`])
-//!   and recorded under `<kiln cache>/image-v1/layers`; an unchanged layer is not repacked. Pulled
-//!   base blobs are cached by digest under `<kiln cache>/image-v1/pulled`. Pushes HEAD every blob
-//!   first, so a re-push uploads nothing.
+//! - Skip work: layers are keyed by binary digest, files, modes and recipe ([`kiln_oci::layer_key`],
+//!   a [`kiln_oci::LayerKey`]) and recorded in kiln's cache, bucket
+//!   [`kiln_cache::CacheBucket::ImageLayers`]; an unchanged layer is not repacked, once its blob in
+//!   the layout re-hashes to the recorded digest (a corrupted blob is repacked). Pulled base blobs
+//!   are cached by digest in [`kiln_cache::CacheBucket::PulledBlobs`] and re-hashed before reuse.
+//!   So `kiln cache stats|prune|clear` see both. Pushes HEAD every blob first, so a re-push
+//!   uploads nothing.
+//! - Dependencies: this crate wires `kiln-oci` to `kiln-cache` (`records.rs`): `kiln-oci` only
+//!   defines the [`kiln_oci::LayerRecords`] seam, so the OCI library does not pull in kiln's key
+//!   and discovery crates that `kiln-cache` depends on.
 //! - Reproducible: mtimes and `created` come from `SOURCE_DATE_EPOCH` (0 when unset), so two
 //!   checkouts of one commit produce the same manifest and index digests.
 //!
@@ -27,6 +33,7 @@ mod error;
 mod labels;
 mod output;
 mod package;
+mod records;
 mod request;
 
 pub use base::BaseInfo;
@@ -35,7 +42,7 @@ pub use labels::{standard_labels, VcsInfo};
 pub use output::{push_targets, PushResult, PushTarget, TarballFormat};
 pub use package::{
     BinaryInfo, NoReporter, PackageReport, Packager, PackagerOptions, PlatformImage, Reporter,
-    ServiceOutput, IMAGE_CACHE_VERSION,
+    ServiceOutput,
 };
 pub use request::{
     binaries_from_report, parse_compression, sanitize_tag, BaseChoice, DataFile, ImageRequest,

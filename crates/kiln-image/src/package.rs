@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use kiln_cache::{CacheBucket, LocalStore};
 use kiln_oci::{
     assemble_image, assemble_index, build_layer_cached, rfc3339, size_report, BaseImage, BlobStore,
-    CacheOutcome, Descriptor, ImageConfig, LayerCache, LayerEntry, LayerRecipe, OciLayout,
+    CacheOutcome, Descriptor, ImageConfig, LayerEntry, LayerRecipe, LayerRecords, OciLayout,
     SizeReport, StoredJson, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
 };
 use kiln_registry::{Client, ClientConfig};
@@ -18,11 +19,8 @@ use serde::Serialize;
 
 use crate::base::{kiln_base, pull_base, BaseInfo};
 use crate::error::{ImageError, Result};
+use crate::records::StoreLayerRecords;
 use crate::request::{BaseChoice, ImageRequest, PlatformBinary, ServiceImage};
-
-/// Version of the directories kiln-image keeps under kiln's cache dir; bumped when their format
-/// changes so old entries are ignored rather than misread.
-pub const IMAGE_CACHE_VERSION: u32 = 1;
 
 /// Progress events of packaging. Every method has an empty default; called from worker threads.
 pub trait Reporter: Sync {
@@ -30,6 +28,8 @@ pub trait Reporter: Sync {
     fn pulling_base(&self, _reference: &str, _platform: &Platform) {}
     /// One platform image of a service is done.
     fn packed(&self, _service: &str, _image: &PlatformImage) {}
+    /// Something worth a warning that does not fail packaging (e.g. a cache store error).
+    fn warn(&self, _message: &str) {}
 }
 
 /// A [`Reporter`] that ignores everything.
@@ -42,9 +42,9 @@ impl Reporter for NoReporter {}
 pub struct PackagerOptions {
     /// The OCI image layout to write (`dist/oci`).
     pub layout_dir: PathBuf,
-    /// kiln's cache directory (`kiln_cache::default_cache_dir()`): layer records and pulled blobs
-    /// go below `<cache_dir>/image-v1/`.
-    pub cache_dir: PathBuf,
+    /// kiln's cache: layer records go to its [`CacheBucket::ImageLayers`] bucket, pulled base
+    /// blobs to [`CacheBucket::PulledBlobs`].
+    pub cache: LocalStore,
     /// Registry client settings (for pulling bases and pushing).
     pub registry: ClientConfig,
     /// Worker threads for packing (1 or more).
@@ -131,7 +131,7 @@ pub struct PackageReport {
 /// Packs images into an OCI layout, writes archives and pushes. One per `kiln image` run.
 pub struct Packager {
     pub(crate) layout: OciLayout,
-    layer_cache: LayerCache,
+    cache: LocalStore,
     pulled: BlobStore,
     pub(crate) client: Client,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -156,7 +156,6 @@ impl Packager {
         } else {
             OciLayout::create(&opts.layout_dir)?
         };
-        let root = opts.cache_dir.join(format!("image-v{IMAGE_CACHE_VERSION}"));
         let client = match reporter {
             Some(r) => Client::with_reporter(opts.registry.clone(), r),
             None => Client::new(opts.registry.clone()),
@@ -170,8 +169,8 @@ impl Packager {
             .build()
             .map_err(ImageError::Runtime)?;
         Ok(Self {
-            layer_cache: LayerCache::new(root.join("layers")),
-            pulled: BlobStore::open(root.join("pulled"))?,
+            pulled: BlobStore::open(opts.cache.bucket_dir(CacheBucket::PulledBlobs)?)?,
+            cache: opts.cache.clone(),
             layout,
             client,
             rt,
@@ -205,6 +204,7 @@ impl Packager {
                 })?;
             }
         }
+        let records = StoreLayerRecords::new(&self.cache, reporter);
         let packed = AtomicUsize::new(0);
         let reused = AtomicUsize::new(0);
         let count = |o: CacheOutcome| match o {
@@ -241,8 +241,7 @@ impl Packager {
                             },
                         ),
                         BaseChoice::Kiln => {
-                            let (b, info, o) =
-                                kiln_base(self.layout.store(), &self.layer_cache, &recipe)?;
+                            let (b, info, o) = kiln_base(self.layout.store(), &records, &recipe)?;
                             count(o);
                             (b, info)
                         }
@@ -273,7 +272,7 @@ impl Packager {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
                     let base = &bases[&job.base_key];
-                    let r = self.pack_one(job, base, req.source_date_epoch, &count);
+                    let r = self.pack_one(job, base, req.source_date_epoch, &records, &count);
                     if let Ok(img) = &r {
                         reporter.packed(&job.svc.service, img);
                     }
@@ -326,6 +325,7 @@ impl Packager {
         job: &Job<'_>,
         (base, base_info): &(BaseImage, BaseInfo),
         epoch: u64,
+        records: &dyn LayerRecords,
         count: &dyn Fn(CacheOutcome) -> usize,
     ) -> Result<PlatformImage> {
         let svc = job.svc;
@@ -345,7 +345,7 @@ impl Packager {
         // The digest from the build report is trusted for the key (it was verified by the build)
         // and the packer re-hashes while streaming, so a binary changed behind kiln's back fails.
         let entries = [LayerEntry::executable(&bin_path, &bin.path).with_digest(bin.digest)];
-        let (layer, o) = build_layer_cached(store, &self.layer_cache, &entries, &recipe)?;
+        let (layer, o) = build_layer_cached(store, records, &entries, &recipe)?;
         tally(o);
         layers.push(layer);
         if !svc.files.is_empty() {
@@ -354,7 +354,7 @@ impl Packager {
                 .iter()
                 .map(|f| LayerEntry::file(&f.dst, &f.src).mode(f.mode))
                 .collect();
-            let (layer, o) = build_layer_cached(store, &self.layer_cache, &entries, &recipe)?;
+            let (layer, o) = build_layer_cached(store, records, &entries, &recipe)?;
             tally(o);
             layers.push(layer);
         }

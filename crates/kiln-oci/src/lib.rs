@@ -17,7 +17,14 @@
 //!   the exact bytes ([`StoredJson`]).
 //! - [`OciLayout`], [`write_oci_archive`] and [`write_docker_archive`] are the outputs; the read
 //!   side ([`BlobStore::read_manifest`], [`BlobStore::visit_layer`], ...) serves tests and `kiln verify`.
-//! - [`layer_key`] and [`LayerCache`] skip repacking unchanged layers; [`size_report`] summarises sizes.
+//! - [`layer_key`] and [`build_layer_cached`] skip repacking unchanged layers (records behind the
+//!   [`LayerRecords`] seam, every reused blob re-hashed); [`size_report`] summarises sizes.
+//!
+//! Dependencies: this crate needs only `kiln-types`. It does not depend on `kiln-cache`, although
+//! kiln keeps the layer records there: `kiln-cache` depends on `kiln-key` and through it on Go
+//! discovery, none of which packaging needs. So this crate defines the seam ([`LayerRecords`],
+//! keyed by [`LayerKey`]) and `kiln-image`, which sits above both, implements it over
+//! `kiln_cache::Storage` in the `ImageLayers` bucket.
 //!
 //! ```no_run
 //! use kiln_oci::*;
@@ -52,7 +59,10 @@ pub use base::{
     build_kiln_base, ca_bundle_pem, kiln_base_entries, BaseImage, KilnBase, PulledBase,
     PulledLayer, NONROOT_ID,
 };
-pub use cache::{build_layer_cached, layer_key, CacheOutcome, LayerCache, LAYER_CACHE_VERSION};
+pub use cache::{
+    build_layer_cached, layer_key, CacheOutcome, LayerKey, LayerRecords, MemoryLayerRecords,
+    LAYER_CACHE_VERSION,
+};
 pub use descriptor::*;
 pub use error::{OciError, Result};
 pub use image::{

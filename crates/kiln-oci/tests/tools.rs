@@ -53,9 +53,9 @@ fn images_pass_skopeo_umoci_and_run_under_bwrap() {
     ];
 
     let dir = w.join("layout");
+    let records = MemoryLayerRecords::new();
     let build_all = || {
         let layout = OciLayout::create(&dir).unwrap();
-        let cache = LayerCache::new(dir.join("kiln-layers"));
         let recipe = LayerRecipe::default();
         let base = build_kiln_base(layout.store(), &KilnBase::default(), &recipe).unwrap();
         let mut images = Vec::new();
@@ -63,7 +63,7 @@ fn images_pass_skopeo_umoci_and_run_under_bwrap() {
         for (arch, bin) in &bins {
             let entries = [LayerEntry::executable("/app", bin)];
             let (layer, outcome) =
-                build_layer_cached(layout.store(), &cache, &entries, &recipe).unwrap();
+                build_layer_cached(layout.store(), &records, &entries, &recipe).unwrap();
             outcomes.push(outcome);
             let config = ImageConfig {
                 entrypoint: vec!["/app".into()],

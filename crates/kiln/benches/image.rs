@@ -228,7 +228,7 @@ fn in_process_packing(root: &Path, json: &Value) {
         let work = tempfile::tempdir().expect("tempdir");
         let opts = PackagerOptions {
             layout_dir: work.path().join("oci"),
-            cache_dir: work.path().join("cache"),
+            cache: kiln_cache::LocalStore::new(work.path().join("cache")),
             registry: kiln_registry::ClientConfig::default(),
             jobs: 2,
         };

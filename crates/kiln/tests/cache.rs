@@ -93,7 +93,12 @@ fn corrupted_cache_entry_is_detected_and_rebuilt() {
         .unwrap()
         .to_string();
     let hex = digest.trim_start_matches("sha256:");
-    let blob = repo.cache.path().join("v1/cas").join(&hex[..2]).join(hex);
+    let blob = repo
+        .cache
+        .path()
+        .join(kiln_cache::CacheBucket::Blobs.dir_name())
+        .join(&hex[..2])
+        .join(hex);
     assert!(blob.is_file(), "blob stored at {}", blob.display());
     let mut bytes = std::fs::read(&blob).unwrap();
     let mid = bytes.len() / 2;
@@ -182,4 +187,116 @@ fn a_changed_binary_in_dist_is_replaced_on_a_hit() {
     // Unchanged inputs keep hitting with the same digest.
     let third = repo.build_json(&["--platform", "linux/amd64", "./cmd/api"]);
     assert_eq!(target(&third, "api", "linux/amd64")["sha256"], t["sha256"]);
+}
+
+fn cache_stats(repo: &common::Repo) -> serde_json::Value {
+    let out = repo.kiln(&["cache", "stats", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `kiln image`'s layer cache is part of the kiln cache: `kiln cache stats` counts its records,
+/// a layer blob corrupted behind kiln's back (same size, other bytes: a size check passes it) is
+/// repacked into the correct layer instead of reused, and `kiln cache clear` removes the records.
+#[test]
+fn issue_8_image_layer_records_are_in_the_kiln_cache() {
+    let repo = shop();
+    let args = ["--platform", "linux/amd64"];
+    let first = repo.image_json(&args);
+    let packed = first["package"]["layers_packed"].as_u64().unwrap();
+    assert!(packed >= 2, "a base and a binary layer at least: {first:#}");
+    let stats = cache_stats(&repo);
+    assert_eq!(stats["buckets"]["layers"]["entries"], packed, "{stats:#}");
+    assert_eq!(stats["buckets"]["layers"]["dir"], "layers-v1");
+    let text = String::from_utf8_lossy(&repo.kiln(&["cache", "stats"]).stdout).into_owned();
+    assert!(
+        text.contains(&format!("layers:  {packed} (")),
+        "stats show the layer records:\n{text}"
+    );
+    assert!(
+        !repo.cache.path().join("image-v1").exists(),
+        "no private image cache beside the buckets"
+    );
+
+    let image = &first["package"]["images"][0];
+    let layers = image["platforms"][0]["size"]["layers"].as_array().unwrap();
+    let binary_layer = layers.last().unwrap();
+    assert_eq!(binary_layer["from_base"], false);
+    let hex = binary_layer["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let blob = repo.path().join("dist/oci/blobs/sha256").join(&hex);
+    let original = std::fs::read(&blob).unwrap();
+    let mut corrupt = original.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff;
+    std::fs::write(&blob, &corrupt).unwrap();
+
+    let second = repo.image_json(&args);
+    assert_eq!(
+        second["package"]["layers_packed"], 1,
+        "only the corrupted layer is repacked: {second:#}"
+    );
+    assert_eq!(second["package"]["layers_reused"], packed - 1);
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        original,
+        "the layer blob has its right bytes again"
+    );
+    assert_eq!(
+        second["package"]["images"][0]["root"]["digest"], image["root"]["digest"],
+        "the image is the same as before the corruption"
+    );
+
+    let out = repo.kiln(&["cache", "clear"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("layers-v1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stats = cache_stats(&repo);
+    assert_eq!(stats["buckets"]["layers"]["entries"], 0, "{stats:#}");
+    assert_eq!(stats["total_bytes"], 0, "{stats:#}");
+    let third = repo.image_json(&args);
+    assert_eq!(
+        third["package"]["layers_reused"], 0,
+        "no layer record survives clear: {third:#}"
+    );
+}
+
+/// Directories of the layout before buckets were versioned one by one (`v1`, `image-v1`) are
+/// shown by `stats` and removed by `prune`; a directory that is not kiln's is left alone.
+#[test]
+fn issue_8_old_cache_layouts_are_shown_and_pruned() {
+    let repo = common::Repo::new();
+    let cache = repo.cache.path();
+    for (dir, file) in [("v1/cas/ab", "abcd"), ("image-v1/layers", "k.json")] {
+        std::fs::create_dir_all(cache.join(dir)).unwrap();
+        std::fs::write(cache.join(dir).join(file), b"old entry").unwrap();
+    }
+    std::fs::create_dir_all(cache.join("not-kiln")).unwrap();
+    let stats = cache_stats(&repo);
+    let other: Vec<&str> = stats["other"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(other, ["image-v1", "v1"], "{stats:#}");
+    assert_eq!(stats["total_bytes"], 18);
+    let text = String::from_utf8_lossy(&repo.kiln(&["cache", "stats"]).stdout).into_owned();
+    assert!(text.contains("other:   v1 ("), "{text}");
+    let out = repo.kiln(&["cache", "prune"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("old layout(s) image-v1, v1"), "{said}");
+    assert!(!cache.join("v1").exists() && !cache.join("image-v1").exists());
+    assert!(cache.join("not-kiln").is_dir());
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use kiln_cache::{LocalStore, PruneOptions};
+use kiln_cache::{CacheBucket, LocalStore, PruneOptions, PruneReport, Stats};
 
 use crate::table::human_size;
 use crate::Ui;
@@ -19,13 +19,13 @@ pub struct CacheArgs {
 
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
-    /// Show where the cache is and how big it is.
+    /// Show where the cache is and the entries and bytes of each bucket.
     Stats {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
-    /// Remove entries not used recently and blobs nothing references.
+    /// Remove entries of every bucket not used recently, blobs nothing references, old layouts.
     Prune {
         /// Remove entries unused for longer than this (e.g. `30d`, `12h`).
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30d")]
@@ -34,7 +34,7 @@ enum CacheCommand {
         #[arg(long, value_parser = parse_size)]
         max_size: Option<u64>,
     },
-    /// Remove everything.
+    /// Remove every bucket (and old layouts).
     Clear,
 }
 
@@ -73,9 +73,7 @@ pub fn run(args: CacheArgs, ui: Ui) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!("cache:   {}", s.root.display());
-                println!("actions: {} ({})", s.actions, human_size(s.action_bytes));
-                println!("blobs:   {} ({})", s.blobs, human_size(s.blob_bytes));
+                print!("{}", stats_text(&s));
             }
         }
         CacheCommand::Prune { max_age, max_size } => {
@@ -84,22 +82,66 @@ pub fn run(args: CacheArgs, ui: Ui) -> Result<ExitCode> {
                 max_size,
             })?;
             if !ui.quiet {
-                println!(
-                    "removed {} action(s) and {} blob(s), freed {}",
-                    r.actions_removed,
-                    r.blobs_removed,
-                    human_size(r.bytes_freed)
-                );
+                println!("{}", prune_text(&r));
             }
         }
         CacheCommand::Clear => {
-            store.clear()?;
+            let removed = store.clear()?;
             if !ui.quiet {
-                println!("cleared {}", store.root().display());
+                if removed.is_empty() {
+                    println!("cleared {} (it was empty)", store.root().display());
+                } else {
+                    println!(
+                        "cleared {} ({})",
+                        store.root().display(),
+                        removed.join(", ")
+                    );
+                }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per bucket (`name: entries (size) in dir`), then directories of other layouts.
+fn stats_text(s: &Stats) -> String {
+    let mut out = format!("cache:   {}\n", s.root.display());
+    for b in &s.buckets {
+        let label = format!("{}:", b.bucket.name());
+        out += &format!(
+            "{label:<8} {} ({}) in {}\n",
+            b.entries,
+            human_size(b.bytes),
+            b.dir
+        );
+    }
+    for o in &s.other {
+        let what = if o.outdated {
+            "older layout, removed by `kiln cache prune`"
+        } else {
+            "unknown to this kiln version, removed by `kiln cache clear`"
+        };
+        out += &format!("other:   {} ({}): {what}\n", o.name, human_size(o.bytes));
+    }
+    out += &format!("total:   {}\n", human_size(s.total_bytes));
+    out
+}
+
+fn prune_text(r: &PruneReport) -> String {
+    let n = |b| r.removed(b);
+    let mut text = format!(
+        "removed {} action(s), {} blob(s), {} layer record(s), {} pulled blob(s) and {} key file(s)",
+        n(CacheBucket::Actions),
+        n(CacheBucket::Blobs),
+        n(CacheBucket::ImageLayers),
+        n(CacheBucket::PulledBlobs),
+        n(CacheBucket::Keys),
+    );
+    if !r.old_dirs_removed.is_empty() {
+        text += &format!(" and old layout(s) {}", r.old_dirs_removed.join(", "));
+    }
+    text += &format!(", freed {}", human_size(r.bytes_freed));
+    text
 }
 
 #[cfg(test)]

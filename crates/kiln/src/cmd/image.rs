@@ -229,7 +229,7 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     };
     let opts = PackagerOptions {
         layout_dir,
-        cache_dir: kiln_cache::default_cache_dir()?,
+        cache: kiln_cache::LocalStore::open_default()?,
         registry: ClientConfig {
             insecure_registries: insecure,
             ..ClientConfig::default()
@@ -396,6 +396,12 @@ impl kiln_image::Reporter for Events {
     fn pulling_base(&self, reference: &str, platform: &Platform) {
         if !self.ui.quiet {
             eprintln!("pulling base {reference} for {platform}");
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        if !self.ui.quiet {
+            eprintln!("{} {message}", console::style("warning:").yellow().bold());
         }
     }
 
