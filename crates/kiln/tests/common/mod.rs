@@ -164,3 +164,117 @@ pub fn target<'a>(
 pub fn binary_path(repo: &Path, t: &serde_json::Value) -> PathBuf {
     repo.join(t["path"].as_str().expect("path"))
 }
+
+/// An environment for `kiln` and `go` that inherits nothing from the test's own environment but
+/// `PATH`: no user `go env` file (`GOENV=off`), no `GOFLAGS`, a throw-away `HOME` and module cache,
+/// no network (`GOPROXY=off`), and a Go build cache shared by the tests of this crate under
+/// cargo's per-test-target temp directory (warm across tests, never the user's own cache).
+pub struct GoEnv {
+    vars: std::collections::BTreeMap<String, std::ffi::OsString>,
+    /// Directories that must live as long as the environment (HOME, fresh caches).
+    dirs: Vec<TempDir>,
+}
+
+impl GoEnv {
+    /// The isolated environment described above.
+    pub fn new() -> Self {
+        require_go();
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut env = Self {
+            vars: Default::default(),
+            dirs: Vec::new(),
+        };
+        env.set("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .set("HOME", home.path())
+            .set("GOENV", "off")
+            .set("GOFLAGS", "")
+            .set("GOTOOLCHAIN", "local")
+            .set("GOPROXY", "off")
+            .set("GOMODCACHE", home.path().join("gomodcache"))
+            .set("GOCACHE", shared_gocache());
+        env.dirs.push(home);
+        env
+    }
+
+    /// Sets (or replaces) a variable.
+    pub fn set(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.vars.insert(key.into(), value.as_ref().to_owned());
+        self
+    }
+
+    /// Removes a variable.
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.vars.remove(key);
+        self
+    }
+
+    /// A variable's value.
+    pub fn get(&self, key: &str) -> Option<&std::ffi::OsStr> {
+        self.vars.get(key).map(|v| v.as_os_str())
+    }
+
+    /// Points `GOCACHE` at a new empty directory (kept until the environment is dropped): for
+    /// reference builds that must not see anything go cached before.
+    pub fn fresh_gocache(&mut self) -> &mut Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        self.set("GOCACHE", dir.path());
+        self.dirs.push(dir);
+        self
+    }
+
+    /// `program` with exactly this environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear().envs(&self.vars);
+        cmd
+    }
+
+    /// `go ARGS` in `dir` with this environment, asserting success; returns stdout.
+    pub fn go(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self
+            .command("go")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run go");
+        assert!(
+            out.status.success(),
+            "go {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The Go build cache shared by this crate's tests that use [`GoEnv`]: go's cache is safe for
+/// concurrent use, and sharing it keeps cold standard-library compiles to one per test run.
+pub fn shared_gocache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-build-cache")
+}
+
+impl Repo {
+    /// `kiln ARGS` in `dir` with the isolated kiln cache and exactly `env` (nothing else inherited).
+    pub fn kiln_env(&self, dir: &Path, args: &[&str], env: &GoEnv) -> Output {
+        env.command(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .current_dir(dir)
+            .env("KILN_CACHE_DIR", self.cache.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kiln")
+    }
+
+    /// `kiln build --json ARGS` in `dir` with `env`, asserting success; returns the report.
+    pub fn build_json_env(&self, dir: &Path, args: &[&str], env: &GoEnv) -> serde_json::Value {
+        let mut all = vec!["build", "--json"];
+        all.extend_from_slice(args);
+        let out = self.kiln_env(dir, &all, env);
+        assert!(
+            out.status.success(),
+            "kiln {all:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("kiln --json prints JSON")
+    }
+}
