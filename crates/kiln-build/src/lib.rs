@@ -15,6 +15,8 @@
 mod pipeline;
 mod records;
 mod report;
+#[cfg(test)]
+mod tests;
 
 pub use pipeline::{build, BuildError, BuildOptions, GroupMode, NoReporter, Reporter};
 pub use report::{write_manifest, BuildReport, TargetResult, MANIFEST_FILE};

@@ -83,6 +83,9 @@ pub struct BuildOptions {
     /// Directory for the stat cache and the explain records (the key bucket of the kiln cache);
     /// `None` keeps neither.
     pub key_dir: Option<PathBuf>,
+    /// Directory for the Go build caches of cgo builds (see
+    /// [`kiln_key::KeyContext::with_cgo_gocache`]); `None` uses the user's GOCACHE.
+    pub cgo_gocache_dir: Option<PathBuf>,
     /// Also write every target's key inputs as JSON here (`KILN_DEBUG_KEYS`).
     pub debug_keys_dir: Option<PathBuf>,
 }
@@ -115,12 +118,16 @@ pub fn build(
         None => FileHasher::new(),
     };
     let records = opts.key_dir.as_ref().map(|d| Records::new(d.clone()));
-    let ctx = KeyContext::new(
+    let mut ctx = KeyContext::new(
         &plan.project,
         &opts.process_env,
         &hasher,
         vec![opts.out_dir.clone()],
     )?;
+    if let Some(d) = &opts.cgo_gocache_dir {
+        crate::records::prune_cgo_gocaches(d);
+        ctx = ctx.with_cgo_gocache(d.clone());
+    }
     let mut results: Vec<Option<TargetResult>> = vec![None; plan.targets.len()];
     let mut explanations: Vec<Option<Vec<String>>> = vec![None; plan.targets.len()];
     let mut misses: Vec<Pending> = Vec::new();
@@ -159,13 +166,13 @@ pub fn build(
         let key = prepared.key;
         let mut expect = None;
         if opts.use_cache && prepared.uncacheable.is_none() {
-            if let Some(mut r) = restore(plan, t, &key, storage, opts, reporter, t0) {
+            if let Some((mut r, digest)) = restore(plan, t, &key, storage, opts, reporter, t0) {
                 if let Some(rec) = &records {
                     // Entries written by another machine or an older kiln have no record yet.
                     let _ = rec.remember(t, &key, || ExplainRecord::from(&prepared));
                 }
-                if opts.verify_cache && r.ok() {
-                    expect = r.sha256;
+                if opts.verify_cache {
+                    expect = Some(digest);
                 } else {
                     hits += 1;
                     r.explain = explanations[index].take();
@@ -301,7 +308,7 @@ fn restore(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
     t0: Instant,
-) -> Option<TargetResult> {
+) -> Option<(TargetResult, Digest)> {
     let record = match storage.get_action(key) {
         Ok(r) => r?,
         Err(e) => {
@@ -320,13 +327,17 @@ fn restore(
         }
     }
     set_executable(&dest);
-    Some(verified(
-        plan,
-        t,
-        key,
-        &dest,
-        true,
-        t0.elapsed().as_millis().max(1) as u64,
+    let digest = out.digest;
+    Some((
+        verified(
+            plan,
+            t,
+            key,
+            &dest,
+            true,
+            t0.elapsed().as_millis().max(1) as u64,
+        ),
+        digest,
     ))
 }
 

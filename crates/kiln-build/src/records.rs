@@ -131,9 +131,54 @@ pub(crate) fn remove_leftovers(out_dir: &Path) {
     }
 }
 
+/// How many per-C-state Go build caches of cgo builds are kept (each can hold a compiled standard
+/// library): the ones used most recently.
+const CGO_GOCACHES_KEPT: usize = 4;
+
+/// Removes all but the most recently used Go build caches of cgo builds below `dir`.
+pub(crate) fn prune_cgo_gocaches(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut caches: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| {
+            let modified = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, e.path())
+        })
+        .collect();
+    caches.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in caches.into_iter().skip(CGO_GOCACHES_KEPT) {
+        // Best effort: go may be using it in another kiln; the next run tries again.
+        let _ = fs::remove_dir_all(old);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_newest_cgo_gocaches_are_kept() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..6u64 {
+            let c = d.path().join(format!("c{i}"));
+            fs::create_dir_all(&c).unwrap();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i);
+            fs::File::open(&c).unwrap().set_modified(t).unwrap();
+        }
+        prune_cgo_gocaches(d.path());
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["c2", "c3", "c4", "c5"]);
+    }
 
     #[test]
     fn leftovers_of_dead_runs_are_removed_live_ones_kept() {

@@ -26,6 +26,9 @@ pub enum CacheBucket {
     PulledBlobs,
     /// Key bookkeeping: the stat cache of hashed files and the last key inputs per target.
     Keys,
+    /// Go build caches (GOCACHE) for cgo builds, one per digest of the C inputs go's own cache
+    /// does not see (compiler binaries, include path variables, headers below cgo packages).
+    CgoGoCaches,
 }
 
 /// How a bucket's entries are stored, which decides how `prune` treats them.
@@ -44,12 +47,13 @@ pub(crate) enum BucketKind {
 
 impl CacheBucket {
     /// Every bucket, in the order `kiln cache stats` shows them.
-    pub const ALL: [CacheBucket; 5] = [
+    pub const ALL: [CacheBucket; 6] = [
         CacheBucket::Actions,
         CacheBucket::Blobs,
         CacheBucket::ImageLayers,
         CacheBucket::PulledBlobs,
         CacheBucket::Keys,
+        CacheBucket::CgoGoCaches,
     ];
 
     /// The bucket's directory below the cache root: its name and its format version.
@@ -60,6 +64,7 @@ impl CacheBucket {
             CacheBucket::ImageLayers => "layers-v1",
             CacheBucket::PulledBlobs => "pulled-v1",
             CacheBucket::Keys => "keys-v1",
+            CacheBucket::CgoGoCaches => "go-cgo-v1",
         }
     }
 
@@ -71,6 +76,7 @@ impl CacheBucket {
             CacheBucket::ImageLayers => "layers",
             CacheBucket::PulledBlobs => "pulled",
             CacheBucket::Keys => "keys",
+            CacheBucket::CgoGoCaches => "go-cgo",
         }
     }
 
@@ -82,6 +88,7 @@ impl CacheBucket {
             CacheBucket::ImageLayers => "image layer records (layer recipe -> packed layer)",
             CacheBucket::PulledBlobs => "base image blobs pulled from registries, by sha256",
             CacheBucket::Keys => "stat cache of hashed files, last key inputs per target",
+            CacheBucket::CgoGoCaches => "go build caches of cgo builds, one per C toolchain state",
         }
     }
 
@@ -90,7 +97,7 @@ impl CacheBucket {
             CacheBucket::Actions => BucketKind::Actions,
             CacheBucket::Blobs => BucketKind::Blobs,
             CacheBucket::ImageLayers | CacheBucket::Keys => BucketKind::Records,
-            CacheBucket::PulledBlobs => BucketKind::Files,
+            CacheBucket::PulledBlobs | CacheBucket::CgoGoCaches => BucketKind::Files,
         }
     }
 

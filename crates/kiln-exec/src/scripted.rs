@@ -16,6 +16,18 @@ pub enum Script {
         /// Its content.
         bytes: Vec<u8>,
     },
+    /// Like [`Script::Write`], and while "compiling" also writes `content` to `file`: a user
+    /// saving a source file while go runs.
+    WriteWhileEditing {
+        /// File name of the binary.
+        binary: String,
+        /// Its content.
+        bytes: Vec<u8>,
+        /// The file edited during the build.
+        file: std::path::PathBuf,
+        /// Its new content.
+        content: Vec<u8>,
+    },
     /// Fails the whole invocation with this compiler message.
     Fail(String),
 }
@@ -74,6 +86,20 @@ impl Executor for ScriptedExecutor {
                         path: dest.clone(),
                         source,
                     })?;
+                }
+                Some(Script::WriteWhileEditing {
+                    binary,
+                    bytes,
+                    file,
+                    content,
+                }) => {
+                    let io = |path: &Path| {
+                        let path = path.to_path_buf();
+                        move |source| ExecError::OutDir { path, source }
+                    };
+                    std::fs::write(file, content).map_err(io(file))?;
+                    let dest = out_dir.join(binary);
+                    std::fs::write(&dest, bytes).map_err(io(&dest))?;
                 }
                 Some(Script::Fail(msg)) => return Ok(failed(msg)),
                 None => return Ok(failed(&format!("no script for package {p}"))),

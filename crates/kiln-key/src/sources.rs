@@ -60,8 +60,15 @@ impl Prepared {
     }
 }
 
-/// A package's input, its digest and the absolute paths behind it, computed once per run.
-type PackageMemo = (FileHash, Arc<PackageInput>, Arc<[PathBuf]>);
+/// A package's input, its digest, the absolute paths behind it and, for cgo packages, the digest of
+/// the files below its directory that go does not list (headers in subdirectories), computed once
+/// per run.
+type PackageMemo = (
+    FileHash,
+    Arc<PackageInput>,
+    Arc<[PathBuf]>,
+    Option<FileHash>,
+);
 
 /// The per-run state of the key stage: the toolchain identity, memoised packages and C
 /// toolchains, and the hasher with its stat cache. Shared by every target of a run.
@@ -70,6 +77,7 @@ pub struct KeyContext<'a> {
     process_env: &'a BTreeMap<String, String>,
     hasher: &'a FileHasher,
     ignore: Vec<PathBuf>,
+    cgo_gocache: Option<PathBuf>,
     toolchain: Toolchain,
     toolchain_files: Arc<[PathBuf]>,
     packages: Mutex<HashMap<String, PackageMemo>>,
@@ -92,12 +100,20 @@ impl<'a> KeyContext<'a> {
             process_env,
             hasher,
             ignore,
+            cgo_gocache: None,
             toolchain,
             toolchain_files: files.into(),
             packages: Mutex::default(),
             c_toolchains: Mutex::default(),
             vcs: Mutex::default(),
         })
+    }
+
+    /// Gives cgo builds a Go build cache below `root`, one per state of the C inputs go's own
+    /// cache does not see. Without it, cgo builds use the user's GOCACHE.
+    pub fn with_cgo_gocache(mut self, root: PathBuf) -> Self {
+        self.cgo_gocache = Some(root);
+        self
     }
 
     /// The toolchain identity of this run.
@@ -119,6 +135,7 @@ impl<'a> KeyContext<'a> {
         let mut digests = BTreeMap::new();
         let mut main_roots: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut module_roots: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut unlisted_c_inputs: BTreeMap<String, FileHash> = BTreeMap::new();
         for pkg in graph.closure(&target.package) {
             let (origin, root) = self.origin(pkg);
             if origin.starts_with("main ") {
@@ -126,7 +143,10 @@ impl<'a> KeyContext<'a> {
             } else if origin.starts_with("mod ") {
                 module_roots.insert(origin.clone(), root.clone());
             }
-            let (digest, input, paths) = self.package(pkg, origin, &root)?;
+            let (digest, input, paths, unlisted) = self.package(pkg, origin, &root)?;
+            if let Some(u) = unlisted {
+                unlisted_c_inputs.insert(pkg.import_path.clone(), u);
+            }
             digests.insert(pkg.import_path.clone(), digest);
             packages.insert(pkg.import_path.clone(), input);
             files.push(paths);
@@ -251,6 +271,21 @@ impl<'a> KeyContext<'a> {
         } else {
             None
         };
+        let mut child_env = env.child.clone();
+        if let (Some(c), Some(root)) = (&c_toolchain, &self.cgo_gocache) {
+            // Go's own build cache does not see what a C compile reads beyond the listed files
+            // and flags (headers in subdirectories, CPATH and friends, the compiler binary behind
+            // an unchanged --version): a miss would get go's stale object. A GOCACHE per state
+            // of those inputs makes go recompile exactly when they change. GOCACHE is not a key
+            // input (it cannot change the output), so this does not change the key.
+            let digest = blake3::hash(
+                &serde_json::to_vec(&(c, &env.keyed, &unlisted_c_inputs)).unwrap_or_default(),
+            );
+            child_env.insert(
+                "GOCACHE".into(),
+                root.join(&digest.to_hex()[..24]).display().to_string(),
+            );
+        }
         files.push(extra.into());
 
         let inputs = KeyInputs {
@@ -274,7 +309,7 @@ impl<'a> KeyContext<'a> {
                 project.env.go.clone(),
                 project.root.clone(),
                 target.args.clone(),
-                env.child,
+                child_env,
             ),
             files,
         })
@@ -325,16 +360,24 @@ impl<'a> KeyContext<'a> {
         // A cgo package can include headers from anywhere below its directory (`#include
         // "inc/y.h"`), and go list reports only the ones in the directory itself: hash them all.
         // Standard-library cgo packages list their headers; they are not searched.
-        if !pkg.cgo_files.is_empty() && !pkg.standard {
+        let cgo = !pkg.cgo_files.is_empty() && !pkg.standard;
+        if cgo {
             walk_skipping(&pkg.dir, &pkg.dir, &self.ignore, &mut names);
         }
         names.sort();
         names.dedup();
         let mut files = BTreeMap::new();
         let mut paths = Vec::with_capacity(names.len());
+        let mut unlisted = blake3::Hasher::new();
         for name in names {
             let abs = pkg.dir.join(&name);
-            files.insert(name, self.hasher.hash(&abs)?);
+            let h = self.hasher.hash(&abs)?;
+            if cgo && !pkg.files.contains(&name) {
+                unlisted.update(name.as_bytes());
+                unlisted.update(&[0]);
+                unlisted.update(&h.0);
+            }
+            files.insert(name, h);
             paths.push(abs);
         }
         let input = PackageInput {
@@ -346,6 +389,7 @@ impl<'a> KeyContext<'a> {
             input.digest(),
             Arc::new(input),
             Arc::<[PathBuf]>::from(paths),
+            cgo.then(|| FileHash(*unlisted.finalize().as_bytes())),
         );
         if let Ok(mut m) = self.packages.lock() {
             m.insert(memo_key, memo.clone());

@@ -103,14 +103,21 @@ fn stop_with(signal: &str) {
         .parse()
         .expect("pid number");
     assert!(alive(child), "the go build child should be running");
-    assert_eq!(scratch_dirs(&repo).len(), 1, "one scratch dir while building");
+    assert_eq!(
+        scratch_dirs(&repo).len(),
+        1,
+        "one scratch dir while building"
+    );
     let st = Command::new("kill")
         .args([signal, &kiln.id().to_string()])
         .status()
         .expect("kill");
     assert!(st.success());
     let status = kiln.wait().expect("wait kiln");
-    assert!(!status.success(), "kiln should not report success after {signal}");
+    assert!(
+        !status.success(),
+        "kiln should not report success after {signal}"
+    );
     wait_for(&format!("go build to die after kiln got {signal}"), || {
         !alive(child)
     });

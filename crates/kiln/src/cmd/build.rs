@@ -162,7 +162,8 @@ pub fn execute(
         explain: cache.explain,
         // Captured once here; the key stage decides what of it reaches `go build`.
         process_env: std::env::vars().collect(),
-        key_dir: Some(store.root().join("keys-v2")),
+        key_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::Keys)?),
+        cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
         debug_keys_dir: std::env::var_os("KILN_DEBUG_KEYS").map(Into::into),
     };
     let report = build(plan, &store, &LocalExecutor, &opts, &progress);
