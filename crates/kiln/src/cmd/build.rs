@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use kiln_build::{build, write_manifest, BuildOptions, BuildReport, GroupMode};
 use kiln_cache::LocalStore;
-use kiln_config::Config;
+use kiln_config::{Config, Env};
 use kiln_exec::{default_jobs, LocalExecutor};
 use kiln_plan::{plan, PlanRequest};
 use kiln_types::Platform;
@@ -54,14 +54,15 @@ pub enum Group {
 }
 
 /// Runs `kiln build`.
-pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(dir)?;
+pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let req = PlanRequest {
         patterns: args.patterns.clone(),
         platforms: args.platform.clone(),
-        vars: kiln_discover::template_vars(&project.root),
+        vars: ctx.template_vars(),
         jobs,
     };
     let mut plan = plan(&project, &config, &req)?;
@@ -86,7 +87,7 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || report.failures().next().is_some() {
-        print_summary(&report, &manifest);
+        print!("{}", summary(&report, &env.display_path(&manifest)));
     }
     let failures: Vec<_> = report.failures().collect();
     if failures.is_empty() {
@@ -141,7 +142,9 @@ pub fn execute(
     Ok((report, manifest))
 }
 
-fn print_summary(report: &BuildReport, manifest: &Path) {
+/// The table and the closing line: how many targets, and of them how many were built, failed and
+/// came from the cache, so a failed target is never counted as built.
+fn summary(report: &BuildReport, manifest: &str) -> String {
     let mut t = Table::new(&["TARGET", "SIZE", "STATIC", "CACHED", "TIME", "STATUS"]);
     for r in &report.targets {
         t.row(vec![
@@ -157,21 +160,38 @@ fn print_summary(report: &BuildReport, manifest: &Path) {
             if r.ok() { "ok" } else { "FAILED" }.into(),
         ]);
     }
-    print!("{}", t.render());
-    println!(
-        "{} targets, {} cached, {} built in {} go invocation(s), {}; manifest {}",
+    let c = Counts::of(report);
+    format!(
+        "{}{} targets: {} built, {} failed, {} cached; {} go invocation(s), {}; manifest {manifest}\n",
+        t.render(),
         report.targets.len(),
-        report.cache_hits,
-        report.cache_misses,
+        c.built,
+        c.failed,
+        c.cached,
         report.go_invocations,
         human_ms(report.duration_ms),
-        kiln_build_display(manifest)
-    );
+    )
 }
 
-fn kiln_build_display(p: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
+/// Targets by outcome; each target is in exactly one.
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    /// Compiled now and verified.
+    built: usize,
+    /// Failed to compile, verify or be stored in place.
+    failed: usize,
+    /// Restored from the cache.
+    cached: usize,
+}
+
+impl Counts {
+    fn of(report: &BuildReport) -> Self {
+        let failed = report.targets.iter().filter(|t| !t.ok()).count();
+        let cached = report.targets.iter().filter(|t| t.ok() && t.cached).count();
+        Self {
+            built: report.targets.len() - failed - cached,
+            failed,
+            cached,
+        }
+    }
 }
