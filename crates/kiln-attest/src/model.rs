@@ -135,24 +135,13 @@ pub struct CreationInfo {
 }
 
 impl CreationInfo {
-    /// Creation info at a fixed Unix time.
+    /// Creation info at a fixed Unix time: the build's date (the caller resolves it once, from
+    /// `SOURCE_DATE_EPOCH` or the commit), never the clock, so SBOMs are reproducible.
     pub fn at_epoch(epoch_secs: i64, tool: impl Into<String>) -> Self {
         Self {
             created: format_rfc3339(epoch_secs),
             tool: tool.into(),
         }
-    }
-
-    /// Creation info from `SOURCE_DATE_EPOCH` (reproducible builds), else the current time.
-    ///
-    /// An unparsable `SOURCE_DATE_EPOCH` falls back to the current time too, as Go and
-    /// most build tools do.
-    pub fn from_env(tool: impl Into<String>) -> Self {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or_else(now_epoch);
-        Self::at_epoch(epoch, tool)
     }
 
     /// `Tool: kiln-0.1.0` split into name and version for CycloneDX.

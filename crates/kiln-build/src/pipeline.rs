@@ -88,6 +88,9 @@ pub struct BuildOptions {
     pub cgo_gocache_dir: Option<PathBuf>,
     /// Also write every target's key inputs as JSON here (`KILN_DEBUG_KEYS`).
     pub debug_keys_dir: Option<PathBuf>,
+    /// Paths in the report are shown relative to this directory when below it (the caller's
+    /// current directory), so manifests carry no machine paths.
+    pub display_base: PathBuf,
 }
 
 struct Pending<'a> {
@@ -251,7 +254,7 @@ pub fn build(
     Ok(BuildReport {
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
         go_version: plan.project.env.version.clone(),
-        out_dir: display_path(&opts.out_dir),
+        out_dir: display_path(&opts.out_dir, &opts.display_base),
         targets,
         cache_hits: hits + verified_count,
         cache_misses: miss_count,
@@ -330,6 +333,7 @@ fn restore(
     let digest = out.digest;
     Some((
         verified(
+            &opts.display_base,
             plan,
             t,
             key,
@@ -494,7 +498,15 @@ impl Finish<'_> {
             path: dest.clone(),
             source,
         })?;
-        let mut r = verified(self.plan, t, key, &dest, p.expect.is_some(), ms);
+        let mut r = verified(
+            &self.opts.display_base,
+            self.plan,
+            t,
+            key,
+            &dest,
+            p.expect.is_some(),
+            ms,
+        );
         r.not_cached = not_cached;
         if let Some(e) = verify_error {
             r.error = Some(e);
@@ -617,6 +629,7 @@ fn failed(plan: &Plan, t: &Target, key: Option<&ActionKey>, error: String) -> Ta
 
 /// Inspects the binary at `dest` and checks it against what the target promised.
 fn verified(
+    base: &Path,
     plan: &Plan,
     t: &Target,
     key: &ActionKey,
@@ -627,7 +640,7 @@ fn verified(
     let mut r = base_result(plan, t, Some(key));
     r.cached = cached;
     r.duration_ms = ms;
-    r.path = Some(display_path(dest));
+    r.path = Some(display_path(dest, base));
     let report = match inspect_file(dest) {
         Ok(rep) => rep,
         Err(e) => {

@@ -126,11 +126,10 @@ pub fn write_manifest(report: &BuildReport) -> Result<PathBuf, BuildError> {
     Ok(path)
 }
 
-/// `path` relative to the current directory when it is below it (manifests should not carry
-/// machine paths).
-pub(crate) fn display_path(path: &Path) -> PathBuf {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
+/// `path` relative to `base` (the caller's current directory) when it is below it: manifests
+/// should not carry machine paths.
+pub(crate) fn display_path(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }

@@ -11,10 +11,12 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod env;
 mod image;
 mod model;
 mod template;
 
+pub use env::{BuildDate, DateSource, Env};
 pub use image::{ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage};
 pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
 pub use template::{render, TemplateError, TemplateVars};

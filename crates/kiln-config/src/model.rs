@@ -58,6 +58,18 @@ pub enum ConfigError {
         /// What is wrong, with the expected spelling.
         message: String,
     },
+    /// An environment variable kiln reads has a value it cannot use.
+    #[error("{name}={value:?} is invalid: {why}\nhint: {hint}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value (lossy UTF-8).
+        value: String,
+        /// What is wrong with it.
+        why: String,
+        /// How to fix it.
+        hint: &'static str,
+    },
     /// `--profile` names a profile kiln.toml does not declare.
     #[error("unknown profile `{name}`; declared profiles: {known}\nhint: add a [profiles.{name}] section to kiln.toml")]
     UnknownProfile {

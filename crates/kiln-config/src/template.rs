@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::env::BuildDate;
+
 /// Values available to ldflags templates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TemplateVars {
@@ -9,8 +11,21 @@ pub struct TemplateVars {
     pub version: String,
     /// Full commit hash, or `none`.
     pub commit: String,
-    /// RFC 3339 UTC date: `SOURCE_DATE_EPOCH` if set, else the commit date.
+    /// RFC 3339 UTC date of the build ([`BuildDate`]: `SOURCE_DATE_EPOCH`, else the commit time,
+    /// else 1970).
     pub date: String,
+}
+
+impl TemplateVars {
+    /// Values for one build: `date` is the build's one [`BuildDate`], the same that dates its
+    /// images and SBOMs.
+    pub fn new(version: impl Into<String>, commit: impl Into<String>, date: &BuildDate) -> Self {
+        Self {
+            version: version.into(),
+            commit: commit.into(),
+            date: date.rfc3339(),
+        }
+    }
 }
 
 /// A placeholder kiln does not know.
@@ -81,5 +96,13 @@ mod tests {
         let e = render("-X main.v={{.Verison}}", &v).unwrap_err();
         assert!(e.to_string().contains("{{.Verison}}"), "{e}");
         assert!(render("{{.Version", &v).is_err());
+    }
+
+    #[test]
+    fn date_comes_from_the_build_date() {
+        let date = BuildDate::from_commit(Some(1_700_000_000));
+        let v = TemplateVars::new("v1", "abc", &date);
+        assert_eq!(render("{{.Date}}", &v).unwrap(), "2023-11-14T22:13:20Z");
+        assert_eq!(v.date, date.rfc3339());
     }
 }

@@ -16,4 +16,4 @@ mod vcs;
 pub use error::DiscoverError;
 pub use goenv::{GoEnv, Project};
 pub use graph::{binary_name, ListRequest, Module, Package, PackageGraph};
-pub use vcs::template_vars;
+pub use vcs::GitHead;

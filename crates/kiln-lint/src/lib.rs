@@ -9,7 +9,7 @@
 //!
 //! The crate has its own Dockerfile [`parse`]r (directives, continuations, heredocs, exec form,
 //! flags, stages, ARG expansion), a `.dockerignore` matcher ([`DockerIgnore`]), the rule table
-//! ([`rules`]) and output helpers ([`to_sarif`], [`exit_code`]).
+//! ([`rules`]) and output helpers ([`to_sarif_with_base`], [`exit_code`]).
 //!
 //! ```
 //! let report = kiln_lint::lint_str(
@@ -34,7 +34,7 @@ pub use ast::{Args, Dockerfile, Flag, Heredoc, ImageRef, Instruction, Span, Stag
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use parser::{parse, parse_with_args, ParseError};
 pub use rules::{rule, rules, RuleInfo, Severity, DOCS_PATH, DOCS_URL};
-pub use sarif::{exit_code, to_sarif, to_sarif_with_base};
+pub use sarif::{exit_code, to_sarif_with_base};
 pub use shell::expand;
 
 use rules::ContextIgnore;

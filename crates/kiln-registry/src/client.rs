@@ -35,15 +35,17 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Client settings. `Default` gives anonymous access plus docker config credentials, TLS everywhere
-/// except loopback, 8 MiB upload chunks and 8 concurrent requests per image.
+/// Client settings. `Default` gives anonymous access (set `docker_config_dir` for docker config
+/// credentials), TLS everywhere except loopback, 8 MiB upload chunks and 8 concurrent requests
+/// per image.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Registries (`host[:port]`) spoken to over plain HTTP; loopback hosts always are.
     pub insecure_registries: Vec<String>,
     /// Explicit credentials per registry host; they override the docker config.
     pub credentials: BTreeMap<String, Credential>,
-    /// Read `config.json` from this directory instead of `$DOCKER_CONFIG` / `~/.docker`.
+    /// Directory of docker's `config.json` (the CLI passes `$DOCKER_CONFIG`, else `~/.docker`);
+    /// `None` reads no docker config. The library never looks at the environment itself.
     pub docker_config_dir: Option<PathBuf>,
     /// Whether to consult the docker config at all.
     pub use_docker_config: bool,
@@ -221,14 +223,8 @@ impl Client {
             return Ok(c.clone());
         }
         let found = if self.inner.config.use_docker_config {
-            match self
-                .inner
-                .config
-                .docker_config_dir
-                .clone()
-                .or_else(auth::default_docker_config_dir)
-            {
-                Some(dir) => auth::credential_from_docker_config(&dir, registry)?,
+            match &self.inner.config.docker_config_dir {
+                Some(dir) => auth::credential_from_docker_config(dir, registry)?,
                 None => None,
             }
         } else {

@@ -42,7 +42,7 @@ mod reference;
 mod referrers;
 mod report;
 
-pub use auth::{credential_from_docker_config, default_docker_config_dir, Credential};
+pub use auth::{credential_from_docker_config, Credential};
 pub use client::{Client, ClientConfig, RetryPolicy};
 pub use error::{RegistryError, Result};
 pub use pull::PulledManifest;

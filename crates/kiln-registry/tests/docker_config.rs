@@ -1,5 +1,5 @@
-//! Credentials from `$DOCKER_CONFIG/config.json` against an htpasswd-protected registry. Alone in
-//! its test binary because it sets a process environment variable.
+//! Credentials from a docker `config.json` against an htpasswd-protected registry. The client reads
+//! only the directory it is given: the CLI resolves `$DOCKER_CONFIG` / `~/.docker` once.
 
 mod common;
 
@@ -8,7 +8,7 @@ use common::*;
 use kiln_registry::{Client, ClientConfig, RegistryError};
 
 #[test]
-fn credentials_from_docker_config_env() {
+fn credentials_from_docker_config_dir() {
     let reg = Registry::start_with(Some(("cfguser", "cfgpass")));
     let work = tempfile::tempdir().unwrap();
     let img = make_image(work.path(), "amd64", b"docker config");
@@ -20,11 +20,9 @@ fn credentials_from_docker_config_env() {
         format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
     )
     .unwrap();
-    // SAFETY of intent: this binary has a single test, so no other thread reads the environment.
-    std::env::set_var("DOCKER_CONFIG", cfg.path());
     let client = Client::new(ClientConfig {
         use_docker_config: true,
-        docker_config_dir: None,
+        docker_config_dir: Some(cfg.path().to_path_buf()),
         ..test_config()
     })
     .unwrap();
@@ -35,9 +33,9 @@ fn credentials_from_docker_config_env() {
 
     // An empty config means anonymous, which this registry refuses with a helpful 401.
     let empty = tempfile::tempdir().unwrap();
-    std::env::set_var("DOCKER_CONFIG", empty.path());
     let client = Client::new(ClientConfig {
         use_docker_config: true,
+        docker_config_dir: Some(empty.path().to_path_buf()),
         ..test_config()
     })
     .unwrap();

@@ -98,6 +98,9 @@ pub struct BuildParams {
     pub started_on: Option<String>,
     /// Build end, RFC 3339 (default: now).
     pub finished_on: Option<String>,
+    /// The build's date, seconds since 1970: the creation time of the attached SBOMs. The CLI
+    /// resolves it once (`SOURCE_DATE_EPOCH`, else the commit time, else 0).
+    pub date: u64,
 }
 
 /// The SLSA provenance input for an image: subject, base image and Go version from the SBOM
@@ -154,6 +157,8 @@ pub struct AttachReport {
 ///   does; kiln replaces the attestation image instead of appending to it),
 /// - and, when the registry implements the OCI referrers API, as artifact manifests whose
 ///   `subject` is the image, so OCI 1.1 tools find them without the tag scheme.
+///
+/// `date` (seconds since 1970) is the SBOMs' creation time: the build's date, not the clock.
 pub async fn attach_attestations(
     client: &Client,
     repo: &Repository,
@@ -161,11 +166,12 @@ pub async fn attach_attestations(
     key: &PrivateKey,
     subject: &SbomSubject,
     provenance: &ProvenanceInput,
+    date: u64,
 ) -> Result<AttachReport> {
     let docker_ref = docker_reference(repo);
     let subjects = vec![(docker_ref.clone(), *digest)];
-    let spdx = render_sbom(subject, SbomFormat::Spdx)?;
-    let cdx = render_sbom(subject, SbomFormat::Cyclonedx)?;
+    let spdx = render_sbom(subject, SbomFormat::Spdx, date)?;
+    let cdx = render_sbom(subject, SbomFormat::Cyclonedx, date)?;
 
     let sbom_layers = [
         (COSIGN_SBOM_SPDX_JSON, &spdx),
@@ -299,8 +305,16 @@ pub async fn sign_and_attest(
     let repo = &reference.repository;
     let provenance = provenance_input(&subject, &docker_reference(repo), build);
     let signature = sign_digest(client, repo, &digest, key).await?;
-    let attachments =
-        attach_attestations(client, repo, &digest, key, &subject, &provenance).await?;
+    let attachments = attach_attestations(
+        client,
+        repo,
+        &digest,
+        key,
+        &subject,
+        &provenance,
+        build.date,
+    )
+    .await?;
     Ok(PublishReport {
         signature,
         attachments,

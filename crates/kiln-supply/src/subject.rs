@@ -119,10 +119,11 @@ impl FromStr for SbomFormat {
     }
 }
 
-/// Renders `subject` as an SBOM document; the creation time comes from `SOURCE_DATE_EPOCH`
-/// when set, so reproducible builds get reproducible SBOMs.
-pub fn render_sbom(subject: &SbomSubject, format: SbomFormat) -> Result<Vec<u8>> {
-    let creation = CreationInfo::from_env(TOOL);
+/// Renders `subject` as an SBOM document created at `date` (seconds since 1970): the build's one
+/// date, which the caller resolves once (`SOURCE_DATE_EPOCH`, else the commit time), so the SBOM
+/// agrees with the image and the binary and reproducible builds get reproducible SBOMs.
+pub fn render_sbom(subject: &SbomSubject, format: SbomFormat, date: u64) -> Result<Vec<u8>> {
+    let creation = CreationInfo::at_epoch(i64::try_from(date).unwrap_or(i64::MAX), TOOL);
     Ok(match format {
         SbomFormat::Spdx => kiln_attest::to_spdx_bytes(
             subject,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kiln_config::Env;
 
 /// kiln: static, verified Go binaries and reproducible OCI images, without a Docker daemon.
 #[derive(Debug, Parser)]
@@ -77,26 +78,35 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
-    let dir = match cli.dir.clone().map_or_else(std::env::current_dir, Ok) {
-        Ok(d) => d,
-        Err(e) => {
+    let cwd = match (std::env::current_dir(), &cli.dir) {
+        (Ok(d), _) => d,
+        // A deleted working directory still allows `-C DIR`.
+        (Err(_), Some(d)) => d.clone(),
+        (Err(e), None) => {
             eprintln!("error: cannot determine the working directory: {e}");
             return ExitCode::from(2);
         }
     };
+    let dir = cli.dir.clone().unwrap_or_else(|| cwd.clone());
+    // The only place kiln reads its environment: everything below gets these values as data.
+    let env = Env::resolve(cwd, |name| std::env::var_os(name)).with_process(std::env::vars());
+    if env.no_color {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
     let result = match cli.command {
-        Command::Build(args) => cmd::build::run(&dir, args, ui),
+        Command::Build(args) => cmd::build::run(&dir, &env, args, ui),
         Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
         Command::Cache(args) => cmd::cache::run(args, ui),
-        Command::Init(args) => cmd::init::run(&dir, args, ui),
-        Command::Keygen(args) => cmd::keygen::run(&dir, args, ui),
-        Command::Sign(args) => cmd::sign::run(&dir, args, ui),
-        Command::Sbom(args) => cmd::sbom::run(&dir, args, ui),
-        Command::Verify(args) => cmd::verify::run(&dir, args, ui),
-        Command::Image(args) => cmd::image::run(&dir, args, ui),
-        Command::Affected(args) => cmd::affected::run(&dir, args, ui),
+        Command::Init(args) => cmd::init::run(&dir, &env, args, ui),
+        Command::Keygen(args) => cmd::keygen::run(&dir, &env, args, ui),
+        Command::Sign(args) => cmd::sign::run(&dir, &env, args, ui),
+        Command::Sbom(args) => cmd::sbom::run(&dir, &env, args, ui),
+        Command::Verify(args) => cmd::verify::run(&dir, &env, args, ui),
+        Command::Image(args) => cmd::image::run(&dir, &env, args, ui),
+        Command::Affected(args) => cmd::affected::run(&dir, &env, args, ui),
         Command::Lint(args) => cmd::lint::run(&dir, args, ui),
-        Command::Gen(args) => cmd::gen::run(&dir, args, ui),
+        Command::Gen(args) => cmd::gen::run(&dir, &env, args, ui),
     };
     match result {
         Ok(code) => code,

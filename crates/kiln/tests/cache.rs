@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{shop, target, targets};
+use std::path::PathBuf;
+
+use common::{binary_path, shop, target, targets};
 
 fn cached_flags(report: &serde_json::Value) -> Vec<(String, bool)> {
     targets(report)
@@ -38,7 +40,10 @@ fn second_build_is_restored_from_cache_without_go_build() {
     // The human summary says so too.
     let out = repo.kiln(&["build", "--platform", "linux/amd64"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("2 cached, 0 built"), "{text}");
+    assert!(
+        text.contains("2 targets: 0 built, 0 failed, 2 cached;"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -122,26 +127,153 @@ fn corrupted_cache_entry_is_detected_and_rebuilt() {
     assert_eq!(target(&third, "api", "linux/amd64")["cached"], true);
 }
 
+/// A `go` for `KILN_GO` that holds each kiln process's `go build` until `processes` different
+/// kiln processes have reached one (a barrier in the file system), then runs the real `go`. When
+/// it lets the builds go, every process is past its cache lookups and about to store the same
+/// entries as the others. Paths are written into the script because kiln may run `go` with a
+/// reduced environment.
+fn barrier_go(dir: &std::path::Path, processes: usize) -> (PathBuf, PathBuf) {
+    let goroot = std::process::Command::new("go")
+        .args(["env", "GOROOT"])
+        .output()
+        .expect("go env GOROOT");
+    let real_go = PathBuf::from(String::from_utf8(goroot.stdout).unwrap().trim()).join("bin/go");
+    assert!(real_go.is_file(), "no go at {}", real_go.display());
+    let arrived = dir.join("arrived");
+    std::fs::create_dir_all(&arrived).unwrap();
+    let script = dir.join("go");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+# One marker per kiln process (the parent of this script), then wait for the others.
+if [ "$1" = build ]; then
+  : > '{arrived}/'"$PPID"
+  tries=0
+  while :; do
+    n=0
+    for f in '{arrived}'/*; do [ -e "$f" ] && n=$((n + 1)); done
+    [ "$n" -ge {processes} ] && break
+    tries=$((tries + 1))
+    if [ "$tries" -gt 1200 ]; then
+      echo "barrier: only $n of {processes} kiln processes reached go build" >&2
+      exit 97
+    fi
+    sleep 0.1
+  done
+fi
+exec '{go}' "$@"
+"#,
+            arrived = arrived.display(),
+            go = real_go.display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, arrived)
+}
+
 #[test]
 fn two_processes_sharing_the_cache_do_not_corrupt_it() {
+    const PROCESSES: usize = 3;
     let repo = shop();
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["build", "--json", "--platform", "linux/amd64", "--out"])
-            .arg(tempfile::tempdir().unwrap().keep())
+    // More targets, each its own `go build` (--group never), so stores interleave.
+    for i in 0..4 {
+        repo.write(
+            &format!("cmd/svc{i}/main.go"),
+            &format!(
+                "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() {{ fmt.Println(greet.Message(), {i}) }}\n"
+            ),
+        );
+    }
+    let tools = tempfile::tempdir().unwrap();
+    let (go, arrived) = barrier_go(tools.path(), PROCESSES);
+    let kiln = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.args(args)
             .current_dir(repo.path())
             .env("KILN_CACHE_DIR", repo.cache.path())
-            .spawn()
-            .unwrap()
+            .env("KILN_GO", &go)
+            .env_remove("KILN_DEBUG_KEYS")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
     };
-    let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success() && b.status.success());
+    let build = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--json",
+            "--platform",
+            "linux/amd64",
+            "--group",
+            "never",
+            "-j",
+            "2",
+            "--out",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        kiln(&args)
+    };
+    let json = |o: std::process::Output| -> serde_json::Value {
+        assert!(
+            o.status.success(),
+            "kiln failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+
+    let outs: Vec<_> = (0..PROCESSES)
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|o| build(o.path(), &[]).spawn().unwrap())
+        .collect();
+    let pids: std::collections::BTreeSet<String> =
+        children.iter().map(|c| c.id().to_string()).collect();
+    let reports: Vec<_> = children
+        .into_iter()
+        .map(|c| json(c.wait_with_output().unwrap()))
+        .collect();
+    // Every process was held in `go build` until all had arrived: they overlapped for real.
+    let arrivals: std::collections::BTreeSet<String> = std::fs::read_dir(&arrived)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(arrivals, pids, "every kiln process reached the barrier");
+    // And each missed every target, so all of them stored the same six entries at once.
+    for r in &reports {
+        assert_eq!(r["cache_hits"], 0, "{r:#}");
+        assert_eq!(r["cache_misses"], 6, "{r:#}");
+    }
+
     let stats = repo.kiln(&["cache", "stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
-    assert_eq!(stats["actions"], 2, "{stats:#}");
-    let r = repo.build_json(&["--platform", "linux/amd64"]);
-    assert_eq!(r["cache_hits"], 2);
+    assert_eq!(stats["actions"], 6, "{stats:#}");
+
+    // Every entry verifies: the next run hits all of them, and the bytes equal a build that did
+    // not read the cache.
+    let fresh = tempfile::tempdir().unwrap();
+    let uncached = json(build(fresh.path(), &["--no-cache"]).output().unwrap());
+    let restored = tempfile::tempdir().unwrap();
+    let hit = json(build(restored.path(), &[]).output().unwrap());
+    assert_eq!(hit["cache_hits"], 6, "{hit:#}");
+    assert_eq!(hit["go_invocations"], 0);
+    for t in targets(&hit) {
+        let svc = t["service"].as_str().unwrap();
+        let u = target(&uncached, svc, "linux/amd64");
+        assert_eq!(t["sha256"], u["sha256"], "{svc}");
+        assert_eq!(
+            std::fs::read(binary_path(repo.path(), t)).unwrap(),
+            std::fs::read(binary_path(repo.path(), u)).unwrap(),
+            "{svc}: restored bytes differ from a --no-cache build"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use kiln_affected::{Affected, AffectedRequest};
-use kiln_config::Config;
+use kiln_config::{Config, Env};
 use kiln_exec::default_jobs;
 use kiln_plan::{plan, Plan, PlanRequest};
 use kiln_types::Platform;
@@ -114,8 +114,8 @@ fn print_warnings(a: &Affected) {
 }
 
 /// Runs `kiln affected`.
-pub fn run(dir: &Path, args: AffectedArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(dir)?;
+pub fn run(dir: &Path, env: &Env, args: AffectedArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
     let req = PlanRequest {
         patterns: args.patterns.clone(),

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use kiln_build::{build, write_manifest, BuildOptions, BuildReport, GroupMode};
 use kiln_cache::LocalStore;
-use kiln_config::Config;
+use kiln_config::{Config, Env};
 use kiln_exec::{default_jobs, LocalExecutor};
 use kiln_plan::{plan, PlanRequest};
 use kiln_types::Platform;
@@ -39,7 +39,7 @@ pub struct BuildArgs {
     /// Build even on a cache hit and compare with the cached binary; a mismatch fails the target
     /// and names its key inputs (kiln's builds are byte-reproducible, so any difference is a key
     /// that missed an input).
-    #[arg(long, env = "KILN_VERIFY_CACHE")]
+    #[arg(long)]
     pub verify_cache: bool,
     /// Say, per target, which key inputs differ from its previous build (why it rebuilt) or that
     /// none do (why it was a hit).
@@ -63,14 +63,15 @@ pub enum Group {
 }
 
 /// Runs `kiln build`.
-pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(dir)?;
+pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let req = PlanRequest {
         patterns: args.patterns.clone(),
         platforms: args.platform.clone(),
-        vars: kiln_discover::template_vars(&project.root),
+        vars: ctx.template_vars(),
         jobs,
     };
     let mut plan = plan(&project, &config, &req)?;
@@ -93,14 +94,14 @@ pub fn run(dir: &Path, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     };
     let cache = CacheFlags {
         use_cache: !args.no_cache,
-        verify: args.verify_cache,
+        verify: args.verify_cache || env.verify_cache,
         explain: args.explain,
     };
-    let (report, manifest) = execute(&plan, out_dir, jobs, args.group, cache, ui)?;
+    let (report, manifest) = execute(&plan, env, out_dir, jobs, args.group, cache, ui)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || report.failures().next().is_some() {
-        print_summary(&report, &manifest);
+        print!("{}", summary(&report, &env.display_path(&manifest)));
     }
     let failures: Vec<_> = report.failures().collect();
     if failures.is_empty() {
@@ -142,13 +143,17 @@ pub struct CacheFlags {
 /// (`kiln build` and `kiln image` share this step). Returns the report and the manifest's path.
 pub fn execute(
     plan: &kiln_plan::Plan,
+    env: &Env,
     out_dir: std::path::PathBuf,
     jobs: usize,
     group: Group,
     cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
-    let store = LocalStore::open_default()?;
+    let store = match &env.cache_dir {
+        Some(d) => LocalStore::new(d.clone()),
+        None => LocalStore::open_default()?,
+    };
     let progress = Progress::new(ui);
     let opts = BuildOptions {
         out_dir,
@@ -160,11 +165,12 @@ pub fn execute(
         use_cache: cache.use_cache,
         verify_cache: cache.verify,
         explain: cache.explain,
-        // Captured once here; the key stage decides what of it reaches `go build`.
-        process_env: std::env::vars().collect(),
+        // Captured once at start-up; the key stage decides what of it reaches `go build`.
+        process_env: env.process.clone(),
+        display_base: env.cwd.clone(),
         key_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::Keys)?),
         cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
-        debug_keys_dir: std::env::var_os("KILN_DEBUG_KEYS").map(Into::into),
+        debug_keys_dir: env.debug_keys_dir.clone(),
     };
     let report = build(plan, &store, &LocalExecutor, &opts, &progress);
     progress.finish();
@@ -173,7 +179,9 @@ pub fn execute(
     Ok((report, manifest))
 }
 
-fn print_summary(report: &BuildReport, manifest: &Path) {
+/// The table and the closing line: how many targets, and of them how many were built, failed and
+/// came from the cache, so a failed target is never counted as built.
+fn summary(report: &BuildReport, manifest: &str) -> String {
     let mut t = Table::new(&["TARGET", "SIZE", "STATIC", "CACHED", "TIME", "STATUS"]);
     for r in &report.targets {
         t.row(vec![
@@ -189,32 +197,50 @@ fn print_summary(report: &BuildReport, manifest: &Path) {
             if r.ok() { "ok" } else { "FAILED" }.into(),
         ]);
     }
-    print!("{}", t.render());
+    let c = Counts::of(report);
+    let mut notes = String::new();
     for r in &report.targets {
         if let Some(lines) = &r.explain {
-            println!("{}:", r.label());
+            notes.push_str(&format!("{}:\n", r.label()));
             for l in lines {
-                println!("  {l}");
+                notes.push_str(&format!("  {l}\n"));
             }
         }
         if let Some(why) = &r.not_cached {
-            println!("{}: not cached: {why}", r.label());
+            notes.push_str(&format!("{}: not cached: {why}\n", r.label()));
         }
     }
-    println!(
-        "{} targets, {} cached, {} built in {} go invocation(s), {}; manifest {}",
+    format!(
+        "{}{notes}{} targets: {} built, {} failed, {} cached; {} go invocation(s), {}; manifest {manifest}\n",
+        t.render(),
         report.targets.len(),
-        report.cache_hits,
-        report.cache_misses,
+        c.built,
+        c.failed,
+        c.cached,
         report.go_invocations,
         human_ms(report.duration_ms),
-        kiln_build_display(manifest)
-    );
+    )
 }
 
-fn kiln_build_display(p: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
+/// Targets by outcome; each target is in exactly one.
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    /// Compiled now and verified.
+    built: usize,
+    /// Failed to compile, verify or be stored in place.
+    failed: usize,
+    /// Restored from the cache.
+    cached: usize,
+}
+
+impl Counts {
+    fn of(report: &BuildReport) -> Self {
+        let failed = report.targets.iter().filter(|t| !t.ok()).count();
+        let cached = report.targets.iter().filter(|t| t.ok() && t.cached).count();
+        Self {
+            built: report.targets.len() - failed - cached,
+            failed,
+            cached,
+        }
+    }
 }

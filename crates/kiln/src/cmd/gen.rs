@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use kiln_config::Config;
+use kiln_config::{Config, Env};
 use kiln_discover::binary_name;
 use kiln_exec::default_jobs;
 use kiln_gen::ServiceSpec;
@@ -135,8 +135,8 @@ fn target_path(kind: Kind, svc: &Service, root: &Path) -> PathBuf {
 }
 
 /// Runs `kiln gen`.
-pub fn run(dir: &Path, args: GenArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(dir)?;
+pub fn run(dir: &Path, env: &Env, args: GenArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
     let plan = plan(
         &project,

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use kiln_config::Config;
+use kiln_config::{Config, Env};
 use kiln_exec::default_jobs;
 use kiln_image::{
     binaries_from_report, parse_compression, push_targets, sanitize_tag, standard_labels,
@@ -127,16 +127,16 @@ struct BuildSummary {
 }
 
 /// Runs `kiln image`.
-pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let t_plan = std::time::Instant::now();
-    let project = super::open_project(dir)?;
+    let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
-    let vars = kiln_discover::template_vars(&project.root);
     let req = PlanRequest {
         patterns: args.patterns.clone(),
         platforms: args.platform.clone(),
-        vars: vars.clone(),
+        vars: ctx.template_vars(),
         jobs,
     };
     let mut plan = plan(&project, &config, &req)?;
@@ -161,12 +161,13 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let t_build = std::time::Instant::now();
     let (report, _) = super::build::execute(
         &plan,
+        env,
         out_dir.clone(),
         jobs,
         Group::Auto,
         super::build::CacheFlags {
             use_cache: !args.no_cache,
-            verify: std::env::var("KILN_VERIFY_CACHE").is_ok_and(|v| v == "1" || v == "true"),
+            verify: env.verify_cache,
             explain: false,
         },
         ui,
@@ -188,16 +189,12 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let binaries = binaries_from_report(&report, &cwd)?;
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let binaries = binaries_from_report(&report, &env.cwd)?;
+    let epoch = ctx.image_epoch();
     let vcs = VcsInfo {
         source: VcsInfo::origin_url(&project.root),
-        revision: (vars.commit != "none" && !vars.commit.is_empty()).then(|| vars.commit.clone()),
-        version: Some(vars.version.clone()),
+        revision: ctx.git.commit.clone(),
+        version: Some(ctx.git.version.clone()),
     };
     let mut services = Vec::new();
     let mut repositories = std::collections::BTreeMap::new();
@@ -232,6 +229,7 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         cache: kiln_cache::LocalStore::open_default()?,
         registry: ClientConfig {
             insecure_registries: insecure,
+            docker_config_dir: env.docker_config_dir.clone(),
             ..ClientConfig::default()
         },
         jobs,
@@ -288,10 +286,12 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             repo: vcs.source.clone(),
             revision: vcs.revision.clone(),
             targets: args.patterns.clone(),
+            date: ctx.sbom_date(),
             ..Default::default()
         };
         super::sign::sign_pushed(
             dir,
+            env,
             key,
             args.insecure_registry,
             &pushed,
@@ -319,7 +319,7 @@ pub fn run(dir: &Path, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if !ui.quiet {
-        print_summary(&packed, tarball.as_deref(), &pushes);
+        print_summary(env, &packed, tarball.as_deref(), &pushes);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -434,7 +434,7 @@ impl kiln_registry::Reporter for Events {
     }
 }
 
-fn print_summary(packed: &PackageReport, tarball: Option<&Path>, pushes: &[PushResult]) {
+fn print_summary(env: &Env, packed: &PackageReport, tarball: Option<&Path>, pushes: &[PushResult]) {
     let mut t = Table::new(&[
         "IMAGE",
         "PLATFORM",
@@ -468,13 +468,13 @@ fn print_summary(packed: &PackageReport, tarball: Option<&Path>, pushes: &[PushR
     println!(
         "{} image(s) in {}: {} layer(s) packed, {} reused, {}",
         packed.images.len(),
-        crate_display(&packed.layout),
+        env.display_path(&packed.layout),
         packed.layers_packed,
         packed.layers_reused,
         human_ms(packed.duration_ms)
     );
     if let Some(t) = tarball {
-        println!("archive {}", crate_display(t));
+        println!("archive {}", env.display_path(t));
     }
     for p in pushes {
         println!(
@@ -491,11 +491,4 @@ fn print_summary(packed: &PackageReport, tarball: Option<&Path>, pushes: &[PushR
 
 fn short(digest: &str) -> String {
     digest.chars().take(19).collect()
-}
-
-fn crate_display(p: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use kiln_config::{Config, CONFIG_FILE};
+use kiln_config::{Config, Env, CONFIG_FILE};
 use kiln_plan::{plan, PlanRequest};
 
 use crate::Ui;
@@ -23,8 +23,8 @@ pub struct InitArgs {
 }
 
 /// Runs `kiln init`.
-pub fn run(dir: &Path, args: InitArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(dir)?;
+pub fn run(dir: &Path, env: &Env, args: InitArgs, ui: Ui) -> Result<ExitCode> {
+    let project = super::open_project(env, dir)?;
     let path = project.root.join(CONFIG_FILE);
     if path.exists() && !args.force && !args.stdout {
         bail!(

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use kiln_config::Env;
 
 use crate::Ui;
 
 /// Environment variable holding the key password (like cosign's `COSIGN_PASSWORD`).
-pub const PASSWORD_ENV: &str = "KILN_PASSWORD";
+pub const PASSWORD_ENV: &str = kiln_config::env::KILN_PASSWORD;
 
 /// Arguments of `kiln keygen`.
 #[derive(Debug, Args)]
@@ -22,9 +23,9 @@ pub struct KeygenArgs {
 
 /// The key password: `KILN_PASSWORD` (an empty value means no password, as with cosign), else a
 /// prompt when stdin is a terminal; `confirm` asks twice.
-pub fn password(confirm: bool) -> Result<Vec<u8>> {
-    if let Some(p) = std::env::var_os(PASSWORD_ENV) {
-        return Ok(p.into_encoded_bytes());
+pub fn password(env: &Env, confirm: bool) -> Result<Vec<u8>> {
+    if let Some(p) = &env.password {
+        return Ok(p.clone());
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password: set {PASSWORD_ENV} (stdin is not a terminal, so kiln cannot prompt)");
@@ -42,9 +43,9 @@ pub fn password(confirm: bool) -> Result<Vec<u8>> {
 }
 
 /// Runs `kiln keygen`.
-pub fn run(dir: &Path, args: KeygenArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, env: &Env, args: KeygenArgs, ui: Ui) -> Result<ExitCode> {
     let prefix = dir.join(&args.output_prefix);
-    let password = password(true)?;
+    let password = password(env, true)?;
     let (key, public) = kiln_attest::write_keypair(&prefix, &password)?;
     if !ui.quiet {
         println!("Private key written to {}", key.display());

@@ -1,4 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand, and what they share: the project, the git state and the one build
+//! date.
 
 pub mod affected;
 pub mod build;
@@ -13,19 +14,159 @@ pub mod sign;
 pub mod verify;
 pub mod verify_bin;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
-use kiln_discover::Project;
+use kiln_config::{BuildDate, Env, TemplateVars};
+use kiln_discover::{GitHead, Project};
 
-/// The `go` command: `KILN_GO` or `go` from PATH.
-pub fn go_command() -> PathBuf {
-    std::env::var_os("KILN_GO")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("go"), PathBuf::from)
+/// Opens the Go module or workspace containing `dir` with the `go` command `env` names.
+pub fn open_project(env: &Env, dir: &Path) -> Result<Project> {
+    Ok(Project::open(&env.go, dir)?)
 }
 
-/// Opens the Go module or workspace containing `dir`.
-pub fn open_project(dir: &Path) -> Result<Project> {
-    Ok(Project::open(&go_command(), dir)?)
+/// The git state and the one date of a command that produces artifacts, resolved once and the
+/// only source every consumer takes its date from: `{{.Date}}` in ldflags, image `created` and
+/// layer mtimes, SBOM creation times.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// `HEAD` of the project's repository.
+    pub git: GitHead,
+    /// The build date ([`BuildDate`]: `SOURCE_DATE_EPOCH`, else the commit time, else 0).
+    pub date: BuildDate,
+}
+
+impl BuildContext {
+    /// Reads `HEAD` at `root` once and dates the build by the rule of [`BuildDate`]; an invalid
+    /// `SOURCE_DATE_EPOCH` is an error.
+    pub fn resolve(env: &Env, root: &Path) -> Result<Self> {
+        Self::with_git(env, GitHead::read(root))
+    }
+
+    fn with_git(env: &Env, git: GitHead) -> Result<Self> {
+        let date = env.build_date(|| git.commit_time)?;
+        Ok(Self { git, date })
+    }
+
+    /// Values for ldflags templates.
+    pub fn template_vars(&self) -> TemplateVars {
+        self.git.template_vars(&self.date)
+    }
+
+    /// `created` of image configs and the mtime of every layer entry.
+    pub fn image_epoch(&self) -> u64 {
+        self.date.epoch
+    }
+
+    /// Creation time of SBOMs, plain or attached.
+    pub fn sbom_date(&self) -> u64 {
+        self.date.epoch
+    }
+}
+
+/// The build date alone, for commands that date documents without building (`kiln sbom`,
+/// `kiln sign --attest`): git runs only when `SOURCE_DATE_EPOCH` is unset.
+pub fn build_date(env: &Env, dir: &Path) -> Result<BuildDate> {
+    Ok(env.build_date(|| GitHead::read(dir).commit_time)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn subject() -> kiln_attest::SbomSubject {
+        kiln_attest::SbomSubject {
+            name: "api".into(),
+            version: None,
+            kind: kiln_attest::SubjectKind::Binary,
+            digest: kiln_types::Digest::of_bytes(b"api"),
+            platform: None,
+            binaries: Vec::new(),
+            base: None,
+        }
+    }
+
+    /// What each consumer writes, read back from its own output format.
+    fn dates_written(ctx: &BuildContext) -> [String; 4] {
+        let ldflags = kiln_config::render("-X main.date={{.Date}}", &ctx.template_vars()).unwrap();
+        let image_created = kiln_oci::rfc3339(ctx.image_epoch());
+        let spdx: serde_json::Value = serde_json::from_slice(
+            &kiln_supply::render_sbom(&subject(), kiln_supply::SbomFormat::Spdx, ctx.sbom_date())
+                .unwrap(),
+        )
+        .unwrap();
+        let cdx: serde_json::Value = serde_json::from_slice(
+            &kiln_supply::render_sbom(
+                &subject(),
+                kiln_supply::SbomFormat::Cyclonedx,
+                ctx.sbom_date(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        [
+            ldflags.trim_start_matches("-X main.date=").to_string(),
+            image_created,
+            spdx["creationInfo"]["created"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            cdx["metadata"]["timestamp"].as_str().unwrap().to_string(),
+        ]
+    }
+
+    #[test]
+    fn issue_8_templates_images_and_sboms_get_the_same_date() {
+        let git = |time| GitHead {
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            commit_time: time,
+            version: "v1.0.0".into(),
+        };
+        for (sde, commit_time, want) in [
+            (
+                Some("1700000000"),
+                Some(1_600_000_000),
+                "2023-11-14T22:13:20Z",
+            ),
+            (None, Some(1_600_000_000), "2020-09-13T12:26:40Z"),
+            (None, None, "1970-01-01T00:00:00Z"),
+            (Some("0"), Some(1_600_000_000), "1970-01-01T00:00:00Z"),
+        ] {
+            let env = Env::resolve("/repo".into(), |k| {
+                (k == kiln_config::env::SOURCE_DATE_EPOCH)
+                    .then(|| sde.map(OsString::from))
+                    .flatten()
+            });
+            let ctx = BuildContext::with_git(&env, git(commit_time)).unwrap();
+            for written in dates_written(&ctx) {
+                assert_eq!(
+                    written, want,
+                    "SOURCE_DATE_EPOCH={sde:?}, commit {commit_time:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn issue_8_invalid_source_date_epoch_fails_the_build_context() {
+        let env = Env::resolve("/repo".into(), |k| {
+            (k == kiln_config::env::SOURCE_DATE_EPOCH).then(|| OsString::from("tomorrow"))
+        });
+        let err = BuildContext::with_git(
+            &env,
+            GitHead {
+                commit: None,
+                commit_time: Some(5),
+                version: "dev".into(),
+            },
+        )
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("SOURCE_DATE_EPOCH=\"tomorrow\" is invalid"),
+            "{text}"
+        );
+        assert!(text.contains("hint:"), "{text}");
+    }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use kiln_config::Env;
 use kiln_supply::{ImageSource, SbomFormat};
 
 use crate::Ui;
@@ -27,7 +28,8 @@ pub struct SbomArgs {
 }
 
 /// Runs `kiln sbom`.
-pub fn run(dir: &Path, args: SbomArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, env: &Env, args: SbomArgs, ui: Ui) -> Result<ExitCode> {
+    let date = super::build_date(env, dir)?;
     let as_file = dir.join(&args.target);
     let subject = if as_file.is_file() {
         kiln_supply::binary_subject(&as_file)?
@@ -40,14 +42,14 @@ pub fn run(dir: &Path, args: SbomArgs, ui: Ui) -> Result<ExitCode> {
             other => other,
         };
         let client = match &source {
-            ImageSource::Registry(r) => super::sign::client_for(r, args.insecure_registry)?,
+            ImageSource::Registry(r) => super::sign::client_for(env, r, args.insecure_registry)?,
             ImageSource::Layout { .. } => kiln_registry::Client::new(Default::default())?,
         };
         let contents =
             super::sign::runtime()?.block_on(kiln_supply::load_image(&client, &source))?;
         contents.sbom_subject()
     };
-    let doc = kiln_supply::render_sbom(&subject, args.format)?;
+    let doc = kiln_supply::render_sbom(&subject, args.format, date.epoch)?;
     match &args.output {
         Some(out) => {
             let path = dir.join(out);

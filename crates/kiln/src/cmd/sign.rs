@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use kiln_config::Env;
 use kiln_registry::{Client, ClientConfig, Reference};
 
 use crate::Ui;
@@ -30,9 +31,13 @@ pub struct SignArgs {
     pub json: bool,
 }
 
-/// A registry client for `reference` (plain HTTP to its registry when `insecure`).
-pub fn client_for(reference: &Reference, insecure: bool) -> Result<Client> {
-    let mut config = ClientConfig::default();
+/// A registry client for `reference` (plain HTTP to its registry when `insecure`), with
+/// credentials from the docker config `env` names.
+pub fn client_for(env: &Env, reference: &Reference, insecure: bool) -> Result<Client> {
+    let mut config = ClientConfig {
+        docker_config_dir: env.docker_config_dir.clone(),
+        ..ClientConfig::default()
+    };
     if insecure {
         config
             .insecure_registries
@@ -50,18 +55,19 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Runs `kiln sign`.
-pub fn run(dir: &Path, args: SignArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, env: &Env, args: SignArgs, ui: Ui) -> Result<ExitCode> {
     let reference: Reference = args.image.parse()?;
-    let password = super::keygen::password(false)?;
+    let password = super::keygen::password(env, false)?;
     let key = kiln_attest::load_private_key_file(&dir.join(&args.key), &password)?;
-    let client = client_for(&reference, args.insecure_registry)?;
+    let client = client_for(env, &reference, args.insecure_registry)?;
     let rt = runtime()?;
     if args.attest {
+        let build = kiln_supply::BuildParams {
+            date: super::build_date(env, dir)?.epoch,
+            ..Default::default()
+        };
         let report = rt.block_on(kiln_supply::sign_and_attest(
-            &client,
-            &reference,
-            &key,
-            &kiln_supply::BuildParams::default(),
+            &client, &reference, &key, &build,
         ))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -98,13 +104,14 @@ pub fn run(dir: &Path, args: SignArgs, ui: Ui) -> Result<ExitCode> {
 /// image unless `quiet`; returns the reports.
 pub fn sign_pushed(
     dir: &Path,
+    env: &Env,
     key: &Path,
     insecure_registry: bool,
     pushed: &[(String, kiln_types::Digest)],
     build: &kiln_supply::BuildParams,
     quiet: bool,
 ) -> Result<Vec<kiln_supply::PublishReport>> {
-    let password = super::keygen::password(false)?;
+    let password = super::keygen::password(env, false)?;
     let key = kiln_attest::load_private_key_file(&dir.join(key), &password)?;
     let rt = runtime()?;
     let mut out = Vec::new();
@@ -112,7 +119,7 @@ pub fn sign_pushed(
         let parsed: Reference = reference.parse()?;
         // Sign the digest that was pushed, not whatever the tag points at by now.
         let pinned = Reference::by_digest(parsed.repository.clone(), *digest);
-        let client = client_for(&pinned, insecure_registry)?;
+        let client = client_for(env, &pinned, insecure_registry)?;
         let report = rt
             .block_on(kiln_supply::sign_and_attest(&client, &pinned, &key, build))
             .with_context(|| format!("signing {reference}"))?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use kiln_config::Env;
 use kiln_registry::Reference;
 
 use crate::table::Table;
@@ -33,7 +34,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `kiln verify`: exit 0 when all checks pass, 1 when one fails (errors exit 2).
-pub fn run(dir: &Path, args: VerifyArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, env: &Env, args: VerifyArgs, ui: Ui) -> Result<ExitCode> {
     let reference: Reference = args.image.parse()?;
     let key_path = dir.join(&args.key);
     let pem =
@@ -51,7 +52,7 @@ pub fn run(dir: &Path, args: VerifyArgs, ui: Ui) -> Result<ExitCode> {
         }
         None => None,
     };
-    let client = super::sign::client_for(&reference, args.insecure_registry)?;
+    let client = super::sign::client_for(env, &reference, args.insecure_registry)?;
     let report = super::sign::runtime()?.block_on(kiln_supply::verify_image(
         &client,
         &reference,
