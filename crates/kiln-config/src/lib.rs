@@ -13,8 +13,10 @@
 
 mod image;
 mod model;
+mod names;
 mod template;
 
 pub use image::{ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage};
 pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
+pub use names::{check_service_name, dedup_first_seen, MAX_SERVICE_NAME_LEN, SERVICE_NAME_RULE};
 pub use template::{render, TemplateError, TemplateVars};
