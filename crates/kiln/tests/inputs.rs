@@ -133,3 +133,20 @@ fn issue_8_the_build_manifest_honours_the_umask() {
     assert_eq!(manifest_mode(&repo, "022"), 0o644);
     assert_eq!(manifest_mode(&repo, "027"), 0o640);
 }
+
+#[test]
+fn issue_8_init_skips_a_package_directory_go_refuses() {
+    let repo = shop();
+    repo.write("cmd/my svc/main.go", "package main\n\nfunc main() {}\n");
+    let out = repo.kiln(&["init", "--stdout"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("[services.api]") && text.contains("[services.worker]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# example.com/shop/cmd/my svc: no section: go cannot load"),
+        "{text}"
+    );
+}

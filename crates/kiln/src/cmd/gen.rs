@@ -72,7 +72,14 @@ fn services(plan: &Plan) -> Vec<Service> {
         if out.iter().any(|s| s.spec.name == t.service) {
             continue;
         }
-        let Some(pkg) = plan.contexts[t.context].graph.packages.get(&t.package) else {
+        // A package go refuses by its import path has no name and no directory: nothing to
+        // generate for (the build reports it as a failed target).
+        let Some(pkg) = plan.contexts[t.context]
+            .graph
+            .packages
+            .get(&t.package)
+            .filter(|p| !p.name.is_empty())
+        else {
             continue;
         };
         let root = &plan.project.root;
