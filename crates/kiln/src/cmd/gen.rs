@@ -69,7 +69,11 @@ fn slash(p: &Path) -> String {
 fn services(plan: &Plan) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
     for t in &plan.targets {
-        if out.iter().any(|s| s.spec.name == t.service) {
+        // Names become file names (`<service>.service`): only checked ones (a target whose
+        // derived name fails the check is reported by `kiln build`).
+        if out.iter().any(|s| s.spec.name == t.service)
+            || kiln_config::check_service_name(&t.service).is_err()
+        {
             continue;
         }
         // A package go refuses by its import path has no name and no directory: nothing to
