@@ -116,7 +116,16 @@ pub fn write_manifest(report: &BuildReport) -> Result<PathBuf, BuildError> {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    // Temp files are created 0600; the manifest is an output like the binaries beside it, so it
+    // gets 0666 minus the umask, as `fs::write` would give it.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".kiln-build.json.");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
     tmp.write_all(&bytes).map_err(io)?;
     tmp.write_all(b"\n").map_err(io)?;
     tmp.persist(&path).map_err(|e| BuildError::Io {

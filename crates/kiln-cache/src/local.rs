@@ -61,6 +61,28 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
     }
 }
 
+/// Copies `from` into `to`, naming in an error the side that failed. `io::copy` reports read and
+/// write errors alike, so a full cache disk was reported against the build output being stored.
+fn copy_naming(
+    from: &mut impl Read,
+    from_path: &Path,
+    to: &mut impl Write,
+    to_path: &Path,
+) -> Result<u64, CacheError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(from_path)(e)),
+        };
+        to.write_all(&buf[..n]).map_err(io_err(to_path))?;
+        total += n as u64;
+    }
+}
+
 impl LocalStore {
     /// A store rooted at `root` (created lazily).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -205,7 +227,7 @@ impl Storage for LocalStore {
         };
         let result = Self::atomic_write(dest, |out| {
             let mut w = Sha256Writer::new(out);
-            io::copy(&mut file, &mut w).map_err(io_err(&src))?;
+            copy_naming(&mut file, &src, &mut w, dest)?;
             let (_, got, _) = w.into_parts();
             Ok(got)
         });
@@ -232,7 +254,7 @@ impl Storage for LocalStore {
         Self::atomic_write(&dest, |out| {
             let mut input = File::open(src).map_err(io_err(src))?;
             let mut w = Sha256Writer::new(out);
-            io::copy(&mut input, &mut w).map_err(io_err(src))?;
+            copy_naming(&mut input, src, &mut w, &dest)?;
             let (_, copied, _) = w.into_parts();
             if copied != digest {
                 return Err(CacheError::Io {
@@ -365,5 +387,52 @@ mod tests {
         let pulled = store.bucket_dir(CacheBucket::PulledBlobs).unwrap();
         assert_eq!(pulled, dir.path().join("c/pulled-v1"));
         assert!(pulled.is_dir());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/dev/full` fails every write with ENOSPC, as a full disk does.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn issue_8_a_full_cache_disk_names_the_cache_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("dist-tmp-binary");
+        fs::write(&output, b"binary").unwrap();
+        let cache_path = Path::new("/cache/v1/cas/ab/abcd");
+        let mut full = File::options().write(true).open("/dev/full").unwrap();
+        let e = copy_naming(
+            &mut File::open(&output).unwrap(),
+            &output,
+            &mut full,
+            cache_path,
+        )
+        .unwrap_err();
+        match &e {
+            CacheError::Io { path, source } => {
+                assert_eq!(path, cache_path, "{e}");
+                assert_eq!(source.raw_os_error(), Some(28), "{e}"); // ENOSPC
+            }
+            other => panic!("{other}"),
+        }
+        assert!(!e.to_string().contains("dist-tmp-binary"), "{e}");
+
+        // A read error still names the file read.
+        let unreadable = dir.path().join("a-directory");
+        fs::create_dir(&unreadable).unwrap();
+        let mut sink = Vec::new();
+        let e = copy_naming(
+            &mut File::open(&unreadable).unwrap(),
+            &unreadable,
+            &mut sink,
+            cache_path,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, CacheError::Io { path, .. } if path == &unreadable),
+            "{e}"
+        );
     }
 }

@@ -14,9 +14,11 @@
 pub mod env;
 mod image;
 mod model;
+mod names;
 mod template;
 
 pub use env::{BuildDate, DateSource, Env};
 pub use image::{ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage};
 pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
+pub use names::{check_service_name, dedup_first_seen, MAX_SERVICE_NAME_LEN, SERVICE_NAME_RULE};
 pub use template::{render, TemplateError, TemplateVars};

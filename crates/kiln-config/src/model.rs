@@ -38,6 +38,16 @@ pub enum ConfigError {
         /// Where it belongs instead.
         why: &'static str,
     },
+    /// A `[services.NAME]` section whose name cannot be a service name.
+    #[error("{path}: [services.{name:?}]: invalid service name: {reason}\n{rule}\nhint: rename the section, for example [services.api], and name the main package in it with package = \"./cmd/api\"", rule = crate::names::SERVICE_NAME_RULE)]
+    ServiceName {
+        /// The file.
+        path: PathBuf,
+        /// The name as written.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A platform key that does not parse.
     #[error("{path}: [{section}]: {source}")]
     Platform {
@@ -193,7 +203,18 @@ impl Config {
         })?;
         cfg.source = Some(path.to_path_buf());
         cfg.validate(path)?;
+        cfg.dedup_lists();
         Ok(cfg)
+    }
+
+    /// A platform listed twice would be built twice, concurrently, into one output path.
+    fn dedup_lists(&mut self) {
+        let sections = std::iter::once(&mut self.build).chain(self.services.values_mut());
+        for s in sections {
+            if let Some(p) = &mut s.platforms {
+                crate::names::dedup_first_seen(p);
+            }
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -277,6 +298,11 @@ impl Config {
             check_platform_keys(k, s)?;
         }
         for (name, svc) in &self.services {
+            crate::names::check_service_name(name).map_err(|reason| ConfigError::ServiceName {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                reason,
+            })?;
             if svc.out.is_some() {
                 return Err(misplaced(
                     format!("services.{name}"),
@@ -292,13 +318,17 @@ impl Config {
         Ok(())
     }
 
-    /// The platforms a service is built for: the service's own list, else `[build]`'s, else `host`.
+    /// The platforms a service is built for: the service's own list, else `[build]`'s, else `host`;
+    /// each platform once, in first-seen order.
     pub fn platforms_for(&self, service: &str, host: &Platform) -> Vec<Platform> {
-        self.services
+        let mut list = self
+            .services
             .get(service)
             .and_then(|s| s.platforms.clone())
             .or_else(|| self.build.platforms.clone())
-            .unwrap_or_else(|| vec![host.clone()])
+            .unwrap_or_else(|| vec![host.clone()]);
+        crate::names::dedup_first_seen(&mut list);
+        list
     }
 
     /// The output directory from `[build] out`, default `dist`.
@@ -441,6 +471,53 @@ flags = ["-v"]
         assert!(old.services["api"].data.is_empty());
         let text = toml::to_string(&old).unwrap();
         assert!(!text.contains("data"), "{text}");
+    }
+
+    #[test]
+    fn issue_8_service_sections_with_path_names_are_refused() {
+        for name in ["../../x", "..", "a/b", "my svc"] {
+            let e = parse(&format!("[services.{name:?}]\npackage = \"./cmd/x\"\n")).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(e, ConfigError::ServiceName { .. }),
+                "{name}: {text}"
+            );
+            assert!(
+                text.contains(&format!("[services.{name:?}]"))
+                    && text.contains(crate::SERVICE_NAME_RULE)
+                    && text.contains("hint: rename the section"),
+                "{text}"
+            );
+        }
+        assert!(parse("[services.\"a+b\"]\ncgo = true\n").is_ok());
+    }
+
+    #[test]
+    fn issue_8_platform_lists_are_deduplicated_in_first_seen_order() {
+        let cfg = parse(
+            r#"
+[build]
+platforms = ["linux/arm64", "linux/amd64", "linux/arm64", "LINUX/AMD64"]
+
+[services.api]
+platforms = ["linux/amd64", "linux/amd64", "windows/amd64"]
+"#,
+        )
+        .unwrap();
+        let host: Platform = "linux/amd64".parse().unwrap();
+        let names = |v: Vec<Platform>| v.iter().map(Platform::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            names(cfg.platforms_for("worker", &host)),
+            ["linux/arm64", "linux/amd64"]
+        );
+        assert_eq!(
+            names(cfg.platforms_for("api", &host)),
+            ["linux/amd64", "windows/amd64"]
+        );
+        // Also for a configuration built in code rather than parsed.
+        let mut built = Config::default();
+        built.build.platforms = Some(vec![host.clone(), host.clone()]);
+        assert_eq!(built.platforms_for("x", &host), vec![host]);
     }
 
     #[test]

@@ -173,7 +173,15 @@ pub struct PackageGraph {
     pub packages: BTreeMap<String, Package>,
     /// Matched `main` packages, sorted.
     pub mains: Vec<String>,
+    /// Matched packages whose import path go refuses (a directory named with a space or a
+    /// non-ASCII letter: "malformed import path"), sorted. Each is in `packages` with go's message
+    /// as its `error`. go cannot say whether they are commands and `go build` refuses them, so
+    /// the planner fails each as a target of its own instead of failing discovery of every service.
+    pub unloadable: Vec<String>,
 }
+
+/// How go begins the error of a package whose import path it refuses (cmd/go/internal/load).
+const MALFORMED_IMPORT_PATH: &str = "malformed import path";
 
 impl PackageGraph {
     /// Runs `go list -e -deps -json` for `req` in the project root.
@@ -257,6 +265,12 @@ impl PackageGraph {
                 // Errors of real packages (syntax, missing imports) are left to `go build`, which
                 // reports them verbatim for the target they break instead of failing discovery.
                 if let (Some(err), true) = (&pkg.error, pkg.name.is_empty()) {
+                    // One badly named directory must not hide every other service.
+                    if err.starts_with(MALFORMED_IMPORT_PATH) {
+                        graph.unloadable.push(pkg.import_path.clone());
+                        graph.packages.insert(pkg.import_path.clone(), pkg);
+                        continue;
+                    }
                     return Err(DiscoverError::Package {
                         package: pkg.import_path.clone(),
                         message: err.clone(),
@@ -270,7 +284,9 @@ impl PackageGraph {
         }
         graph.mains.sort();
         graph.mains.dedup();
-        if graph.mains.is_empty() {
+        graph.unloadable.sort();
+        graph.unloadable.dedup();
+        if graph.mains.is_empty() && graph.unloadable.is_empty() {
             return Err(DiscoverError::NoMains {
                 patterns: patterns.join(" "),
             });
@@ -329,6 +345,25 @@ mod tests {
         let out = br#"{"ImportPath":"./nope","Error":{"Err":"directory not found"}}"#;
         let e = PackageGraph::parse(out, &["./nope".into()], "list").unwrap_err();
         assert!(e.to_string().contains("directory not found"), "{e}");
+    }
+
+    #[test]
+    fn issue_8_a_malformed_import_path_is_kept_not_fatal() {
+        // What go 1.26 prints for `go list -e ./...` with cmd/api and "cmd/my svc".
+        let out = br#"{"ImportPath":"m/cmd/api","Name":"main","Dir":"/m/cmd/api","GoFiles":["main.go"]}
+{"ImportPath":"m/cmd/my svc","Match":["./..."],"Incomplete":true,"Error":{"ImportStack":[],"Pos":"","Err":"malformed import path \"m/cmd/my svc\": invalid char ' '"}}"#;
+        let g = PackageGraph::parse(out, &["./...".into()], "list").unwrap();
+        assert_eq!(g.mains, vec!["m/cmd/api"]);
+        assert_eq!(g.unloadable, vec!["m/cmd/my svc"]);
+        let err = g.packages["m/cmd/my svc"].error.as_deref().unwrap_or("");
+        assert!(err.contains("invalid char ' '"), "{err}");
+        // Alone, it is still an answer (the planner fails it as a target), not "no main package".
+        let only = br#"{"ImportPath":"m/cmd/caf\u00e9","Error":{"Err":"malformed import path \"m/cmd/caf\u00e9\": invalid char '\u00e9'"}}"#;
+        let g = PackageGraph::parse(only, &["./...".into()], "list").unwrap();
+        assert_eq!(g.unloadable, vec!["m/cmd/café"]);
+        // Other load errors of a matched package still stop discovery, as before.
+        let out = br#"{"ImportPath":"m/cmd/ign","Dir":"/m/cmd/ign","Error":{"Err":"build constraints exclude all Go files in /m/cmd/ign"}}"#;
+        assert!(PackageGraph::parse(out, &["./cmd/ign".into()], "list").is_err());
     }
 
     #[test]

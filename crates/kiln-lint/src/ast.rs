@@ -208,7 +208,10 @@ impl Dockerfile {
         &'a self,
         stage: &'a Stage,
     ) -> impl Iterator<Item = &'a Instruction> + 'a {
-        stage.instructions.iter().map(|&i| &self.instructions[i])
+        stage.instructions.iter().map(|&i| {
+            crate::work::tick(1);
+            &self.instructions[i]
+        })
     }
 
     /// The chain of stages from `stage` up through its `FROM <stage>` parents (nearest first).
@@ -216,6 +219,7 @@ impl Dockerfile {
         let mut out = vec![];
         let mut cur = Some(stage);
         while let Some(s) = cur {
+            crate::work::tick(1);
             out.push(s);
             cur = s.parent_stage.and_then(|p| self.stages.get(p));
             if out.len() > self.stages.len() {

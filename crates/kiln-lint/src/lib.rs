@@ -29,13 +29,17 @@ mod parser;
 mod rules;
 mod sarif;
 mod shell;
+mod work;
+
+#[cfg(test)]
+mod linear_tests;
 
 pub use ast::{Args, Dockerfile, Flag, Heredoc, ImageRef, Instruction, Span, Stage};
 pub use dockerignore::{DockerIgnore, PatternError};
 pub use parser::{parse, parse_with_args, ParseError};
 pub use rules::{rule, rules, RuleInfo, Severity, DOCS_PATH, DOCS_URL};
 pub use sarif::{exit_code, to_sarif_with_base};
-pub use shell::expand;
+pub use shell::{expand, MAX_EXPANSION_DEPTH};
 
 use rules::ContextIgnore;
 use serde::Serialize;
@@ -103,6 +107,11 @@ impl Report {
     }
 }
 
+/// The largest Dockerfile or `.dockerignore` kiln lints: 1 MiB. Real Dockerfiles are a few KB;
+/// the bound keeps a generated or hostile file (or a device such as `/dev/zero`) from holding
+/// `kiln lint` for long.
+pub const MAX_INPUT_BYTES: u64 = 1 << 20;
+
 /// Why a Dockerfile could not be linted.
 #[derive(Debug, thiserror::Error)]
 pub enum LintError {
@@ -122,6 +131,16 @@ pub enum LintError {
         /// Where and why parsing failed.
         source: ParseError,
     },
+    /// The file is larger than [`MAX_INPUT_BYTES`].
+    #[error("{path} is larger than {limit} bytes (1 MiB), the most kiln lint reads from one file{}\nhint: real Dockerfiles and .dockerignore files are a few KB: check that this is the file you meant", size.map(|s| format!(" ({s} bytes)")).unwrap_or_default())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, when known.
+        size: Option<u64>,
+        /// The limit.
+        limit: u64,
+    },
     /// The .dockerignore has an invalid pattern.
     #[error("{path}: {source}\nhint: fix or remove the pattern")]
     DockerIgnore {
@@ -135,10 +154,7 @@ pub enum LintError {
 /// Lints a Dockerfile on disk, reading the context's `.dockerignore` (or the Dockerfile-specific
 /// `<name>.dockerignore` beside it, which BuildKit prefers).
 pub fn lint(dockerfile: &Path, opts: &LintOptions) -> Result<Report, LintError> {
-    let text = std::fs::read_to_string(dockerfile).map_err(|source| LintError::Read {
-        path: dockerfile.to_path_buf(),
-        source,
-    })?;
+    let text = read_bounded(dockerfile)?;
     let dir = dockerfile
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -168,19 +184,51 @@ pub fn lint_str(
     lint_text(text, Path::new("Dockerfile"), &ignore, opts)
 }
 
+/// Reads a text file of at most [`MAX_INPUT_BYTES`]. The size is checked before reading, and the
+/// read itself stops one byte past the limit, for files whose size the metadata does not tell.
+fn read_bounded(path: &Path) -> Result<String, LintError> {
+    use std::io::Read;
+    let io = |source| LintError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let too_large = |size| LintError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: MAX_INPUT_BYTES,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_file() && meta.len() > MAX_INPUT_BYTES {
+        return Err(too_large(Some(meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large(None));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {e}"),
+        ))
+    })
+}
+
 fn read_ignore(path: &Path) -> Result<ContextIgnore, LintError> {
-    match std::fs::read_to_string(path) {
+    match read_bounded(path) {
         Ok(text) => DockerIgnore::parse(&text)
             .map(ContextIgnore::Present)
             .map_err(|source| LintError::DockerIgnore {
                 path: path.to_path_buf(),
                 source,
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ContextIgnore::Missing),
-        Err(source) => Err(LintError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(LintError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(ContextIgnore::Missing)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -190,6 +238,13 @@ fn lint_text(
     ignore: &ContextIgnore,
     opts: &LintOptions,
 ) -> Result<Report, LintError> {
+    if text.len() as u64 > MAX_INPUT_BYTES {
+        return Err(LintError::TooLarge {
+            path: file.to_path_buf(),
+            size: Some(text.len() as u64),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
     let df = parse_with_args(text, &opts.build_args).map_err(|source| LintError::Parse {
         path: file.to_path_buf(),
         source,

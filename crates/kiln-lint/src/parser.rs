@@ -97,8 +97,12 @@ pub fn parse_with_args(
         ignored_rules_file: vec![],
     };
     let mut pending_ignores: Vec<String> = vec![];
+    // Stage names seen so far (first one wins), so `FROM <stage>` is one lookup, not a scan of
+    // every earlier stage.
+    let mut stage_names: BTreeMap<String, usize> = BTreeMap::new();
 
     while i < lines.len() {
+        crate::work::tick(1);
         let line = lines[i];
         let trimmed = line.trim();
         if trimmed.is_empty() {
@@ -171,7 +175,7 @@ pub fn parse_with_args(
             ignored_rules: std::mem::take(&mut pending_ignores),
         };
         validate(&ins)?;
-        add_instruction(&mut df, &mut ins, build_args)?;
+        add_instruction(&mut df, &mut ins, build_args, &mut stage_names)?;
         df.instructions.push(ins);
     }
 
@@ -446,6 +450,7 @@ fn add_instruction(
     df: &mut Dockerfile,
     ins: &mut Instruction,
     build_args: &BTreeMap<String, String>,
+    stage_names: &mut BTreeMap<String, usize>,
 ) -> Result<(), ParseError> {
     let idx = df.instructions.len();
     let line = ins.span.start_line;
@@ -471,7 +476,8 @@ fn add_instruction(
                 .cloned()
                 .or_else(|| df.global_args.get(k).cloned().flatten())
         };
-        let base = expand(&raw, df.escape, &lookup);
+        let base = expand(&raw, df.escape, &lookup)
+            .map_err(|e| err(line, col, format!("FROM: {e} (kiln lint's limit)")))?;
         if base.is_empty() {
             return Err(err(
                 line,
@@ -479,11 +485,11 @@ fn add_instruction(
                 format!("FROM {raw} expands to an empty image name: give the ARG a default"),
             ));
         }
-        let parent_stage = df
-            .stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(base.to_ascii_lowercase().as_str()));
+        let parent_stage = stage_names.get(&base.to_ascii_lowercase()).copied();
         let index = df.stages.len();
+        if let Some(n) = &name {
+            stage_names.entry(n.clone()).or_insert(index);
+        }
         df.stages.push(Stage {
             index,
             name,

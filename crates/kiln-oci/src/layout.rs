@@ -18,13 +18,24 @@ pub struct OciLayout {
     store: BlobStore,
 }
 
+/// The lock file beside `index.json`. Every read-modify-write of `index.json` holds an exclusive
+/// lock on it, so two kiln processes (or threads) tagging the same layout cannot lose a tag.
+/// It is never removed: removing a lock file lets a third party lock a different file.
+pub const INDEX_LOCK_FILE: &str = ".index.json.lock";
+
+/// Names kiln itself puts in a layout directory (the temporaries start with `.<name>.tmp-`).
+const OWN_NAMES: &[&str] = &["oci-layout", "index.json", "blobs", INDEX_LOCK_FILE];
+
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Unique per process and call: two threads writing the same file must not share a temporary.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{seq}", std::process::id()));
     let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
     f.write_all(bytes).map_err(io_err("writing", &tmp))?;
     drop(f);
@@ -38,32 +49,66 @@ impl OciLayout {
         let root = root.into();
         let marker = root.join("oci-layout");
         // Refuse to scatter `blobs/` and `index.json` into an unrelated directory (a typo'd path
-        // pointing at a source tree, say).
+        // pointing at a source tree, say). Files kiln itself creates do not count: another kiln
+        // process may be creating the same layout right now.
         if !marker.exists() {
-            if let Ok(mut it) = fs::read_dir(&root) {
-                if it.next().is_some() {
+            if let Ok(entries) = fs::read_dir(&root) {
+                let own = |name: &str| {
+                    OWN_NAMES.contains(&name)
+                        || name.starts_with(".oci-layout.tmp-")
+                        || name.starts_with(".index.json.tmp-")
+                };
+                let foreign = entries
+                    .flatten()
+                    .find(|e| !own(&e.file_name().to_string_lossy()));
+                if let Some(e) = foreign {
                     return Err(OciError::InvalidLayout {
                         path: root,
-                        reason: "the directory is not empty and has no `oci-layout` file".into(),
+                        reason: format!(
+                            "the directory is not empty ({} is there) and has no `oci-layout` file",
+                            e.file_name().to_string_lossy()
+                        ),
                     });
                 }
             }
         }
         let store = BlobStore::open(&root)?;
-        if !marker.exists() {
-            write_atomic(&marker, OCI_LAYOUT_FILE.as_bytes())?;
-        }
         let layout = Self { root, store };
-        if !layout.root.join("index.json").exists() {
-            layout.write_index(&ImageIndex {
-                schema_version: 2,
-                media_type: Some(MEDIA_INDEX.into()),
-                manifests: Vec::new(),
-                annotations: BTreeMap::new(),
-            })?;
-        }
+        layout.with_index_lock(|| {
+            if !marker.exists() {
+                write_atomic(&marker, OCI_LAYOUT_FILE.as_bytes())?;
+            }
+            // Checked under the lock: written unlocked, an empty index could replace one that
+            // another process has just tagged.
+            if !layout.root.join("index.json").exists() {
+                layout.write_index(&ImageIndex {
+                    schema_version: 2,
+                    media_type: Some(MEDIA_INDEX.into()),
+                    manifests: Vec::new(),
+                    annotations: BTreeMap::new(),
+                })?;
+            }
+            Ok(())
+        })?;
         layout.index()?;
         Ok(layout)
+    }
+
+    /// Runs `f` holding the exclusive lock on [`INDEX_LOCK_FILE`]; the lock is released when the
+    /// file is closed, also when `f` fails or kiln dies.
+    fn with_index_lock<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let path = self.root.join(INDEX_LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("opening the lock file", &path))?;
+        file.lock().map_err(io_err("locking", &path))?;
+        let out = f();
+        drop(file);
+        out
     }
 
     /// Opens an existing layout, checking its marker file.
@@ -133,15 +178,17 @@ impl OciLayout {
                 store: self.root.clone(),
             });
         }
-        let mut index = self.index()?;
-        index
-            .manifests
-            .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
-        let mut d = target.clone();
-        d.annotations
-            .insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
-        index.manifests.push(d);
-        self.write_index(&index)
+        self.with_index_lock(|| {
+            let mut index = self.index()?;
+            index.manifests.retain(|d| {
+                d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag)
+            });
+            let mut d = target.clone();
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
+            index.manifests.push(d);
+            self.write_index(&index)
+        })
     }
 
     /// `(tag, descriptor)` pairs of `index.json`, untagged entries with an empty tag.
@@ -186,6 +233,53 @@ impl OciLayout {
 mod tests {
     use super::*;
     use kiln_types::Digest;
+
+    /// Many writers at once, each opening the layout itself as a separate kiln process would:
+    /// before the lock, concurrent read-modify-writes of index.json lost tags.
+    #[test]
+    fn issue_8_concurrent_tags_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("oci");
+        let writers = 16;
+        let per_writer = 8;
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                let root = &root;
+                s.spawn(move || {
+                    let layout = OciLayout::create(root).unwrap();
+                    for i in 0..per_writer {
+                        let body = format!("{{\"w\":{w},\"i\":{i}}}");
+                        let d = layout.store().put_bytes(body.as_bytes()).unwrap();
+                        let desc = Descriptor::new(crate::MEDIA_MANIFEST, d, body.len() as u64);
+                        layout.tag(&format!("w{w}-{i}"), &desc).unwrap();
+                    }
+                });
+            }
+        });
+        let mut tags: Vec<String> = OciLayout::open(&root)
+            .unwrap()
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        tags.sort();
+        let mut want: Vec<String> = (0..writers)
+            .flat_map(|w| (0..per_writer).map(move |i| format!("w{w}-{i}")))
+            .collect();
+        want.sort();
+        assert_eq!(tags, want);
+        // Nothing but the layout's own files is left behind.
+        let mut names: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [INDEX_LOCK_FILE, "blobs", "index.json", "oci-layout"]
+        );
+    }
 
     #[test]
     fn create_refuses_foreign_directories_and_keeps_existing_layouts() {

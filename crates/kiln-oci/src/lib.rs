@@ -70,7 +70,7 @@ pub use image::{
     ImageIndex, ImageManifest, OciConfig, RootFs, DEFAULT_PATH,
 };
 pub use layer::{build_layer, BuiltLayer, Compression, EntrySource, LayerEntry, LayerRecipe};
-pub use layout::{OciLayout, OCI_LAYOUT_FILE};
+pub use layout::{OciLayout, INDEX_LOCK_FILE, OCI_LAYOUT_FILE};
 pub use read::TarEntryInfo;
 pub use report::{size_report, LayerSize, SizeReport};
 pub use store::BlobStore;

@@ -89,11 +89,12 @@ type ContextKey = (Vec<(String, String)>, Vec<String>, Vec<String>);
 /// Discovers main packages, assigns services and platforms, and loads one import graph per
 /// distinct build context.
 pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Plan, PlanError> {
-    let patterns = if req.patterns.is_empty() {
+    let mut patterns = if req.patterns.is_empty() {
         vec!["./...".to_string()]
     } else {
         req.patterns.clone()
     };
+    kiln_config::dedup_first_seen(&mut patterns);
     let go_flags = project.env.var("GOFLAGS").to_string();
     check_flags("GOFLAGS", go_flags.split_whitespace())?;
 
@@ -114,12 +115,21 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
     let mut targets = Vec::new();
     let mut context_index: BTreeMap<ContextKey, usize> = BTreeMap::new();
     let mut requests: Vec<ListRequest> = Vec::new();
-    for pkg_path in &mains.mains {
+    for pkg_path in mains.mains.iter().chain(&mains.unloadable) {
         let pkg = &mains.packages[pkg_path];
-        let service = config
-            .service_for_package(pkg_path, &rel_dir(project, &pkg.dir))
+        let configured = config.service_for_package(pkg_path, &rel_dir(project, &pkg.dir));
+        let service = configured
             .map(str::to_string)
             .unwrap_or_else(|| binary_name(pkg_path).to_string());
+        // kiln.toml names were checked when it was parsed; a derived name is checked here, so no
+        // unchecked name reaches an output path.
+        let problem = unloadable_problem(pkg).or_else(|| {
+            configured
+                .is_none()
+                .then(|| kiln_config::check_service_name(&service).err())
+                .flatten()
+                .map(|why| bad_name_problem(&service, pkg_path, &why))
+        });
         if let Some(first) = services.insert(service.clone(), pkg_path.clone()) {
             return Err(PlanError::DuplicateService {
                 service,
@@ -128,10 +138,12 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
             });
         }
         let default = project.env.default_platform();
-        let platforms = req
+        let mut platforms = req
             .platforms
             .clone()
             .unwrap_or_else(|| config.platforms_for(&service, &default));
+        // `--platform linux/amd64,linux/amd64` would run two builds into one output path.
+        kiln_config::dedup_first_seen(&mut platforms);
         for platform in platforms {
             let settings = config.resolve(&service, &platform);
             let mut env: BTreeMap<String, String> = platform.go_env().into_iter().collect();
@@ -186,7 +198,7 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
                 env,
                 args,
                 context,
-                problem: None,
+                problem: problem.clone(),
             });
         }
     }
@@ -216,7 +228,9 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
         });
     }
     for t in &mut targets {
-        t.problem = cgo_problem(&contexts[t.context].graph, t);
+        if t.problem.is_none() {
+            t.problem = cgo_problem(&contexts[t.context].graph, t);
+        }
     }
     targets.sort_by(|a, b| (&a.service, &a.platform).cmp(&(&b.service, &b.platform)));
     Ok(Plan {
@@ -225,6 +239,22 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
         contexts,
         vars: req.vars.clone(),
     })
+}
+
+/// A package go refuses by its import path fails as a target, with go's reason.
+fn unloadable_problem(pkg: &kiln_discover::Package) -> Option<String> {
+    let err = pkg.error.as_deref().filter(|_| pkg.name.is_empty())?;
+    Some(format!(
+        "go cannot load {}: {err}\nhint: Go allows only ASCII letters, digits and `-` `.` `_` `~` `+` in the directory names of an import path; rename the directory",
+        pkg.import_path
+    ))
+}
+
+fn bad_name_problem(service: &str, package: &str, why: &str) -> String {
+    format!(
+        "`{service}` (from the import path {package}) cannot be a service name: {why}\n{}\nhint: name the service in kiln.toml:\n  [services.<name>]\n  package = \"{package}\"",
+        kiln_config::SERVICE_NAME_RULE
+    )
 }
 
 /// A static target whose own code needs cgo cannot build: go drops the files importing "C" and

@@ -87,6 +87,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Checked here: otherwise the first thing to fail is starting `go` in it, which reads as
+    // "install Go".
+    if let Some(problem) = cli.dir.as_deref().and_then(dir_problem) {
+        eprintln!("{} {problem}", console::style("error:").red().bold());
+        return ExitCode::from(2);
+    }
     let dir = cli.dir.clone().unwrap_or_else(|| cwd.clone());
     // The only place kiln reads its environment: everything below gets these values as data.
     let env = Env::resolve(cwd, |name| std::env::var_os(name)).with_process(std::env::vars());
@@ -114,5 +120,19 @@ fn main() -> ExitCode {
             eprintln!("{} {e:#}", console::style("error:").red().bold());
             ExitCode::from(2)
         }
+    }
+}
+
+/// Why `-C DIR` cannot be used, if it cannot.
+fn dir_problem(dir: &std::path::Path) -> Option<String> {
+    let hint =
+        "hint: -C (--dir) names an existing directory to run in, relative to the current directory";
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some(format!("-C {}: not a directory\n{hint}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("-C {}: no such directory\n{hint}", dir.display()))
+        }
+        Err(e) => Some(format!("-C {}: {e}\n{hint}", dir.display())),
     }
 }

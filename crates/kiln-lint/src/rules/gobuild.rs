@@ -1,7 +1,7 @@
 //! Rules about `go build` invocations: where they run, with which environment and flags.
 
 use super::Ctx;
-use crate::ast::{Args, Dockerfile, Instruction, Stage};
+use crate::ast::{Args, Dockerfile, Instruction};
 use crate::parser::{arg_pairs, env_pairs};
 use crate::shell::{commands, split_words};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,8 +25,8 @@ pub(crate) struct GoBuild {
     pub vendor: bool,
     /// GOCACHE if set explicitly (ENV, ARG, export or prefix assignment).
     pub gocache: Option<String>,
-    /// Targets of `--mount=type=cache` on the RUN.
-    pub cache_targets: Vec<String>,
+    /// Whether a `--mount=type=cache` of the RUN targets the GOCACHE in effect (or the default).
+    pub gocache_mounted: bool,
 }
 
 /// The scripts a RUN executes: its shell text and, when the command is a heredoc fed to a shell,
@@ -71,60 +71,86 @@ pub(crate) fn cache_targets(ins: &Instruction) -> Vec<String> {
         .collect()
 }
 
-/// The environment a stage's instructions see before `upto`: ENV and ARG defaults through the
-/// stage lineage (parents first).
-fn stage_env(df: &Dockerfile, stage: &Stage, upto: usize) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    let mut chain = df.lineage(stage);
-    chain.reverse();
-    for s in chain {
-        for ins in df.stage_instructions(s) {
-            if s.index == stage.index
-                && ins.span.start_line >= df.instructions[upto].span.start_line
-            {
-                break;
-            }
-            let text = ins.args.text();
-            match ins.keyword.as_str() {
-                "ENV" => {
-                    for (k, v) in env_pairs(&text).unwrap_or_default() {
-                        env.insert(k, v);
-                    }
-                }
-                "ARG" => {
-                    for (k, v) in arg_pairs(&text).unwrap_or_default() {
-                        let v = v.or_else(|| df.global_args.get(&k).cloned().flatten());
-                        if let Some(v) = v {
-                            env.insert(k, v);
-                        }
-                    }
-                }
-                _ => {}
+/// The variables the build rules read. Only these are tracked through ENV, ARG, `export` and
+/// prefix assignments: copying every variable into every RUN's environment made a file with many
+/// ENV and RUN lines quadratic.
+const TRACKED: &[&str] = &["CGO_ENABLED", "GOCACHE", "GOFLAGS"];
+
+/// The tracked part of an environment.
+type Env = BTreeMap<String, String>;
+
+fn set_tracked(env: &mut Env, k: &str, v: &str) {
+    if TRACKED.contains(&k) {
+        env.insert(k.to_string(), v.to_string());
+    }
+}
+
+/// Applies an ENV or ARG instruction (ARG without a value takes the global default).
+fn apply_env_instruction(df: &Dockerfile, ins: &Instruction, env: &mut Env) {
+    match ins.keyword.as_str() {
+        "ENV" => {
+            for (k, v) in env_pairs(&ins.args.text()).unwrap_or_default() {
+                set_tracked(env, &k, &v);
             }
         }
+        "ARG" => {
+            for (k, v) in arg_pairs(&ins.args.text()).unwrap_or_default() {
+                let v = v.or_else(|| df.global_args.get(&k).cloned().flatten());
+                if let Some(v) = v {
+                    set_tracked(env, &k, &v);
+                }
+            }
+        }
+        _ => {}
     }
-    env
 }
 
 /// Finds every `go build` / `go install` in every stage.
+///
+/// The environment is carried forward instruction by instruction, and a stage starts from the
+/// environment its parent stage ended with, so every instruction is looked at once.
 pub(crate) fn find_builds(df: &Dockerfile) -> Vec<GoBuild> {
     let mut out = vec![];
+    // Parents always come earlier in the file, so their end state is known when a child starts.
+    let mut end_env: Vec<Env> = Vec::with_capacity(df.stages.len());
     for stage in &df.stages {
+        let mut env = stage
+            .parent_stage
+            .and_then(|p| end_env.get(p))
+            .cloned()
+            .unwrap_or_default();
         for &idx in &stage.instructions {
+            crate::work::tick(1);
             let ins = &df.instructions[idx];
             if ins.keyword != "RUN" {
+                apply_env_instruction(df, ins, &mut env);
                 continue;
             }
-            let base_env = stage_env(df, stage, idx);
+            let mounts: BTreeSet<String> = cache_targets(ins).into_iter().collect();
             for script in run_scripts(ins) {
-                let mut env = base_env.clone();
+                let mut script_env = env.clone();
                 for words in commands(&script) {
-                    scan_command(&words, &mut env, ins, idx, stage.index, &mut out);
+                    crate::work::tick(1);
+                    let found = Found {
+                        idx,
+                        stage: stage.index,
+                        mounts: &mounts,
+                    };
+                    scan_command(&words, &mut script_env, &found, &mut out);
                 }
             }
         }
+        end_env.push(env);
     }
     out
+}
+
+/// Where a command was found.
+struct Found<'a> {
+    idx: usize,
+    stage: usize,
+    /// Targets of the RUN's cache mounts.
+    mounts: &'a BTreeSet<String>,
 }
 
 fn is_assignment(w: &str) -> bool {
@@ -133,28 +159,21 @@ fn is_assignment(w: &str) -> bool {
     })
 }
 
-fn scan_command(
-    words: &[String],
-    env: &mut BTreeMap<String, String>,
-    ins: &Instruction,
-    idx: usize,
-    stage: usize,
-    out: &mut Vec<GoBuild>,
-) {
+fn scan_command(words: &[String], env: &mut Env, at: &Found<'_>, out: &mut Vec<GoBuild>) {
     let mut local = env.clone();
     let mut i = 0;
     // `export A=1` lasts for the rest of the script; `A=1 cmd` and `env A=1 cmd` for one command.
     if words.first().map(String::as_str) == Some("export") {
         for w in &words[1..] {
             if let Some((k, v)) = w.split_once('=') {
-                env.insert(k.to_string(), v.to_string());
+                set_tracked(env, k, v);
             }
         }
         return;
     }
     while i < words.len() && (is_assignment(&words[i]) || words[i] == "env") {
         if let Some((k, v)) = words[i].split_once('=') {
-            local.insert(k.to_string(), v.to_string());
+            set_tracked(&mut local, k, v);
         }
         i += 1;
     }
@@ -171,7 +190,7 @@ fn scan_command(
     if cmd[1] == "env" && cmd.get(2).map(String::as_str) == Some("-w") {
         for w in &cmd[3..] {
             if let Some((k, v)) = w.split_once('=') {
-                env.insert(k.to_string(), v.to_string());
+                set_tracked(env, k, v);
             }
         }
         return;
@@ -179,12 +198,17 @@ fn scan_command(
     if cmd[1] != "build" && cmd[1] != "install" {
         return;
     }
+    let gocache = local.get("GOCACHE").cloned();
+    let cache_dir = gocache
+        .as_deref()
+        .unwrap_or(DEFAULT_GOCACHE)
+        .trim_end_matches('/');
     let mut b = GoBuild {
-        ins: idx,
-        stage,
+        ins: at.idx,
+        stage: at.stage,
         cgo_disabled: local.get("CGO_ENABLED").map(String::as_str) == Some("0"),
-        gocache: local.get("GOCACHE").cloned(),
-        cache_targets: cache_targets(ins),
+        gocache_mounted: at.mounts.contains(cache_dir),
+        gocache,
         ..GoBuild::default()
     };
     if let Some(goflags) = local.get("GOFLAGS") {
@@ -268,6 +292,13 @@ fn apply_ldflags(value: &str, b: &mut GoBuild) {
 /// Stages whose contents reach the final image: the final stage, its parents, and stages it
 /// copies from (transitively).
 fn shipped_stages(df: &Dockerfile) -> BTreeSet<usize> {
+    // The first stage of a name wins, as in `FROM <name>` resolution.
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &df.stages {
+        if let Some(n) = s.name.as_deref() {
+            by_name.entry(n).or_insert(s.index);
+        }
+    }
     let mut seen = BTreeSet::new();
     let mut todo: Vec<usize> = df.final_stage().map(|s| s.index).into_iter().collect();
     while let Some(i) = todo.pop() {
@@ -279,18 +310,30 @@ fn shipped_stages(df: &Dockerfile) -> BTreeSet<usize> {
             todo.push(p);
         }
         for ins in df.stage_instructions(stage) {
+            crate::work::tick(1);
             if let Some(from) = ins.flag("from") {
                 let from = from.to_ascii_lowercase();
-                let hit = df
-                    .stages
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(from.as_str()))
+                let hit = by_name
+                    .get(from.as_str())
+                    .copied()
                     .or_else(|| from.parse::<usize>().ok().filter(|&n| n < df.stages.len()));
                 todo.extend(hit);
             }
         }
     }
     seen
+}
+
+/// A command for a message: at most 80 characters.
+fn shorten(cmd: &str) -> String {
+    if cmd.len() > 80 {
+        format!(
+            "{}...",
+            &cmd[..cmd.char_indices().nth(77).map_or(cmd.len(), |(i, _)| i)]
+        )
+    } else {
+        cmd.to_string()
+    }
 }
 
 /// Whether an image has no C library that a cgo binary could use.
@@ -306,15 +349,23 @@ pub(crate) fn needs_static(name: &str) -> bool {
 /// KL002: source copied before go.mod / go mod download.
 pub(crate) fn source_before_mod(ctx: &mut Ctx<'_>, builds: &[GoBuild]) {
     let df = ctx.df;
+    // Per stage: does it build, and is every build vendored.
+    let mut builds_in: BTreeMap<usize, bool> = BTreeMap::new();
+    for b in builds {
+        let all_vendor = builds_in.entry(b.stage).or_insert(true);
+        *all_vendor &= b.vendor;
+    }
     for stage in &df.stages {
-        let stage_builds: Vec<&GoBuild> =
-            builds.iter().filter(|b| b.stage == stage.index).collect();
-        if stage_builds.is_empty() || stage_builds.iter().all(|b| b.vendor) {
+        if builds_in
+            .get(&stage.index)
+            .is_none_or(|&all_vendor| all_vendor)
+        {
             continue;
         }
         let mut mod_copied = false;
         let mut broad_copy: Option<usize> = None;
         for &idx in &stage.instructions {
+            crate::work::tick(1);
             let ins = &df.instructions[idx];
             match ins.keyword.as_str() {
                 "COPY" | "ADD" if ins.flag("from").is_none() => {
@@ -369,16 +420,18 @@ pub(crate) fn build_flags(ctx: &mut Ctx<'_>, builds: &[GoBuild]) {
     let shipped = shipped_stages(df);
     let final_image = df.final_stage().map(|s| df.root_image(s));
     let static_final = final_image.as_ref().is_some_and(|i| needs_static(&i.name));
+    // One RUN can hold many builds: shorten its text once, not once per build.
+    let mut shown: Option<(usize, String)> = None;
     for b in builds {
+        crate::work::tick(1);
         let ships = shipped.contains(&b.stage);
-        let cmd = df.instructions[b.ins].args.text();
-        let cmd = if cmd.len() > 80 {
-            format!(
-                "{}...",
-                &cmd[..cmd.char_indices().nth(77).map_or(cmd.len(), |(i, _)| i)]
-            )
-        } else {
-            cmd
+        let cmd = match &shown {
+            Some((i, c)) if *i == b.ins => c.clone(),
+            _ => {
+                let c = shorten(&df.instructions[b.ins].args.text());
+                shown = Some((b.ins, c.clone()));
+                c
+            }
         };
         if ships && static_final && !b.cgo_disabled && !b.static_extld {
             let base = final_image
@@ -405,15 +458,7 @@ pub(crate) fn build_flags(ctx: &mut Ctx<'_>, builds: &[GoBuild]) {
             ctx.at("KL006", b.ins, "`go build -a` rebuilds every package including the standard library on every build and defeats the build cache; it was once used to force static builds but CGO_ENABLED=0 is enough".to_string(),
                 "remove -a; use CGO_ENABLED=0 for a static binary");
         }
-        let gocache = b.gocache.clone().or_else(|| {
-            let stage = &df.stages[b.stage];
-            stage_env(df, stage, b.ins).get("GOCACHE").cloned()
-        });
-        let target = gocache
-            .as_deref()
-            .unwrap_or(DEFAULT_GOCACHE)
-            .trim_end_matches('/');
-        let mounted = b.cache_targets.iter().any(|t| t == target);
+        let (gocache, mounted) = (&b.gocache, b.gocache_mounted);
         if gocache.is_none() || !mounted {
             let what = match (gocache.is_some(), mounted) {
                 (false, false) => "no cache mount for the Go build cache and GOCACHE is not set",

@@ -144,16 +144,17 @@ pub(crate) fn package_cache(ctx: &mut Ctx<'_>) {
         }
         let mounts = cache_targets(ins);
         let scripts = run_scripts(ins);
-        let all = scripts.join("\n");
+        // Searched once per RUN, not once per command: a RUN can hold many commands.
+        let cleans_apk = scripts.iter().any(|s| s.contains("/var/cache/apk"))
+            || mounts.iter().any(|m| m.starts_with("/var/cache/apk"));
+        let cleans_apt = scripts.iter().any(|s| s.contains("/var/lib/apt/lists"))
+            || mounts.iter().any(|m| m.starts_with("/var/lib/apt"));
         for script in &scripts {
             for c in commands(script) {
+                crate::work::tick(1);
                 let words: Vec<&str> = c.iter().map(String::as_str).collect();
                 let apk_add = words.windows(2).any(|w| w == ["apk", "add"]);
-                if apk_add
-                    && !words.contains(&"--no-cache")
-                    && !all.contains("/var/cache/apk")
-                    && !mounts.iter().any(|m| m.starts_with("/var/cache/apk"))
-                {
+                if apk_add && !words.contains(&"--no-cache") && !cleans_apk {
                     ctx.at("KL011", idx, "`apk add` without --no-cache leaves the package index in /var/cache/apk in the shipped image".to_string(),
                         "use `apk add --no-cache ...`");
                 }
@@ -165,9 +166,7 @@ pub(crate) fn package_cache(ctx: &mut Ctx<'_>) {
                     if !words.contains(&"--no-install-recommends") {
                         missing.push("--no-install-recommends");
                     }
-                    if !all.contains("/var/lib/apt/lists")
-                        && !mounts.iter().any(|m| m.starts_with("/var/lib/apt"))
-                    {
+                    if !cleans_apt {
                         missing.push("`rm -rf /var/lib/apt/lists/*`");
                     }
                     if !missing.is_empty() {
@@ -199,6 +198,7 @@ const SECRET_WORDS: &[&str] = &[
 pub(crate) fn secrets(ctx: &mut Ctx<'_>) {
     let df = ctx.df;
     for (idx, ins) in df.instructions.iter().enumerate() {
+        crate::work::tick(1);
         let names: Vec<String> = match ins.keyword.as_str() {
             "ENV" => env_pairs(&ins.args.text())
                 .unwrap_or_default()

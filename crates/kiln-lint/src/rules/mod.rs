@@ -6,6 +6,7 @@ mod image;
 use crate::ast::{Dockerfile, Instruction};
 use crate::dockerignore::DockerIgnore;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How serious a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -185,11 +186,25 @@ pub(crate) fn run(df: &Dockerfile, ignore: &ContextIgnore) -> Vec<Hit> {
     image::package_cache(&mut ctx);
     image::secrets(&mut ctx);
     let mut hits = ctx.hits;
+    // As sets: an ignore list can be as long as the file, and every finding is checked against it.
+    let file_wide: BTreeSet<&str> = df.ignored_rules_file.iter().map(String::as_str).collect();
+    let mut per_instruction: BTreeMap<usize, BTreeSet<&str>> = BTreeMap::new();
     hits.retain(|h| {
-        !df.ignored_rules_file.iter().any(|r| r == h.rule)
-            && !h
-                .instruction
-                .is_some_and(|i| df.instructions[i].ignored_rules.iter().any(|r| r == h.rule))
+        crate::work::tick(1);
+        if file_wide.contains(h.rule) {
+            return false;
+        }
+        let Some(i) = h.instruction else { return true };
+        !per_instruction
+            .entry(i)
+            .or_insert_with(|| {
+                df.instructions[i]
+                    .ignored_rules
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            })
+            .contains(h.rule)
     });
     hits.sort_by(|a, b| (a.line, a.rule).cmp(&(b.line, b.rule)));
     hits

@@ -69,10 +69,21 @@ fn slash(p: &Path) -> String {
 fn services(plan: &Plan) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
     for t in &plan.targets {
-        if out.iter().any(|s| s.spec.name == t.service) {
+        // Names become file names (`<service>.service`): only checked ones (a target whose
+        // derived name fails the check is reported by `kiln build`).
+        if out.iter().any(|s| s.spec.name == t.service)
+            || kiln_config::check_service_name(&t.service).is_err()
+        {
             continue;
         }
-        let Some(pkg) = plan.contexts[t.context].graph.packages.get(&t.package) else {
+        // A package go refuses by its import path has no name and no directory: nothing to
+        // generate for (the build reports it as a failed target).
+        let Some(pkg) = plan.contexts[t.context]
+            .graph
+            .packages
+            .get(&t.package)
+            .filter(|p| !p.name.is_empty())
+        else {
             continue;
         };
         let root = &plan.project.root;

@@ -67,6 +67,19 @@ pub fn run(dir: &Path, env: &Env, args: InitArgs, ui: Ui) -> Result<ExitCode> {
         if !seen.insert(t.service.clone()) {
             continue;
         }
+        // A package go refuses (or whose name cannot be a service) cannot get a section; say why
+        // instead of writing a kiln.toml that does not load.
+        if let Err(why) = kiln_config::check_service_name(&t.service) {
+            let reason = t.problem.as_deref().and_then(|p| p.lines().next());
+            let _ = writeln!(
+                text,
+                "\n# {}: no section: {}",
+                t.package,
+                reason.unwrap_or(&why)
+            );
+            seen.remove(&t.service);
+            continue;
+        }
         let rel = p.contexts[t.context]
             .graph
             .packages
