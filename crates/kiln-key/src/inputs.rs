@@ -398,6 +398,25 @@ pub(crate) mod tests {
         );
     }
     #[test]
+    fn encoding_is_pinned() {
+        // The canonical bytes of a known input. If this changes, old cache entries would be read
+        // with a new meaning: bump KEY_VERSION together with the expected text.
+        let mut k = base();
+        k.toolchain.driver.clear();
+        k.toolchain.tools.clear();
+        k.toolchain.goroot_files.clear();
+        k.packages.clear();
+        k.files.clear();
+        let text = String::from_utf8(k.canonical()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{{\"kiln_action_key\":{KEY_VERSION},\"inputs\":{{\"toolchain\":{{\"version\":\"go1.26.8\",\"driver\":{{}},\"tools\":{{}},\"goroot_files\":{{}}}},\"platform\":\"linux/amd64\",\"main_package\":\"example.com/m/cmd/api\",\"args\":[\"-trimpath\",\"-ldflags=-s -w -buildid=\"],\"env\":{{\"CGO_ENABLED\":\"0\"}},\"packages\":{{}},\"files\":{{}},\"vcs\":null,\"paths\":null,\"c_toolchain\":null}}}}"
+            )
+        );
+    }
+
+    #[test]
     fn every_field_reaches_the_encoding() {
         // Guards the "complete by construction" claim: each top-level field name appears in the
         // canonical bytes, so none is skipped by serde attributes.

@@ -612,6 +612,62 @@ fn relative(path: &Path, root: &Path) -> String {
 mod tests {
     use super::*;
 
+    fn project(root: &Path) -> Project {
+        let goroot = root.join("goroot");
+        let tools = goroot.join("pkg/tool/linux_amd64");
+        std::fs::create_dir_all(&tools).unwrap();
+        std::fs::create_dir_all(goroot.join("bin")).unwrap();
+        std::fs::create_dir_all(goroot.join("pkg/include")).unwrap();
+        std::fs::write(tools.join("compile"), "compile v1").unwrap();
+        std::fs::write(tools.join("link"), "link v1").unwrap();
+        std::fs::write(goroot.join("bin/go"), "go v1").unwrap();
+        std::fs::write(goroot.join("pkg/include/textflag.h"), "#define NOSPLIT 4").unwrap();
+        Project {
+            root: root.to_path_buf(),
+            env: kiln_discover::GoEnv {
+                go: goroot.join("bin/go"),
+                version: "go1.26.8".into(),
+                goroot,
+                gomodcache: root.join("modcache"),
+                gomod: None,
+                gowork: None,
+                vars: BTreeMap::from([("GOTOOLDIR".to_string(), tools.display().to_string())]),
+            },
+        }
+    }
+
+    #[test]
+    fn toolchain_is_hashed_by_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = project(d.path());
+        let env = BTreeMap::new();
+        let (a, files) = toolchain(&p, &env, &FileHasher::new()).unwrap();
+        assert_eq!(
+            a.tools.keys().collect::<Vec<_>>(),
+            ["compile", "link"],
+            "every file of GOTOOLDIR"
+        );
+        assert!(a.goroot_files["pkg/include/textflag.h"].is_some());
+        assert!(files.iter().any(|f| f.ends_with("compile")));
+        let tools = p.env.goroot.join("pkg/tool/linux_amd64");
+        // Same version string, patched compiler: a different toolchain.
+        std::fs::write(tools.join("compile"), "compile v2").unwrap();
+        let (b, _) = toolchain(&p, &env, &FileHasher::new()).unwrap();
+        assert_ne!(a, b);
+        // A new tool appearing counts too.
+        std::fs::write(tools.join("asm"), "asm").unwrap();
+        let (c, _) = toolchain(&p, &env, &FileHasher::new()).unwrap();
+        assert_ne!(b, c);
+        // So does an assembly header.
+        std::fs::write(
+            p.env.goroot.join("pkg/include/textflag.h"),
+            "#define NOSPLIT 5",
+        )
+        .unwrap();
+        let (e, _) = toolchain(&p, &env, &FileHasher::new()).unwrap();
+        assert_ne!(c, e);
+    }
+
     #[test]
     fn relative_paths_use_slashes() {
         assert_eq!(
