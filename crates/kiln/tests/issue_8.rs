@@ -849,3 +849,31 @@ fn issue_8_cgo_compiler_on_path() {
     let reference = cgo_reference(&repo, &mut env);
     assert_rebuilt(&first, &second, &reference, Some("value 2"));
 }
+
+/// A build flag whose inputs kiln cannot hash (`-pkgdir` reads compiled packages from a directory)
+/// makes the target uncacheable: it builds every time, is never stored, and says why.
+#[test]
+fn issue_8_unhashable_goflag_is_uncacheable() {
+    let repo = Repo::new();
+    repo.write("go.mod", "module example.com/pkgdir\n\ngo 1.22\n")
+        .write(
+            "cmd/app/main.go",
+            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app\") }\n",
+        );
+    let pkgdir = tempfile::tempdir().expect("tempdir");
+    let mut env = GoEnv::new();
+    env.set("GOFLAGS", format!("-pkgdir={}", pkgdir.path().display()));
+    for run in 0..2 {
+        let r = repo.build_json_env(repo.path(), &["--platform", "linux/amd64"], &env);
+        let t = &targets(&r)[0];
+        assert_eq!(
+            t["cached"], false,
+            "run {run}: an uncacheable target was a hit: {t:#}"
+        );
+        let note = t["not_cached"].as_str().unwrap_or_default();
+        assert!(note.contains("-pkgdir"), "run {run}: note {note:?}");
+    }
+    let stats = repo.kiln(&["cache", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats json");
+    assert_eq!(stats["actions"], 0, "nothing stored: {stats:#}");
+}
