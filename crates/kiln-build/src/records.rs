@@ -151,7 +151,7 @@ pub(crate) fn prune_cgo_gocaches(dir: &Path) {
             (modified, e.path())
         })
         .collect();
-    caches.sort_by(|a, b| b.0.cmp(&a.0));
+    caches.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, old) in caches.into_iter().skip(CGO_GOCACHES_KEPT) {
         // Best effort: go may be using it in another kiln; the next run tries again.
         let _ = fs::remove_dir_all(old);

@@ -88,6 +88,7 @@ impl Fixture {
         }
         let graph = PackageGraph {
             mains: targets.iter().map(|t| t.package.clone()).collect(),
+            unloadable: Default::default(),
             packages,
         };
         let env = GoEnv {

@@ -391,7 +391,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod disk_full_tests {
     use super::*;
 
     /// `/dev/full` fails every write with ENOSPC, as a full disk does.
