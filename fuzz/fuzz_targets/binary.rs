@@ -53,6 +53,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(info) = GoBuildInfo::from_modinfo("go1.26.8", data) {
         let _ = info.to_string();
-        let _ = (info.cgo_enabled(), info.goos(), info.goarch(), info.trimpath());
+        let _ = (
+            info.cgo_enabled(),
+            info.goos(),
+            info.goarch(),
+            info.trimpath(),
+        );
     }
 });

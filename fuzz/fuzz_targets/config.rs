@@ -60,7 +60,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        if let Some(package) = cfg.services.get(*service).and_then(|s| s.package.as_deref()) {
+        if let Some(package) = cfg
+            .services
+            .get(*service)
+            .and_then(|s| s.package.as_deref())
+        {
             let _ = cfg.service_for_package(package, package);
         }
     }

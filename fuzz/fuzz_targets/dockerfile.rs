@@ -28,7 +28,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = expand(text, '`', &lookup);
     if let Ok(ignore) = DockerIgnore::parse(text) {
         let _ = ignore.patterns();
-        for path in ["go.mod", "cmd/api/main.go", ".git/config", "a/b/../c", "/x", ""] {
+        for path in [
+            "go.mod",
+            "cmd/api/main.go",
+            ".git/config",
+            "a/b/../c",
+            "/x",
+            "",
+        ] {
             let _ = ignore.is_excluded(path);
         }
         for line in text.lines().take(8) {

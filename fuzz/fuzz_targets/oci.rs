@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
         "linux/arm/v7".parse().expect("platform"),
         "linux/arm64".parse().expect("platform"),
     ];
-    for media_type in [media::OCI_INDEX, media::DOCKER_MANIFEST_LIST, media::OCI_MANIFEST] {
+    for media_type in [
+        media::OCI_INDEX,
+        media::DOCKER_MANIFEST_LIST,
+        media::OCI_MANIFEST,
+    ] {
         let pulled = PulledManifest {
             media_type: media_type.to_string(),
             digest: Digest::of_bytes(data),
