@@ -54,7 +54,12 @@ pub fn render(text: &str, vars: &TemplateVars) -> Result<String, TemplateError> 
             });
         };
         let name = after[..end].trim();
-        let short = &vars.commit[..vars.commit.len().min(7)];
+        // Seven characters, not bytes: a byte cut could split a character of an odd value.
+        let short = vars
+            .commit
+            .char_indices()
+            .nth(7)
+            .map_or(vars.commit.as_str(), |(end, _)| &vars.commit[..end]);
         let value = match name {
             ".Version" => vars.version.as_str(),
             ".Commit" | ".FullCommit" => vars.commit.as_str(),

@@ -1,0 +1,5 @@
+FROM golang:1.26@sha256:0000000000000000000000000000000000000000000000000000000000000001 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+COPY . .
+RUN go mod download && CGO_ENABLED=0 go build -o /app .

@@ -1,0 +1,4 @@
+FROM golang:1.26@sha256:0000000000000000000000000000000000000000000000000000000000000001 AS build
+RUN --mount=type=cache,target=/root/.cache/go-build CGO_ENABLED=0 go build -o /app .
+FROM gcr.io/distroless/static-debian12@sha256:0000000000000000000000000000000000000000000000000000000000000001
+COPY --from=build /app /app
