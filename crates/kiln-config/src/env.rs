@@ -258,7 +258,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
-        Env::resolve(PathBuf::from("/work/repo"), |k| map.get(k).cloned())
+        Env::resolve(PathBuf::from("/src/repo"), |k| map.get(k).cloned())
     }
 
     #[test]
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(e.password, None);
         assert!(!e.no_color);
         assert_eq!(e.source_date_epoch().unwrap(), None);
-        assert_eq!(e, Env::empty("/work/repo"));
+        assert_eq!(e, Env::empty("/src/repo"));
     }
 
     #[test]
@@ -405,10 +405,10 @@ mod tests {
     fn display_path_is_relative_below_cwd() {
         let e = env(&[]);
         assert_eq!(
-            e.display_path(Path::new("/work/repo/dist/kiln-build.json")),
+            e.display_path(Path::new("/src/repo/dist/kiln-build.json")),
             "dist/kiln-build.json"
         );
         assert_eq!(e.display_path(Path::new("/elsewhere/x")), "/elsewhere/x");
-        assert_eq!(e.display_path(Path::new("/work/repo")), "/work/repo");
+        assert_eq!(e.display_path(Path::new("/src/repo")), "/src/repo");
     }
 }
