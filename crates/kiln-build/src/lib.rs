@@ -19,4 +19,4 @@ mod report;
 mod tests;
 
 pub use pipeline::{build, BuildError, BuildOptions, GroupMode, NoReporter, Reporter};
-pub use report::{write_manifest, BuildReport, TargetResult, MANIFEST_FILE};
+pub use report::{write_manifest, BuildReport, GoLists, TargetResult, MANIFEST_FILE};

@@ -9,9 +9,9 @@ use kiln_key::explain::{differences, ExplainRecord};
 use kiln_key::{ActionKey, FileHasher, GoCommand, KeyContext, Prepared};
 use kiln_plan::{Plan, Target};
 use kiln_types::Digest;
-use kiln_verify::{check, inspect_file, Expectation, Linkage, Severity};
+use kiln_verify::{check, inspect_file, inspect_file_known, Expectation, Linkage, Severity};
 
-use crate::records::{Records, Scratch};
+use crate::records::{Placed, Records, Scratch};
 use crate::report::{display_path, BuildReport, TargetResult};
 
 /// Why the pipeline as a whole could not run (single target failures are in the report).
@@ -121,6 +121,7 @@ pub fn build(
         None => FileHasher::new(),
     };
     let records = opts.key_dir.as_ref().map(|d| Records::new(d.clone()));
+    let placed = Placed::load(opts.key_dir.as_ref().map(|d| d.join("placed.json")));
     let mut ctx = KeyContext::new(
         &plan.project,
         &opts.process_env,
@@ -169,7 +170,18 @@ pub fn build(
         let key = prepared.key;
         let mut expect = None;
         if opts.use_cache && prepared.uncacheable.is_none() {
-            if let Some((mut r, digest)) = restore(plan, t, &key, storage, opts, reporter, t0) {
+            if let Some((mut r, digest)) = restore(
+                plan,
+                t,
+                &key,
+                &Restore {
+                    storage,
+                    opts,
+                    placed: &placed,
+                    reporter,
+                },
+                t0,
+            ) {
                 if let Some(rec) = &records {
                     // Entries written by another machine or an older kiln have no record yet.
                     let _ = rec.remember(t, &key, || ExplainRecord::from(&prepared));
@@ -214,6 +226,7 @@ pub fn build(
         reporter,
         hasher: &hasher,
         records: records.as_ref(),
+        placed: &placed,
         changed_warned: &changed_warned,
     };
     // Checking, storing, placing and verifying happen in the worker right after its compile, so
@@ -244,6 +257,11 @@ pub fn build(
         reporter.finished(&r);
         results[index] = Some(r);
     }
+    if let Err(e) = placed.save() {
+        reporter.warn(&format!(
+            "cannot save the record of placed binaries (the next run re-reads them): {e}"
+        ));
+    }
     if let Err(e) = hasher.save() {
         reporter.warn(&format!(
             "cannot save the stat cache (the next run re-reads every input): {e}"
@@ -259,6 +277,10 @@ pub fn build(
         cache_hits: hits + verified_count,
         cache_misses: miss_count,
         go_invocations: invocations.into_inner().unwrap_or(0),
+        go_lists: crate::report::GoLists {
+            total: plan.lists_cached.1,
+            cached: plan.lists_cached.0,
+        },
         cache_verified: verified_count,
         duration_ms: start.elapsed().as_millis() as u64,
     })
@@ -303,15 +325,27 @@ fn dest_path(opts: &BuildOptions, t: &Target) -> PathBuf {
         .join(&t.binary)
 }
 
+/// What restoring a hit needs besides the target.
+struct Restore<'a> {
+    storage: &'a dyn Storage,
+    opts: &'a BuildOptions,
+    placed: &'a Placed,
+    reporter: &'a dyn Reporter,
+}
+
 fn restore(
     plan: &Plan,
     t: &Target,
     key: &ActionKey,
-    storage: &dyn Storage,
-    opts: &BuildOptions,
-    reporter: &dyn Reporter,
+    with: &Restore<'_>,
     t0: Instant,
 ) -> Option<(TargetResult, Digest)> {
+    let Restore {
+        storage,
+        opts,
+        placed,
+        reporter,
+    } = *with;
     let record = match storage.get_action(key) {
         Ok(r) => r?,
         Err(e) => {
@@ -321,15 +355,25 @@ fn restore(
     };
     let out = record.outputs.iter().find(|o| o.name == t.binary)?;
     let dest = dest_path(opts, t);
-    match storage.get_blob(&out.digest, &dest) {
-        Ok(true) => {}
-        Ok(false) => return None,
-        Err(e) => {
-            reporter.warn(&format!("cache read failed, building {}: {e}", t.label()));
-            return None;
+    // A no-op rebuild finds the binary already in place: proven by its recorded stamp, or else by
+    // hashing it, which is still cheaper than writing it again.
+    let in_place = placed.holds(&dest, &out.digest)
+        || (std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == out.size)
+            && std::fs::File::open(&dest)
+                .and_then(|f| Digest::of_reader(std::io::BufReader::new(f)))
+                .is_ok_and(|(d, _)| d == out.digest));
+    if !in_place {
+        match storage.get_blob(&out.digest, &dest) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                reporter.warn(&format!("cache read failed, building {}: {e}", t.label()));
+                return None;
+            }
         }
     }
     set_executable(&dest);
+    placed.record(&dest, &out.digest);
     let digest = out.digest;
     Some((
         verified(
@@ -338,8 +382,11 @@ fn restore(
             t,
             key,
             &dest,
-            true,
-            t0.elapsed().as_millis().max(1) as u64,
+            Placement {
+                cached: true,
+                known: Some((digest, out.size)),
+                ms: t0.elapsed().as_millis().max(1) as u64,
+            },
         ),
         digest,
     ))
@@ -455,6 +502,7 @@ struct Finish<'a> {
     reporter: &'a dyn Reporter,
     hasher: &'a FileHasher,
     records: Option<&'a Records>,
+    placed: &'a Placed,
     changed_warned: &'a Mutex<bool>,
 }
 
@@ -498,15 +546,23 @@ impl Finish<'_> {
             path: dest.clone(),
             source,
         })?;
+        // The same mode as a restored binary, whatever the umask go ran with.
+        set_executable(&dest);
         let mut r = verified(
             &self.opts.display_base,
             self.plan,
             t,
             key,
             &dest,
-            p.expect.is_some(),
-            ms,
+            Placement {
+                cached: p.expect.is_some(),
+                known: None,
+                ms,
+            },
         );
+        if let Some(d) = r.sha256 {
+            self.placed.record(&dest, &d);
+        }
         r.not_cached = not_cached;
         if let Some(e) = verify_error {
             r.error = Some(e);
@@ -590,6 +646,10 @@ impl Finish<'_> {
 fn set_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     // Best effort: a restored binary that is not executable still verifies; the user sees mode.
+    // Only when needed: a chmod changes the file's ctime, which would void its placed record.
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o755) {
+        return;
+    }
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
 }
 
@@ -627,6 +687,16 @@ fn failed(plan: &Plan, t: &Target, key: Option<&ActionKey>, error: String) -> Ta
     }
 }
 
+/// How a binary came to be at its destination.
+struct Placement {
+    /// Restored from the cache (or a verified hit).
+    cached: bool,
+    /// Its digest and size when already verified (a restore), so it is not read again.
+    known: Option<(Digest, u64)>,
+    /// Time spent.
+    ms: u64,
+}
+
 /// Inspects the binary at `dest` and checks it against what the target promised.
 fn verified(
     base: &Path,
@@ -634,14 +704,18 @@ fn verified(
     t: &Target,
     key: &ActionKey,
     dest: &Path,
-    cached: bool,
-    ms: u64,
+    how: Placement,
 ) -> TargetResult {
+    let Placement { cached, known, ms } = how;
     let mut r = base_result(plan, t, Some(key));
     r.cached = cached;
     r.duration_ms = ms;
     r.path = Some(display_path(dest, base));
-    let report = match inspect_file(dest) {
+    let inspected = match known {
+        Some((digest, size)) => inspect_file_known(dest, digest, size),
+        None => inspect_file(dest),
+    };
+    let report = match inspected {
         Ok(rep) => rep,
         Err(e) => {
             r.error = Some(format!("cannot verify {}: {e}", dest.display()));

@@ -85,11 +85,22 @@ pub struct BuildReport {
     pub cache_misses: usize,
     /// `go build` invocations run.
     pub go_invocations: usize,
+    /// `go list` answers the plan needed, and how many of them came from the list cache.
+    pub go_lists: GoLists,
     /// Hits that were rebuilt and compared with the cached binary (`--verify-cache`).
     #[serde(skip_serializing_if = "is_zero")]
     pub cache_verified: usize,
     /// Wall time of the pipeline.
     pub duration_ms: u64,
+}
+
+/// `go list` answers of a plan.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct GoLists {
+    /// Answers the plan needed.
+    pub total: usize,
+    /// Answers taken from the list cache instead of running `go list`.
+    pub cached: usize,
 }
 
 impl BuildReport {

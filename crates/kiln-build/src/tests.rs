@@ -112,6 +112,7 @@ impl Fixture {
                 graph,
             }],
             vars: TemplateVars::default(),
+            lists_cached: (0, 1),
         };
         Self { dir, plan }
     }
@@ -387,4 +388,42 @@ fn source_saved_during_the_build_is_not_stored() {
         f.path("dist/api/linux_amd64/api").is_file(),
         "the binary is still placed"
     );
+}
+
+#[test]
+fn issue_8_a_binary_already_in_place_is_not_written_again() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(&["api"]);
+    let store = MemoryStore::new();
+    run(&f, &store, &executor(&["api"], "v1"), &f.options());
+    let dest = f.path("dist/api/linux_amd64/api");
+    let before = std::fs::metadata(&dest).unwrap();
+    let r = run(&f, &store, &executor(&["api"], "v1"), &f.options());
+    assert_eq!(cached(&r), [true]);
+    let after = std::fs::metadata(&dest).unwrap();
+    assert_eq!(
+        (before.ino(), before.ctime(), before.ctime_nsec()),
+        (after.ino(), after.ctime(), after.ctime_nsec()),
+        "a hit whose bytes are already in dist must leave the file alone"
+    );
+}
+
+#[test]
+fn issue_8_a_binary_edited_in_dist_is_restored_from_the_cache() {
+    let f = Fixture::new(&["api"]);
+    let store = MemoryStore::new();
+    run(&f, &store, &executor(&["api"], "v1"), &f.options());
+    let dest = f.path("dist/api/linux_amd64/api");
+    // Same size, other bytes, old mtime: only the content (or ctime) tells them apart.
+    std::fs::write(&dest, b"v9 api").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&dest)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let r = run(&f, &store, &executor(&["api"], "v1"), &f.options());
+    assert_eq!(cached(&r), [true]);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"v1 api");
 }

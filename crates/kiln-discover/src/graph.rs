@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::goenv::run_go;
+use crate::listcache::{ListCache, ListSource};
 use crate::{DiscoverError, Project};
 
 /// One `go list` question: which packages match `patterns` under this build context.
@@ -186,6 +187,16 @@ const MALFORMED_IMPORT_PATH: &str = "malformed import path";
 impl PackageGraph {
     /// Runs `go list -e -deps -json` for `req` in the project root.
     pub fn load(project: &Project, req: &ListRequest) -> Result<Self, DiscoverError> {
+        Self::load_cached(project, req, None).map(|(g, _)| g)
+    }
+
+    /// Like [`PackageGraph::load`], but answers from `cache` when everything the recorded answer
+    /// depends on is unchanged (see [`ListCache`]), and records fresh answers there.
+    pub fn load_cached(
+        project: &Project,
+        req: &ListRequest,
+        cache: Option<&ListCache>,
+    ) -> Result<(Self, ListSource), DiscoverError> {
         let mut fields = vec![
             "Dir",
             "ImportPath",
@@ -199,20 +210,43 @@ impl PackageGraph {
             "Error",
         ];
         fields.extend_from_slice(FILE_FIELDS);
-        let json_flag = format!("-json={}", fields.join(","));
-        let tags_flag = format!("-tags={}", req.tags.join(","));
-        let mut args: Vec<&str> = vec!["list", "-e", &json_flag];
+        let mut args: Vec<String> = vec![
+            "list".into(),
+            "-e".into(),
+            format!("-json={}", fields.join(",")),
+        ];
         if req.deps {
-            args.push("-deps");
+            args.push("-deps".into());
         }
         if !req.tags.is_empty() {
-            args.push(&tags_flag);
+            args.push(format!("-tags={}", req.tags.join(",")));
         }
-        args.extend(req.mod_flags.iter().map(String::as_str));
-        args.push("--");
-        args.extend(req.patterns.iter().map(String::as_str));
-        let out = run_go(&project.env.go, &project.root, &args, &req.env)?;
-        Self::parse(&out, &req.patterns, &args.join(" "))
+        args.extend(req.mod_flags.iter().cloned());
+        args.push("--".into());
+        args.extend(req.patterns.iter().cloned());
+        let shown = args.join(" ");
+        let run_dir = &project.root;
+        let key = cache.and_then(|c| {
+            c.key(project, run_dir, &args, &req.patterns, &req.env)
+                .map(|k| (c, k))
+        });
+        if let Some((c, k)) = &key {
+            if let Some(out) = c.get(k) {
+                // A recorded answer that no longer parses is a miss, not an error.
+                if let Ok(g) = Self::parse(&out, &req.patterns, &shown) {
+                    return Ok((g, ListSource::Cache));
+                }
+            }
+        }
+        let started = crate::listcache::start();
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_go(&project.env.go, run_dir, &argv, &req.env)?;
+        let graph = Self::parse(&out, &req.patterns, &shown)?;
+        if let Some((c, k)) = &key {
+            let witnesses = c.witnesses(project, run_dir, &req.patterns, &graph);
+            c.put(k, started, &out, witnesses);
+        }
+        Ok((graph, ListSource::Go))
     }
 
     fn parse(out: &[u8], patterns: &[String], args: &str) -> Result<Self, DiscoverError> {

@@ -11,9 +11,11 @@
 mod error;
 mod goenv;
 mod graph;
+mod listcache;
 mod vcs;
 
 pub use error::DiscoverError;
 pub use goenv::{GoEnv, Project};
 pub use graph::{binary_name, ListRequest, Module, Package, PackageGraph};
+pub use listcache::{ListCache, ListSource};
 pub use vcs::GitHead;

@@ -45,63 +45,8 @@ impl<'de> Deserialize<'de> for FileHash {
     }
 }
 
-/// What a file looked like when it was hashed: enough to notice any change without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    ino: u64,
-    dev: u64,
-}
-
-impl Stamp {
-    /// The stamp of `path` now; `None` when it does not exist.
-    pub fn of(path: &Path) -> std::io::Result<Option<Self>> {
-        match fs::metadata(path) {
-            Ok(m) => Ok(Some(Self::from_metadata(&m))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    #[cfg(unix)]
-    fn from_metadata(m: &fs::Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        Self {
-            size: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-            ino: m.ino(),
-            dev: m.dev(),
-        }
-    }
-
-    #[cfg(not(unix))]
-    fn from_metadata(m: &fs::Metadata) -> Self {
-        let ns = |t: std::io::Result<SystemTime>| {
-            t.ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as i128)
-        };
-        Self {
-            size: m.len(),
-            mtime_ns: ns(m.modified()),
-            // Without a change time, the creation time is the best stand-in; the racy rule still
-            // applies to mtime.
-            ctime_ns: ns(m.created()),
-            ino: 0,
-            dev: 0,
-        }
-    }
-
-    fn newest_change_ns(&self) -> i128 {
-        self.mtime_ns.max(self.ctime_ns)
-    }
-}
-
-/// Slack for filesystems with coarse timestamps (FAT: 2 s; ext4/xfs/btrfs: ns).
-const RACY_SLACK_NS: i128 = 2_000_000_000;
+pub use kiln_types::Stamp;
+use kiln_types::RACY_SLACK_NS;
 
 /// Most entries the persisted cache keeps; entries not used by the latest run go first.
 const MAX_ENTRIES: usize = 400_000;

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use kiln_config::{BuildSettings, Config, TemplateVars};
-use kiln_discover::{binary_name, ListRequest, PackageGraph, Project};
+use kiln_discover::{binary_name, ListCache, ListRequest, ListSource, PackageGraph, Project};
 use kiln_types::Platform;
 use serde::Serialize;
 
@@ -18,6 +18,9 @@ pub struct PlanRequest {
     pub vars: TemplateVars,
     /// Worker bound for the `go list` calls of distinct build contexts.
     pub jobs: usize,
+    /// Recorded `go list` answers to reuse while everything they depend on is unchanged; `None`
+    /// always runs `go list`.
+    pub list_cache: Option<ListCache>,
 }
 
 /// One (service, platform) build.
@@ -75,6 +78,8 @@ pub struct Plan {
     pub contexts: Vec<Context>,
     /// Template values used.
     pub vars: TemplateVars,
+    /// How many `go list` answers came from the list cache, of how many asked.
+    pub lists_cached: (usize, usize),
 }
 
 fn rel_dir(project: &Project, dir: &std::path::Path) -> String {
@@ -102,14 +107,17 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
     // whether a package is `main` does not depend on GOOS. Listed with cgo on because `./...`
     // silently skips a package whose files all import "C" when cgo is off, and such a command must
     // be found to be reported ("needs cgo") rather than vanish.
-    let mains = PackageGraph::load(
+    let cache = req.list_cache.as_ref();
+    let (mains, mains_source) = PackageGraph::load_cached(
         project,
         &ListRequest {
             patterns: patterns.clone(),
             env: vec![("CGO_ENABLED".into(), "1".into())],
             ..ListRequest::default()
         },
+        cache,
     )?;
+    let mut lists_cached = (usize::from(mains_source == ListSource::Cache), 1);
 
     let mut services: BTreeMap<String, String> = BTreeMap::new();
     let mut targets = Vec::new();
@@ -218,14 +226,14 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
     }
 
     let graphs = kiln_types::run_bounded(requests.clone(), req.jobs.max(1), |r| {
-        PackageGraph::load(project, &r)
+        PackageGraph::load_cached(project, &r, cache)
     });
     let mut contexts = Vec::with_capacity(graphs.len());
     for (request, graph) in requests.into_iter().zip(graphs) {
-        contexts.push(Context {
-            request,
-            graph: graph?,
-        });
+        let (graph, source) = graph?;
+        lists_cached.1 += 1;
+        lists_cached.0 += usize::from(source == ListSource::Cache);
+        contexts.push(Context { request, graph });
     }
     for t in &mut targets {
         if t.problem.is_none() {
@@ -238,6 +246,7 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
         targets,
         contexts,
         vars: req.vars.clone(),
+        lists_cached,
     })
 }
 

@@ -10,9 +10,11 @@
 mod bounded;
 mod digest;
 mod platform;
+mod stamp;
 mod time;
 
 pub use bounded::run_bounded;
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use platform::{Platform, PlatformError};
+pub use stamp::{now_ns, Stamp, RACY_SLACK_NS};
 pub use time::format_rfc3339;

@@ -43,6 +43,32 @@ pub fn inspect_file(path: &Path) -> Result<BinaryReport, VerifyError> {
     })
 }
 
+/// Inspects the binary at `path` whose content the caller has already verified to have `sha256`
+/// and `size` (a binary just restored from the cache): the same report as [`inspect_file`]
+/// without reading the whole file again. A file of another size is refused.
+pub fn inspect_file_known(
+    path: &Path,
+    sha256: Digest,
+    size: u64,
+) -> Result<BinaryReport, VerifyError> {
+    let read_error = |source| VerifyError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let actual = file.metadata().map_err(read_error)?.len();
+    if actual != size {
+        return Err(read_error(std::io::Error::other(format!(
+            "expected {size} bytes, found {actual}: the file changed while kiln was reading it"
+        ))));
+    }
+    let cache = ReadCache::new(file);
+    inspect_data(&cache, size, sha256).map_err(|e| VerifyError::File {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
+}
+
 /// Inspects a binary held in memory.
 pub fn inspect_bytes(data: &[u8]) -> Result<BinaryReport, VerifyError> {
     inspect_data(data, data.len() as u64, Digest::of_bytes(data))

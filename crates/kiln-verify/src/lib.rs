@@ -30,6 +30,6 @@ mod report;
 
 pub use buildinfo::{BuildSetting, GoBuildInfo, Module};
 pub use error::VerifyError;
-pub use inspect::{inspect_bytes, inspect_file, is_system_library};
+pub use inspect::{inspect_bytes, inspect_file, inspect_file_known, is_system_library};
 pub use policy::{check, Expectation, Finding, Severity};
 pub use report::{BinaryReport, Format, Linkage};

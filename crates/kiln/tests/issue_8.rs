@@ -877,3 +877,50 @@ fn issue_8_unhashable_goflag_is_uncacheable() {
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats json");
     assert_eq!(stats["actions"], 0, "nothing stored: {stats:#}");
 }
+
+/// `(cached, total)` of the `go list` answers a build report says its plan used.
+fn go_lists(report: &serde_json::Value) -> (u64, u64) {
+    let n = |k: &str| {
+        report["go_lists"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no go_lists.{k} in {report:#}"))
+    };
+    (n("cached"), n("total"))
+}
+
+#[test]
+fn issue_8_go_list_answers_reused_until_the_tree_changes() {
+    common::require_go();
+    let repo = app("package main\n\nfunc main() { println(\"a\") }\n");
+    // The first build would create dist/ and so change the root directory it witnesses.
+    std::fs::create_dir_all(repo.path().join("dist")).unwrap();
+    // Files written within go's timestamp granularity of the recording vouch for nothing (the
+    // racy rule): let them settle so the second build can use the recorded answers.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let first = repo.build_json(&[]);
+    assert_eq!(go_lists(&first).0, 0, "nothing recorded yet: {first:#}");
+    let second = repo.build_json(&[]);
+    let (cached, total) = go_lists(&second);
+    assert!(
+        total > 0 && cached == total,
+        "unchanged tree: every answer recorded, got {cached}/{total}"
+    );
+    assert!(targets(&second)[0]["cached"].as_bool().unwrap());
+
+    // A new command anywhere below ./... must be found, not hidden by a recorded answer.
+    repo.write(
+        "tools/gen/main.go",
+        "package main\n\nfunc main() { println(\"gen\") }\n",
+    );
+    let third = repo.build_json(&[]);
+    let services: Vec<&str> = targets(&third)
+        .iter()
+        .map(|t| t["service"].as_str().unwrap())
+        .collect();
+    assert!(services.contains(&"gen"), "new main missed: {services:?}");
+    assert!(go_lists(&third).0 < go_lists(&third).1);
+
+    // --no-cache reads no recorded answer either.
+    let fresh = repo.build_json(&["--no-cache"]);
+    assert_eq!(go_lists(&fresh).0, 0);
+}

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use kiln_build::{build, write_manifest, BuildOptions, BuildReport, GroupMode};
-use kiln_cache::LocalStore;
 use kiln_config::{Config, Env};
 use kiln_exec::{default_jobs, LocalExecutor};
 use kiln_plan::{plan, PlanRequest};
@@ -68,11 +67,17 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     let config = Config::load(&project.root)?;
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let out_dir = match &args.out {
+        Some(o) => dir.join(o),
+        None => project.root.join(config.out_dir()),
+    };
+    let read_caches = !args.no_cache && !args.verify_cache;
     let req = PlanRequest {
         patterns: args.patterns.clone(),
         platforms: args.platform.clone(),
         vars: ctx.template_vars(),
         jobs,
+        list_cache: super::list_cache(env, out_dir.clone(), read_caches),
     };
     let mut plan = plan(&project, &config, &req)?;
     if let Some(a) = super::affected::restrict_plan(&mut plan, &config, &args.affected, ui)? {
@@ -88,10 +93,6 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let out_dir = match &args.out {
-        Some(o) => dir.join(o),
-        None => project.root.join(config.out_dir()),
-    };
     let cache = CacheFlags {
         use_cache: !args.no_cache,
         verify: args.verify_cache || env.verify_cache,
@@ -150,10 +151,7 @@ pub fn execute(
     cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
-    let store = match &env.cache_dir {
-        Some(d) => LocalStore::new(d.clone()),
-        None => LocalStore::open_default()?,
-    };
+    let store = super::open_store(env)?;
     let progress = Progress::new(ui);
     let opts = BuildOptions {
         out_dir,

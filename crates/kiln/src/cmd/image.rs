@@ -133,11 +133,13 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let config = Config::load(&project.root)?;
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let out_dir = project.root.join(config.out_dir());
     let req = PlanRequest {
         patterns: args.patterns.clone(),
         platforms: args.platform.clone(),
         vars: ctx.template_vars(),
         jobs,
+        list_cache: super::list_cache(env, out_dir.clone(), !args.no_cache),
     };
     let mut plan = plan(&project, &config, &req)?;
     if args.affected {
@@ -156,7 +158,6 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let out_dir = project.root.join(config.out_dir());
     let plan_ms = ms_since(t_plan);
     let t_build = std::time::Instant::now();
     let (report, _) = super::build::execute(

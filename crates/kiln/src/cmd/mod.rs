@@ -25,6 +25,37 @@ pub fn open_project(env: &Env, dir: &Path) -> Result<Project> {
     Ok(Project::open(&env.go, dir)?)
 }
 
+/// The kiln cache store `env` names (`KILN_CACHE_DIR`, else the user cache directory).
+pub fn open_store(env: &Env) -> Result<kiln_cache::LocalStore> {
+    Ok(match &env.cache_dir {
+        Some(d) => kiln_cache::LocalStore::new(d.clone()),
+        None => kiln_cache::LocalStore::open_default()?,
+    })
+}
+
+/// The cache of `go list` answers, unless the run must not read caches (`--no-cache`, verify
+/// mode). `out_dir` is kiln's output directory, which a `./...` walk skips. A cache directory that
+/// cannot be opened only means `go list` runs.
+pub fn list_cache(
+    env: &Env,
+    out_dir: std::path::PathBuf,
+    read_caches: bool,
+) -> Option<kiln_discover::ListCache> {
+    if !read_caches || env.verify_cache {
+        return None;
+    }
+    let dir = open_store(env)
+        .ok()?
+        .bucket_dir(kiln_cache::CacheBucket::Keys)
+        .ok()?
+        .join("list-v1");
+    Some(kiln_discover::ListCache::new(
+        dir,
+        vec![out_dir],
+        &env.process,
+    ))
+}
+
 /// The git state and the one date of a command that produces artifacts, resolved once and the
 /// only source every consumer takes its date from: `{{.Date}}` in ldflags, image `created` and
 /// layer mtimes, SBOM creation times.
