@@ -9,8 +9,15 @@
 //! Knobs (environment):
 //! - `KILN_BENCH_SERVICES` (default 20): services in the generated repo, each built for 2 platforms.
 //! - `KILN_BENCH_NOOP_RUNS` (default 5): no-op rebuilds per contender; the median is reported.
-//! - `KILN_BENCH_ONLY` (default all): comma list of `loop,batched,kiln,kiln-never`.
+//! - `KILN_BENCH_ONLY` (default all): comma list of `loop,batched,go-native,kiln,kiln-never,kiln-baseline`.
 //! - `KILN_BENCH_GO` (default `go` from PATH): the Go toolchain.
+//! - `KILN_BENCH_BASELINE_KILN`: another `kiln` binary (e.g. a release build of an earlier
+//!   commit), run as the `kiln-baseline` contender, so before/after figures come from one run.
+//!
+//! `go-native` is go's own no-op as users meet it: `go build -trimpath -o DIR ./cmd/...` per
+//! platform with go's default linker flags, so go can tell its outputs are up to date (with
+//! `-buildid=`, as the other contenders use for reproducible bytes, go relinks every binary on
+//! every run). kiln's no-op goal is to be no slower than this row.
 
 #[path = "support/monorepo.rs"]
 mod monorepo;
@@ -49,24 +56,30 @@ fn main() -> ExitCode {
 enum Contender {
     Loop,
     Batched,
+    GoNative,
     Kiln,
     KilnNever,
+    KilnBaseline,
 }
 
 impl Contender {
-    const ALL: [Contender; 4] = [
+    const ALL: [Contender; 6] = [
         Contender::Loop,
         Contender::Batched,
+        Contender::GoNative,
         Contender::Kiln,
         Contender::KilnNever,
+        Contender::KilnBaseline,
     ];
 
     fn name(self) -> &'static str {
         match self {
             Contender::Loop => "loop",
             Contender::Batched => "batched",
+            Contender::GoNative => "go-native",
             Contender::Kiln => "kiln",
             Contender::KilnNever => "kiln-never",
+            Contender::KilnBaseline => "kiln-baseline",
         }
     }
 }
@@ -80,6 +93,8 @@ struct KilnRun {
     invocations: usize,
     reported_ms: u64,
     peak_rss_kib: Option<u64>,
+    /// `go list` answers taken from kiln's list cache, of those the plan needed.
+    lists: (u64, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +131,7 @@ struct Workspace {
 struct Bench {
     go: PathBuf,
     kiln: PathBuf,
+    baseline_kiln: Option<PathBuf>,
     services: Vec<String>,
 }
 
@@ -139,14 +155,22 @@ fn run() -> Res<bool> {
                 Contender::ALL
                     .into_iter()
                     .find(|c| c.name() == n.trim())
-                    .ok_or_else(|| format!("KILN_BENCH_ONLY: unknown contender {n:?} (loop, batched, kiln, kiln-never)"))
+                    .ok_or_else(|| format!("KILN_BENCH_ONLY: unknown contender {n:?} (loop, batched, go-native, kiln, kiln-never, kiln-baseline)"))
             })
             .collect::<Result<_, _>>()?,
-        _ => Contender::ALL.to_vec(),
+        _ => Contender::ALL
+            .into_iter()
+            .filter(|c| *c != Contender::KilnBaseline || std::env::var_os("KILN_BENCH_BASELINE_KILN").is_some())
+            .collect(),
     };
+    let baseline_kiln = std::env::var_os("KILN_BENCH_BASELINE_KILN").map(PathBuf::from);
+    if only.contains(&Contender::KilnBaseline) && baseline_kiln.is_none() {
+        return Err("kiln-baseline needs KILN_BENCH_BASELINE_KILN=/path/to/another/kiln".into());
+    }
     let bench = Bench {
         go: std::env::var_os("KILN_BENCH_GO").map_or_else(|| PathBuf::from("go"), PathBuf::from),
         kiln: PathBuf::from(env!("CARGO_BIN_EXE_kiln")),
+        baseline_kiln,
         services: (1..=services).map(|i| format!("svc{i:02}")).collect(),
     };
     let go_version = capture(Command::new(&bench.go).arg("version")).map_err(|e| {
@@ -206,6 +230,28 @@ fn run() -> Res<bool> {
         all.push(r);
     }
     println!("\n{}", render(&all, targets, noop_runs));
+    let noop = |c: Contender| {
+        all.iter()
+            .find(|r| r.contender == c)
+            .map(Results::noop_median)
+    };
+    if let (Some(k), Some(g)) = (noop(Contender::Kiln), noop(Contender::GoNative)) {
+        let ratio = k.as_secs_f64() / g.as_secs_f64();
+        println!(
+            "goal (issue 8): kiln no-op {} vs go's own no-op (go-native) {}: kiln takes {ratio:.2}x go's time ({})",
+            secs(k),
+            secs(g),
+            if ratio <= 1.0 { "met" } else { "NOT met" }
+        );
+    }
+    if let (Some(k), Some(b)) = (noop(Contender::Kiln), noop(Contender::KilnBaseline)) {
+        println!(
+            "kiln no-op {} vs kiln-baseline no-op {}: {:.2}x faster",
+            secs(k),
+            secs(b),
+            b.as_secs_f64() / k.as_secs_f64()
+        );
+    }
     println!("load average at end: {}", loadavg());
     Ok(ok)
 }
@@ -238,14 +284,19 @@ impl Bench {
     fn measure(&self, c: Contender, ws: &Workspace, case: &str) -> Res<Sample> {
         let s = match c {
             Contender::Loop => self.run_loop(ws)?,
-            Contender::Batched => self.run_batched(ws)?,
-            Contender::Kiln => self.run_kiln(ws, "auto")?,
-            Contender::KilnNever => self.run_kiln(ws, "never")?,
+            Contender::Batched => self.run_batched(ws, Some(LDFLAGS))?,
+            Contender::GoNative => self.run_batched(ws, None)?,
+            Contender::Kiln => self.run_kiln(&self.kiln, ws, "auto")?,
+            Contender::KilnNever => self.run_kiln(&self.kiln, ws, "never")?,
+            Contender::KilnBaseline => {
+                let k = self.baseline_kiln.clone().ok_or("no baseline kiln")?;
+                self.run_kiln(&k, ws, "auto")?
+            }
         };
         let extra = s.kiln.as_ref().map_or(String::new(), |k| {
             format!(
-                "  ({}/{} hits, {} go invocations, reported {} ms)",
-                k.hits, k.targets, k.invocations, k.reported_ms
+                "  ({}/{} hits, {} go invocations, {}/{} go list answers cached, reported {} ms)",
+                k.hits, k.targets, k.invocations, k.lists.0, k.lists.1, k.reported_ms
             )
         });
         eprintln!("   {case:<14} {:>9}{extra}", secs(s.wall));
@@ -278,21 +329,18 @@ impl Bench {
         })
     }
 
-    fn run_batched(&self, ws: &Workspace) -> Res<Sample> {
+    /// One `go build ./cmd/...` per platform, with `ldflags` or go's defaults.
+    fn run_batched(&self, ws: &Workspace, ldflags: Option<&str>) -> Res<Sample> {
         let start = Instant::now();
         for (os, arch) in PLATFORMS {
             let out = format!("{}/{os}_{arch}/", ws.out.display());
             let mut cmd = self.go_cmd(ws);
             cmd.env("GOOS", os).env("GOARCH", arch);
-            cmd.args([
-                "build",
-                "-trimpath",
-                "-buildvcs=false",
-                "-ldflags",
-                LDFLAGS,
-                "-o",
-                &out,
-            ]);
+            cmd.args(["build", "-trimpath", "-buildvcs=false"]);
+            if let Some(l) = ldflags {
+                cmd.args(["-ldflags", l]);
+            }
+            cmd.args(["-o", &out]);
             cmd.arg("./cmd/...");
             checked(&mut cmd)?;
         }
@@ -302,9 +350,9 @@ impl Bench {
         })
     }
 
-    fn run_kiln(&self, ws: &Workspace, group: &str) -> Res<Sample> {
+    fn run_kiln(&self, kiln: &Path, ws: &Workspace, group: &str) -> Res<Sample> {
         let platforms: Vec<String> = PLATFORMS.iter().map(|(o, a)| format!("{o}/{a}")).collect();
-        let mut cmd = Command::new(&self.kiln);
+        let mut cmd = Command::new(kiln);
         isolate(&mut cmd, ws);
         cmd.env("KILN_GO", &self.go);
         cmd.args([
@@ -321,7 +369,7 @@ impl Bench {
         let start = Instant::now();
         let child = cmd
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.kiln.display()))?;
+            .map_err(|e| format!("starting {}: {e}", kiln.display()))?;
         let (out, peak) = wait_with_peak_rss(child)?;
         let wall = start.elapsed();
         if !out.status.success() {
@@ -352,6 +400,11 @@ impl Bench {
                 invocations: usize::try_from(num("go_invocations")?)?,
                 reported_ms: num("duration_ms")?,
                 peak_rss_kib: peak,
+                // Older kilns (the baseline) do not report it.
+                lists: (
+                    v["go_lists"]["cached"].as_u64().unwrap_or(0),
+                    v["go_lists"]["total"].as_u64().unwrap_or(0),
+                ),
             }),
         })
     }
