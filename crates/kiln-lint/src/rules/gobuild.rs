@@ -540,11 +540,11 @@ pub(crate) fn cgo_on_because(b: &GoBuild, builder: &ImageRef) -> Option<String> 
         None => {}
     }
     if b.c_compiler_installed {
-        return Some("cgo is on by default because the build stage installs a C compiler".into());
+        return Some("on by default: the build stage installs a C compiler".into());
     }
     if image_has_c_compiler(builder) {
         return Some(format!(
-            "cgo is on by default because `{}` has a C compiler (gcc)",
+            "on by default: `{}` has a C compiler",
             builder.name
         ));
     }
@@ -552,7 +552,7 @@ pub(crate) fn cgo_on_because(b: &GoBuild, builder: &ImageRef) -> Option<String> 
     go_version(builder)
         .filter(|&v| v < CGO_NEEDS_COMPILER)
         .map(|(ma, mi)| {
-            format!("cgo is on by default in Go {ma}.{mi}, even without a C compiler (Go 1.20 changed that)")
+            format!("on by default in Go {ma}.{mi} even without a C compiler; Go 1.20 changed that")
         })
 }
 
