@@ -1,6 +1,6 @@
 //! Kubernetes manifests: a locked-down Deployment + Service, and a Job template for remote builds.
 
-use crate::{GenError, ServiceSpec};
+use crate::{GenError, Protocol, ServiceSpec, PLACEHOLDER_REGISTRY};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -43,11 +43,11 @@ fn pod_security(spec: &ServiceSpec) -> String {
         "      securityContext:\n\
          \x20       runAsNonRoot: true\n\
          \x20       runAsUser: {0}\n\
-         \x20       runAsGroup: {0}\n\
-         \x20       fsGroup: {0}\n\
+         \x20       runAsGroup: {1}\n\
+         \x20       fsGroup: {1}\n\
          \x20       seccompProfile:\n\
          \x20         type: RuntimeDefault\n",
-        spec.user
+        spec.user, spec.group
     )
 }
 
@@ -62,8 +62,8 @@ fn labels(spec: &ServiceSpec, indent: &str) -> String {
 ///
 /// The pod runs as the spec's uid with a read-only root file system, no privilege escalation, all
 /// capabilities dropped and the runtime's default seccomp profile; a `/tmp` emptyDir is the only
-/// writable path. Probes are TCP checks on the first port (the generator cannot know an HTTP
-/// health path).
+/// writable path. Probes are TCP checks on the first TCP port (the generator cannot know an HTTP
+/// health path). An image still at [`PLACEHOLDER_REGISTRY`] gets a comment saying so.
 pub fn k8s_manifests(spec: &ServiceSpec) -> Result<String, GenError> {
     spec.validate()?;
     let mut y = String::new();
@@ -87,6 +87,7 @@ pub fn k8s_manifests(spec: &ServiceSpec) -> Result<String, GenError> {
          \x20     automountServiceAccountToken: false\n{pod}\
          \x20     containers:\n\
          \x20       - name: {qname}\n\
+         {placeholder}\
          \x20         image: {image}\n\
          \x20         imagePullPolicy: IfNotPresent\n",
         name = spec.name,
@@ -95,14 +96,21 @@ pub fn k8s_manifests(spec: &ServiceSpec) -> Result<String, GenError> {
         l6 = labels(spec, "        "),
         pod = pod_security(spec),
         image = q(&spec.image),
+        placeholder = if spec.image.starts_with(&format!("{PLACEHOLDER_REGISTRY}/")) {
+            "          # PLACEHOLDER image: set `repository` (and `tag`) in kiln.toml [image], or edit here\n"
+        } else {
+            ""
+        },
     );
     if !spec.ports.is_empty() {
         y.push_str("          ports:\n");
         for (i, p) in spec.ports.iter().enumerate() {
             let _ = writeln!(
                 y,
-                "            - name: {}\n              containerPort: {p}\n              protocol: TCP",
-                q(&port_name(i))
+                "            - name: {}\n              containerPort: {}\n              protocol: {}",
+                q(&port_name(i)),
+                p.number,
+                k8s_protocol(p.protocol)
             );
         }
     }
@@ -117,7 +125,13 @@ pub fn k8s_manifests(spec: &ServiceSpec) -> Result<String, GenError> {
             );
         }
     }
-    if let Some(first) = spec.ports.first() {
+    // A TCP connect tells nothing about a UDP or SCTP listener.
+    if let Some(first) = spec
+        .ports
+        .iter()
+        .find(|p| p.protocol == Protocol::Tcp)
+        .map(|p| p.number)
+    {
         for (probe, delay) in [("readinessProbe", 2), ("livenessProbe", 10)] {
             let _ = writeln!(
                 y,
@@ -142,13 +156,23 @@ pub fn k8s_manifests(spec: &ServiceSpec) -> Result<String, GenError> {
         for (i, p) in spec.ports.iter().enumerate() {
             let _ = writeln!(
                 y,
-                "    - name: {}\n      port: {p}\n      targetPort: {}\n      protocol: TCP",
+                "    - name: {}\n      port: {}\n      targetPort: {}\n      protocol: {}",
                 q(&port_name(i)),
-                q(&port_name(i))
+                p.number,
+                q(&port_name(i)),
+                k8s_protocol(p.protocol)
             );
         }
     }
     Ok(y)
+}
+
+fn k8s_protocol(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
+    }
 }
 
 fn port_name(i: usize) -> String {
@@ -262,6 +286,31 @@ mod tests {
     fn quoting() {
         assert_eq!(q("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
         assert_eq!(q("\u{1}"), "\"\\u0001\"");
+    }
+
+    #[test]
+    fn issue_9_ports_image_and_placeholder_comment() {
+        let mut s = ServiceSpec::new("dns", "./cmd/dns");
+        let y = k8s_manifests(&s).unwrap();
+        assert!(y.contains("# PLACEHOLDER image"), "{y}");
+        s.image = "ghcr.io/acme/dns:v1".into();
+        s.ports = vec![
+            crate::Port::parse("53/udp").unwrap(),
+            crate::Port::tcp(8080),
+        ];
+        let y = k8s_manifests(&s).unwrap();
+        assert!(!y.contains("PLACEHOLDER"), "{y}");
+        assert!(y.contains("image: \"ghcr.io/acme/dns:v1\""), "{y}");
+        assert!(
+            y.contains("containerPort: 53\n              protocol: UDP"),
+            "{y}"
+        );
+        assert!(
+            y.contains("port: 53\n      targetPort: \"main\"\n      protocol: UDP"),
+            "{y}"
+        );
+        // Probes go to the TCP port, not the first (UDP) one.
+        assert!(y.contains("tcpSocket:\n              port: 8080"), "{y}");
     }
 
     #[test]

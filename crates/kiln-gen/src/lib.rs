@@ -26,20 +26,101 @@ pub use systemd::{systemd_unit, systemd_unit_at};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Placeholder digest for the `golang` build image. **Pin your own**: it is a well-formed digest so
-/// generated files are complete, but it names no real image. Get the real one with
+/// Placeholder in place of an image digest kiln does not know. It is visibly not a digest: a build
+/// stops at once with "invalid reference format" instead of failing later to pull an image that
+/// does not exist (the old placeholder was 64 made-up hex digits that looked real). Every generated
+/// file that carries it says how to get the real digest.
+pub const PLACEHOLDER_DIGEST: &str = "sha256:REPLACE_ME_WITH_THE_REAL_DIGEST";
+
+/// Placeholder digest for the `golang` build image: [`PLACEHOLDER_DIGEST`]. Get the real one with
 /// `skopeo inspect --format '{{.Digest}}' docker://golang:<version>` and set
 /// [`ServiceSpec::go_image_digest`].
-pub const PLACEHOLDER_GO_DIGEST: &str =
-    "sha256:4f1a8d6b3c2e9a7f5d0b8c6e4a2f1d9b7c5e3a1f8d6b4c2e0a9f7d5b3c1e8a6f";
+pub const PLACEHOLDER_GO_DIGEST: &str = PLACEHOLDER_DIGEST;
 
 /// Default final-stage base: distroless static (CA certificates, tzdata, `nonroot` user, no libc, no
-/// shell). The digest is a **placeholder: pin your own** with
+/// shell), with [`PLACEHOLDER_DIGEST`]: pin your own with
 /// `skopeo inspect --format '{{.Digest}}' docker://gcr.io/distroless/static-debian12:nonroot`.
-pub const DEFAULT_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d";
+pub const DEFAULT_BASE: &str =
+    "gcr.io/distroless/static-debian12:nonroot@sha256:REPLACE_ME_WITH_THE_REAL_DIGEST";
+
+/// Registry of the placeholder image reference [`ServiceSpec::new`] gives the Kubernetes manifests.
+pub const PLACEHOLDER_REGISTRY: &str = "registry.example.com";
+
+/// Whether a digest or an image reference still holds [`PLACEHOLDER_DIGEST`].
+pub fn is_placeholder(reference: &str) -> bool {
+    reference.contains(PLACEHOLDER_DIGEST)
+}
 
 /// Default uid and gid: distroless's `nonroot` user.
 pub const DEFAULT_USER: u32 = 65532;
+
+/// Transport protocol of a [`Port`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (the default).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// Lower-case name, as in `EXPOSE 53/udp` and kiln.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// A port the service listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// Port number, 1-65535.
+    pub number: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+impl Port {
+    /// A TCP port.
+    pub fn tcp(number: u16) -> Port {
+        Port {
+            number,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// Parses kiln.toml's spelling: `8080`, `8080/tcp`, `53/udp`, `9/sctp`.
+    pub fn parse(spec: &str) -> Result<Port, GenError> {
+        let bad = || GenError::InvalidPortSpec {
+            spec: spec.to_string(),
+        };
+        let (num, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+        let protocol = match proto.to_ascii_lowercase().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            _ => return Err(bad()),
+        };
+        let number: u16 = num.trim().parse().map_err(|_| bad())?;
+        if number == 0 {
+            return Err(GenError::InvalidPort { port: 0 });
+        }
+        Ok(Port { number, protocol })
+    }
+}
+
+impl std::fmt::Display for Port {
+    /// `8080/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.number, self.protocol.as_str())
+    }
+}
 
 /// What to generate files for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +137,14 @@ pub struct ServiceSpec {
     pub go_version: String,
     /// Digest of `golang:<go_version>`; `None` uses [`PLACEHOLDER_GO_DIGEST`].
     pub go_image_digest: Option<String>,
-    /// Ports the service listens on; the first one gets the probes.
-    pub ports: Vec<u16>,
+    /// Ports the service listens on; the first TCP one gets the probes.
+    pub ports: Vec<Port>,
     /// Environment variables for the running service.
     pub env: BTreeMap<String, String>,
-    /// Numeric uid (also used as gid) the service runs as; never 0.
+    /// Numeric uid the service runs as; never 0.
     pub user: u32,
+    /// Numeric gid the service runs as.
+    pub group: u32,
     /// Final-stage base image: `scratch` or a reference pinned by digest.
     pub base: String,
     /// Image reference the Kubernetes manifests deploy.
@@ -86,11 +169,12 @@ impl ServiceSpec {
             module_dir: ".".to_string(),
             go_version: "1.26".to_string(),
             go_image_digest: None,
-            ports: vec![8080],
+            ports: vec![Port::tcp(8080)],
             env: BTreeMap::new(),
             user: DEFAULT_USER,
+            group: DEFAULT_USER,
             base: DEFAULT_BASE.to_string(),
-            image: format!("registry.example.com/{name}:0.1.0"),
+            image: format!("{PLACEHOLDER_REGISTRY}/{name}:0.1.0"),
         }
     }
 
@@ -122,8 +206,8 @@ impl ServiceSpec {
         if self.user == 0 {
             return Err(GenError::RootUser);
         }
-        if let Some(port) = self.ports.iter().find(|&&p| p == 0) {
-            return Err(GenError::InvalidPort { port: *port });
+        if self.ports.iter().any(|p| p.number == 0) {
+            return Err(GenError::InvalidPort { port: 0 });
         }
         for k in self.env.keys() {
             let ok = k
@@ -142,7 +226,7 @@ impl ServiceSpec {
             });
         }
         if let Some(d) = &self.go_image_digest {
-            if !is_sha256(d) {
+            if !is_sha256(d) && d != PLACEHOLDER_DIGEST {
                 return Err(GenError::InvalidDigest { digest: d.clone() });
             }
         }
@@ -185,6 +269,12 @@ pub enum GenError {
         /// The rejected port.
         port: u16,
     },
+    /// A port spelling that is not `N`, `N/tcp`, `N/udp` or `N/sctp`.
+    #[error("port {spec:?} is invalid; hint: write 8080, \"8080/tcp\", \"53/udp\" or \"9/sctp\"")]
+    InvalidPortSpec {
+        /// The rejected spelling.
+        spec: String,
+    },
     /// An environment variable name that a shell or systemd would not accept.
     #[error("environment variable name {name:?} is invalid; hint: use [A-Za-z_][A-Za-z0-9_]*")]
     InvalidEnvName {
@@ -216,10 +306,13 @@ mod tests {
         assert_eq!(ServiceSpec::new("x", ".").binary, "x");
         assert_eq!(s.user, 65532);
         assert!(s.validate().is_ok());
-        assert!(is_sha256(PLACEHOLDER_GO_DIGEST));
-        assert!(DEFAULT_BASE
-            .split_once('@')
-            .is_some_and(|(_, d)| is_sha256(d)));
+        // issue 9: the placeholders must not look like real digests.
+        assert!(!is_sha256(PLACEHOLDER_GO_DIGEST));
+        assert!(is_placeholder(DEFAULT_BASE) && is_placeholder(PLACEHOLDER_GO_DIGEST));
+        assert!(!is_placeholder(&format!(
+            "golang:1.26@sha256:{}",
+            "a".repeat(64)
+        )));
     }
 
     #[test]
@@ -249,7 +342,7 @@ mod tests {
             ),
             (
                 ServiceSpec {
-                    ports: vec![0],
+                    ports: vec![Port::tcp(0)],
                     ..ok.clone()
                 },
                 "port 0",
@@ -276,10 +369,28 @@ mod tests {
                 "environment",
             ),
         ];
+        for bad in ["0", "x", "80/http", "70000"] {
+            let e = Port::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("port") && e.contains("hint:"), "{bad}: {e}");
+        }
         for (spec, needle) in cases {
             let e = spec.validate().unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
             assert!(e.contains("hint:"), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_as_kiln_toml_spells_them() {
+        assert_eq!(Port::parse("8080").unwrap(), Port::tcp(8080));
+        assert_eq!(Port::parse("8080/tcp").unwrap(), Port::tcp(8080));
+        let udp = Port::parse("53/UDP").unwrap();
+        assert_eq!(udp.protocol, Protocol::Udp);
+        assert_eq!(udp.to_string(), "53/udp");
     }
 }

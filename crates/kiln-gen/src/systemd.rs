@@ -37,7 +37,7 @@ pub fn systemd_unit(spec: &ServiceSpec) -> Result<String, GenError> {
 pub fn systemd_unit_at(spec: &ServiceSpec, bin_dir: &Path) -> Result<String, GenError> {
     spec.validate()?;
     let exec = bin_dir.join(&spec.binary);
-    let privileged_port = spec.ports.iter().any(|&p| p < 1024);
+    let privileged_port = spec.ports.iter().any(|p| p.number < 1024);
     let caps = if privileged_port {
         "CAP_NET_BIND_SERVICE"
     } else {
@@ -62,7 +62,7 @@ pub fn systemd_unit_at(spec: &ServiceSpec, bin_dir: &Path) -> Result<String, Gen
         let _ = writeln!(u, "Environment={}", unit_quote(&format!("{k}={v}")));
     }
     if !spec.ports.is_empty() {
-        let ports: Vec<String> = spec.ports.iter().map(u16::to_string).collect();
+        let ports: Vec<String> = spec.ports.iter().map(ToString::to_string).collect();
         let _ = writeln!(u, "# Listens on: {}", ports.join(", "));
     }
     let _ = writeln!(
@@ -122,10 +122,10 @@ mod tests {
     #[test]
     fn low_ports_get_only_net_bind_service() {
         let mut s = ServiceSpec::new("web", "./cmd/web");
-        s.ports = vec![443];
+        s.ports = vec![crate::Port::tcp(443)];
         let u = systemd_unit(&s).unwrap();
         assert!(u.contains("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"));
-        s.ports = vec![8443];
+        s.ports = vec![crate::Port::tcp(8443)];
         let u = systemd_unit(&s).unwrap();
         assert!(u.contains("CapabilityBoundingSet=\n"));
         assert!(u.contains("ExecStart=/usr/local/bin/web\n"));

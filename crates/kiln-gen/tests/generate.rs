@@ -3,7 +3,7 @@
 
 use kiln_gen::{
     dockerfile, dockerignore, k8s_build_job, k8s_manifests, systemd_unit, systemd_unit_at,
-    BuildJobOptions, ServiceSpec,
+    BuildJobOptions, Port, ServiceSpec,
 };
 use kiln_lint::{lint, DockerIgnore, LintOptions};
 use serde_yaml::Value;
@@ -14,7 +14,7 @@ fn specs() -> Vec<ServiceSpec> {
     let base = ServiceSpec::new("api", "./cmd/api");
     let mut sub = ServiceSpec::new("billing-worker", "./cmd/worker");
     sub.module_dir = "services/billing".into();
-    sub.ports = vec![8080, 9090];
+    sub.ports = vec![Port::tcp(8080), Port::parse("9090/udp").unwrap()];
     sub.env = [
         ("LOG_LEVEL".to_string(), "debug".to_string()),
         (
@@ -60,7 +60,7 @@ fn generated_dockerfile_lints_clean_with_generated_dockerignore() {
             "CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w -buildid=\"",
             &format!("-o /out/{0} {1}", spec.binary, spec.package),
             &format!("COPY --from=build /out/{0} /{0}", spec.binary),
-            &format!("USER {0}:{0}", spec.user),
+            &format!("USER {}:{}", spec.user, spec.group),
             &format!("ENTRYPOINT [\"/{}\"]", spec.binary),
         ] {
             assert!(
@@ -258,6 +258,18 @@ fn docs(yaml: &str) -> Vec<Value> {
 }
 use serde::Deserialize;
 
+fn svc_protocols(svc: &Value) -> Vec<&str> {
+    svc["spec"]["ports"]
+        .as_sequence()
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p["protocol"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn k8s_manifests_parse_and_are_locked_down() {
     for spec in specs() {
@@ -303,12 +315,19 @@ fn k8s_manifests_parse_and_are_locked_down() {
         if let Some(first) = spec.ports.first() {
             assert_eq!(
                 c["readinessProbe"]["tcpSocket"]["port"].as_u64(),
-                Some(u64::from(*first))
+                Some(u64::from(first.number))
             );
             assert_eq!(
                 c["livenessProbe"]["tcpSocket"]["port"].as_u64(),
-                Some(u64::from(*first))
+                Some(u64::from(first.number))
             );
+            let proto: Vec<&str> = svc_protocols(&all[1]);
+            let want: Vec<String> = spec
+                .ports
+                .iter()
+                .map(|p| p.protocol.as_str().to_ascii_uppercase())
+                .collect();
+            assert_eq!(proto, want, "{yaml}");
             let svc = &all[1];
             assert_eq!(svc["kind"], "Service");
             assert_eq!(

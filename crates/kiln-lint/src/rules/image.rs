@@ -1,9 +1,10 @@
 //! Rules about the images themselves: bases, user, context, package caches and secrets.
 
 use super::gobuild::{cache_targets, run_scripts};
-use super::{ContextIgnore, Ctx, Hit};
+use super::{ContextIgnore, Ctx};
+use crate::ast::Args;
 use crate::parser::{arg_pairs, env_pairs};
-use crate::shell::commands;
+use crate::shell::{commands, split_words};
 
 /// Full operating-system images that a static Go binary does not need.
 const FULL_OS: &[&str] = &[
@@ -109,28 +110,49 @@ pub(crate) fn root_user(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// KL010: .dockerignore missing or not excluding .git.
+/// The first COPY/ADD that copies the whole build context (`COPY . .`, `COPY ./ /src/`,
+/// `ADD * ./`): the only copies that bring `.git` along.
+fn first_context_copy(df: &crate::ast::Dockerfile) -> Option<usize> {
+    df.instructions.iter().position(|ins| {
+        crate::work::tick(1);
+        if !matches!(ins.keyword.as_str(), "COPY" | "ADD") || ins.flag("from").is_some() {
+            return false;
+        }
+        let words = match &ins.args {
+            Args::Exec(v) => v.clone(),
+            Args::Shell(s) => split_words(s).unwrap_or_default(),
+        };
+        let sources = &words[..words.len().saturating_sub(1)];
+        sources.iter().any(|s| {
+            let s = s.trim_start_matches("./");
+            matches!(s, "" | "." | "*" | "/" | "/." | ".*" | "/*")
+        })
+    })
+}
+
+/// KL010: the whole context is copied and .git is not excluded.
 pub(crate) fn dockerignore(ctx: &mut Ctx<'_>) {
-    let (message, hint) = match ctx.ignore {
+    let problem = match ctx.ignore {
         ContextIgnore::Unknown => return,
-        ContextIgnore::Missing => (
-            "the build context has no .dockerignore: .git, build outputs and editor files are sent to the builder and `COPY . .` changes on every commit",
-            "add a .dockerignore next to the build context root with at least `.git`, `dist/` and editor directories (`kiln gen dockerignore` writes one)",
-        ),
+        ContextIgnore::Missing => "the build context has no .dockerignore",
         ContextIgnore::Present(di) if di.is_excluded(".git") => return,
-        ContextIgnore::Present(_) => (
-            "the .dockerignore does not exclude .git: the repository history is sent with every build and `COPY . .` changes on every commit",
-            "add a line `.git` to .dockerignore (and make sure no later `!` pattern re-includes it)",
-        ),
+        ContextIgnore::Present(_) => "the .dockerignore does not exclude .git",
     };
-    ctx.hits.push(Hit {
-        rule: "KL010",
-        message: message.to_string(),
-        hint: hint.to_string(),
-        line: 1,
-        end_line: 1,
-        instruction: None,
-    });
+    // A Dockerfile that copies named files or directories never takes .git along.
+    let Some(idx) = first_context_copy(ctx.df) else {
+        return;
+    };
+    let ins = &ctx.df.instructions[idx];
+    let message = format!(
+        "`{} {}` copies the whole build context and {problem}: .git (and build outputs, editor files) land in the layer, and since .git changes with every commit this layer and every later one rebuild on every commit",
+        ins.keyword,
+        ins.args.text()
+    );
+    let hint = match ctx.ignore {
+        ContextIgnore::Missing => "add a .dockerignore at the build context root with at least `.git`, `dist/` and editor directories (`kiln gen dockerignore` writes one)",
+        _ => "add a line `.git` to .dockerignore (and make sure no later `!` pattern re-includes it)",
+    };
+    ctx.at("KL010", idx, message, hint);
 }
 
 /// KL011: package manager caches left in the final stage.

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use kiln_config::{Config, Env};
 use kiln_discover::binary_name;
 use kiln_exec::default_jobs;
-use kiln_gen::ServiceSpec;
+use kiln_gen::{Port, ServiceSpec, PLACEHOLDER_DIGEST, PLACEHOLDER_REGISTRY};
 use kiln_plan::{plan, Plan, PlanRequest};
 
 use crate::Ui;
@@ -49,6 +49,8 @@ struct Service {
     spec: ServiceSpec,
     /// Directory of the main package.
     dir: PathBuf,
+    /// kiln.toml settings the generated files cannot carry.
+    warnings: Vec<String>,
 }
 
 /// The `go` line of a go.mod, e.g. `1.22` or `1.22.3`.
@@ -62,6 +64,68 @@ fn go_line(go_mod: &Path) -> Option<String> {
 
 fn slash(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "/")
+}
+
+/// What `kiln image` would use for a service, from `[image]` and `[services.NAME.image]`: ports,
+/// environment, user, base and the image reference (the configured `repository` and `tag`, else
+/// the git version as `kiln image` tags it). Returns warnings for settings the generated files
+/// cannot carry.
+fn apply_image_settings(
+    spec: &mut ServiceSpec,
+    config: &Config,
+    root: &Path,
+    version: &dyn Fn() -> String,
+) -> Result<Vec<String>> {
+    let r = config.resolve_image(&spec.name, None, root)?;
+    let mut warnings = Vec::new();
+    spec.ports = r
+        .ports
+        .iter()
+        .map(|p| Port::parse(p))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("ports of service `{}` in kiln.toml", spec.name))?;
+    spec.env.extend(r.env.clone());
+    if let Some(user) = &r.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+        match (uid.trim().parse::<u32>(), gid.trim().parse::<u32>()) {
+            (Ok(u), Ok(g)) => {
+                spec.user = u;
+                spec.group = g;
+            }
+            _ => warnings.push(format!(
+                "user `{user}` of service `{}` is not numeric uid[:gid]: the generated files run as {}:{} (Kubernetes runAsUser and the Dockerfile need numbers)",
+                spec.name, spec.user, spec.group
+            )),
+        }
+    }
+    match r.base.as_str() {
+        // kiln's built-in base cannot be named in a Dockerfile; distroless static is its match.
+        "kiln" => {}
+        "scratch" => spec.base = "scratch".into(),
+        reference if reference.contains("@sha256:") => spec.base = reference.into(),
+        reference => spec.base = format!("{reference}@{PLACEHOLDER_DIGEST}"),
+    }
+    let tag = r
+        .tag
+        .clone()
+        .unwrap_or_else(|| kiln_image::sanitize_tag(&version()));
+    let repository = r.repository.as_deref().unwrap_or(PLACEHOLDER_REGISTRY);
+    spec.image = format!("{}/{}:{tag}", repository.trim_end_matches('/'), spec.name);
+    for (what, set) in [
+        ("entrypoint", r.entrypoint.is_some()),
+        ("cmd", r.cmd.is_some()),
+        ("workdir", r.workdir.is_some()),
+        ("stop_signal", r.stop_signal.is_some()),
+        ("labels", !r.labels.is_empty()),
+    ] {
+        if set {
+            warnings.push(format!(
+                "`{what}` of service `{}` is not carried into generated files yet: add it by hand",
+                spec.name
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 /// One spec per service: name and package from the plan, binary from go's naming rule, Go version
@@ -117,11 +181,12 @@ fn services(plan: &Plan) -> Vec<Service> {
         if let Some(v) = go_line(&go_mod) {
             spec.go_version = v;
         }
-        // kiln.toml has no ports setting yet: generate no ports rather than guess one.
+        // Ports come from kiln.toml's image settings, when there are any: never guessed.
         spec.ports.clear();
         out.push(Service {
             spec,
             dir: pkg.dir.clone(),
+            warnings: Vec::new(),
         });
     }
     out
@@ -157,7 +222,16 @@ pub fn run(dir: &Path, env: &Env, args: GenArgs, ui: Ui) -> Result<ExitCode> {
             ..PlanRequest::default()
         },
     )?;
-    let all = services(&plan);
+    let mut all = services(&plan);
+    // `kiln image`'s default tag; read from git only when some service has no configured tag.
+    let git = std::cell::OnceCell::new();
+    let version = || {
+        git.get_or_init(|| kiln_discover::GitHead::read(&project.root).version)
+            .clone()
+    };
+    for svc in &mut all {
+        svc.warnings = apply_image_settings(&mut svc.spec, &config, &project.root, &version)?;
+    }
     let names = || {
         all.iter()
             .map(|s| s.spec.name.as_str())
@@ -186,6 +260,11 @@ pub fn run(dir: &Path, env: &Env, args: GenArgs, ui: Ui) -> Result<ExitCode> {
             all.first().map(|s| s.spec.name.as_str()).unwrap_or("NAME")
         ),
     };
+    if !ui.quiet {
+        for w in chosen.iter().flat_map(|s| &s.warnings) {
+            eprintln!("{} {w}", console::style("warning:").yellow().bold());
+        }
+    }
     for svc in chosen {
         let text = render(args.kind, &svc.spec)?;
         if !args.write {

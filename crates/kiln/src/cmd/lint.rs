@@ -17,9 +17,12 @@ pub struct LintArgs {
     /// Dockerfiles to lint (default: every `Dockerfile`, `*.Dockerfile` and `Dockerfile.*` in the
     /// repository, skipping `.git` and `dist`).
     pub dockerfiles: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output format (default: human).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// JSON output, as every other command spells it: the same as `--format json`.
+    #[arg(long)]
+    pub json: bool,
     /// Exit with 1 when a finding is at or above this severity.
     #[arg(long, value_name = "LEVEL", default_value = "warning", value_parser = parse_severity)]
     pub severity: Severity,
@@ -58,8 +61,21 @@ struct JsonOut<'a> {
     exit_code: i32,
 }
 
+/// The output format from `--format` and `--json`; they agree or it is a usage error.
+fn output_format(args: &LintArgs) -> Result<Format> {
+    match (args.json, args.format) {
+        (false, f) => Ok(f.unwrap_or(Format::Human)),
+        (true, None | Some(Format::Json)) => Ok(Format::Json),
+        (true, Some(other)) => anyhow::bail!(
+            "--json and --format {} ask for different outputs\nhint: use one of them: --json is the same as --format json",
+            other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        ),
+    }
+}
+
 /// Runs `kiln lint`.
 pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
+    let format = output_format(&args)?;
     let files: Vec<PathBuf> = if args.dockerfiles.is_empty() {
         let root = repo_root(dir);
         let mut found = Vec::new();
@@ -108,7 +124,7 @@ pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     let code = exit_code(&reports, args.severity);
-    match args.format {
+    match format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&JsonOut {
