@@ -59,7 +59,7 @@ struct JsonOut<'a> {
 }
 
 /// Runs `kiln lint`.
-pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: LintArgs, ui: Ui, ci: &crate::ci::Ci) -> Result<ExitCode> {
     let files: Vec<PathBuf> = if args.dockerfiles.is_empty() {
         let root = repo_root(dir);
         let mut found = Vec::new();
@@ -108,6 +108,7 @@ pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     let code = exit_code(&reports, args.severity);
+    ci.lint_findings(&reports);
     match args.format {
         Format::Json => println!(
             "{}",
