@@ -249,6 +249,15 @@ pub fn target_annotations(
     out
 }
 
+/// A failed check of `kiln verify IMAGE` (signature, SBOM, provenance, static binaries, policy).
+pub fn verify_check_annotation(image: &str, check: &str, detail: &str) -> Annotation {
+    Annotation::new(
+        Level::Error,
+        format!("kiln verify {image}: {check}"),
+        detail,
+    )
+}
+
 /// One lint finding as an annotation on its Dockerfile lines.
 pub fn lint_annotation(f: &kiln_lint::Finding) -> Annotation {
     Annotation {
@@ -373,6 +382,16 @@ mod tests {
         assert_eq!(
             a[0].to_command(),
             "::error title=kiln build native linux/amd64::verification failed: dynamically linked: interpreter /lib64/ld-linux-x86-64.so.2%0Ahint: build with CGO_ENABLED=0"
+        );
+    }
+
+    #[test]
+    fn issue_9_failed_image_check_names_image_and_check() {
+        let a =
+            verify_check_annotation("reg/team/api:v1", "signature", "no signature for sha256:ab");
+        assert_eq!(
+            a.to_command(),
+            "::error title=kiln verify reg/team/api%3Av1%3A signature::no signature for sha256:ab"
         );
     }
 
