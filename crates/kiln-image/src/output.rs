@@ -172,15 +172,17 @@ impl Packager {
     /// Images go in two waves: first those that need nothing another image of this push
     /// uploads, then the others, which mount what the first wave put on their registry (a
     /// monorepo's services share their base layer). Pushed blobs are recorded as living in
-    /// their repository for later pushes.
+    /// their repository for later pushes; a failure to read or write those records is a warning
+    /// to `reporter` (it only costs mounts).
     pub fn push(
         &self,
         images: &[ServiceOutput],
         targets: &[PushTarget],
+        reporter: &dyn crate::Reporter,
     ) -> Result<Vec<PushResult>> {
         let by_service: BTreeMap<&str, &ServiceOutput> =
             images.iter().map(|i| (i.service.as_str(), i)).collect();
-        let locations = BlobLocations::new(&self.cache, &crate::NoReporter);
+        let locations = BlobLocations::new(&self.cache, reporter);
         let mut uploads = Vec::new();
         for t in targets {
             let img = by_service.get(t.service.as_str()).ok_or_else(|| {

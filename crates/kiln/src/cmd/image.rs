@@ -279,11 +279,11 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
                 };
                 targets.extend(push_targets(prefix, std::slice::from_ref(i))?);
             }
-            packager.push(&packed.images, &targets)?
+            packager.push(&packed.images, &targets, events.as_ref())?
         }
         Some(dest) => {
             let targets = push_targets(dest, &packed.images)?;
-            packager.push(&packed.images, &targets)?
+            packager.push(&packed.images, &targets, events.as_ref())?
         }
         None => Vec::new(),
     };
