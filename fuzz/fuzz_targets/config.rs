@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         version: "v1.2.3".into(),
         commit: "0123456789abcdef0123456789abcdef01234567".into(),
         date: "2024-01-01T00:00:00Z".into(),
+        ..TemplateVars::default()
     };
     let _ = cfg.out_dir();
     // Every service the file names, plus one it does not (the defaults path).
@@ -49,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
                     version: l.clone(),
                     commit: l.clone(),
                     date: l.clone(),
+                    tag: l.clone(),
+                    branch: l.clone(),
+                    ..TemplateVars::default()
                 };
                 let _ = render(l, &odd);
             }

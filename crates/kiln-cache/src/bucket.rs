@@ -29,6 +29,10 @@ pub enum CacheBucket {
     /// Go build caches (GOCACHE) for cgo builds, one per digest of the C inputs go's own cache
     /// does not see (compiler binaries, include path variables, headers below cgo packages).
     CgoGoCaches,
+    /// Where blobs live in registries: a blob digest -> repositories known to hold it (pulled
+    /// from or pushed to), so a push to another repository of the same registry can mount it
+    /// instead of uploading it.
+    BlobLocations,
 }
 
 /// How a bucket's entries are stored, which decides how `prune` treats them.
@@ -47,13 +51,14 @@ pub(crate) enum BucketKind {
 
 impl CacheBucket {
     /// Every bucket, in the order `kiln cache stats` shows them.
-    pub const ALL: [CacheBucket; 6] = [
+    pub const ALL: [CacheBucket; 7] = [
         CacheBucket::Actions,
         CacheBucket::Blobs,
         CacheBucket::ImageLayers,
         CacheBucket::PulledBlobs,
         CacheBucket::Keys,
         CacheBucket::CgoGoCaches,
+        CacheBucket::BlobLocations,
     ];
 
     /// The bucket's directory below the cache root: its name and its format version.
@@ -65,6 +70,7 @@ impl CacheBucket {
             CacheBucket::PulledBlobs => "pulled-v1",
             CacheBucket::Keys => "keys-v1",
             CacheBucket::CgoGoCaches => "go-cgo-v1",
+            CacheBucket::BlobLocations => "locations-v1",
         }
     }
 
@@ -77,6 +83,7 @@ impl CacheBucket {
             CacheBucket::PulledBlobs => "pulled",
             CacheBucket::Keys => "keys",
             CacheBucket::CgoGoCaches => "go-cgo",
+            CacheBucket::BlobLocations => "locations",
         }
     }
 
@@ -89,6 +96,9 @@ impl CacheBucket {
             CacheBucket::PulledBlobs => "base image blobs pulled from registries, by sha256",
             CacheBucket::Keys => "stat cache of hashed files, last key inputs per target",
             CacheBucket::CgoGoCaches => "go build caches of cgo builds, one per C toolchain state",
+            CacheBucket::BlobLocations => {
+                "registry repositories known to hold a blob, for cross-repository mounts"
+            }
         }
     }
 
@@ -96,7 +106,9 @@ impl CacheBucket {
         match self {
             CacheBucket::Actions => BucketKind::Actions,
             CacheBucket::Blobs => BucketKind::Blobs,
-            CacheBucket::ImageLayers | CacheBucket::Keys => BucketKind::Records,
+            CacheBucket::ImageLayers | CacheBucket::Keys | CacheBucket::BlobLocations => {
+                BucketKind::Records
+            }
             CacheBucket::PulledBlobs | CacheBucket::CgoGoCaches => BucketKind::Files,
         }
     }

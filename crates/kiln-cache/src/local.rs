@@ -23,7 +23,8 @@ pub fn default_cache_dir() -> Result<PathBuf, CacheError> {
 ///
 /// - `actions-v1/<2 hex>/<key>.json`: action records, checksummed;
 /// - `blobs-v1/<2 hex>/<sha256 hex>`: blobs, named by their content digest;
-/// - `layers-v1/<2 chars>/<key>`, `keys-v1/<2 chars>/<key>`: records, checksummed;
+/// - `layers-v1/<2 chars>/<key>`, `keys-v1/<2 chars>/<key>`, `locations-v1/<2 chars>/<key>`:
+///   records, checksummed;
 /// - `pulled-v1/blobs/sha256/<hex>`: filled by `kiln-image` through [`LocalStore::bucket_dir`].
 #[derive(Debug, Clone)]
 pub struct LocalStore {

@@ -41,6 +41,14 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// so a whole test suite or CI job can run in that mode.
 pub const KILN_VERIFY_CACHE: &str = "KILN_VERIFY_CACHE";
 
+/// `true` when GitHub Actions runs the job: kiln then writes workflow-command annotations
+/// (`::error file=F,line=L,col=C::message`) for compile errors, verification failures and lint
+/// findings.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// The file GitHub Actions renders as the step's job summary; kiln appends a Markdown report of
+/// what it built and pushed when it runs under GitHub Actions.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+
 /// Every variable above, for documentation checks.
 pub const ALL: &[&str] = &[
     KILN_CACHE_DIR,
@@ -53,6 +61,8 @@ pub const ALL: &[&str] = &[
     XDG_CACHE_HOME,
     NO_COLOR,
     KILN_VERIFY_CACHE,
+    GITHUB_ACTIONS,
+    GITHUB_STEP_SUMMARY,
 ];
 
 /// Latest date every format kiln writes can carry: 9999-12-31T23:59:59Z (RFC 3339 years have
@@ -81,6 +91,10 @@ pub struct Env {
     pub source_date_epoch: Option<OsString>,
     /// `KILN_VERIFY_CACHE` is `1` or `true`.
     pub verify_cache: bool,
+    /// `GITHUB_ACTIONS` is `true` (exactly, as GitHub sets it).
+    pub github_actions: bool,
+    /// `GITHUB_STEP_SUMMARY` when set and non-empty and `GITHUB_ACTIONS` is `true`.
+    pub github_step_summary: Option<PathBuf>,
     /// The whole process environment (UTF-8 variables), for the key stage: it decides which of
     /// them reach `go build` and keys those (see `kiln_key::env`). Set by [`Env::with_process`].
     pub process: std::collections::BTreeMap<String, String>,
@@ -99,6 +113,8 @@ impl std::fmt::Debug for Env {
             .field("no_color", &self.no_color)
             .field("source_date_epoch", &self.source_date_epoch)
             .field("verify_cache", &self.verify_cache)
+            .field("github_actions", &self.github_actions)
+            .field("github_step_summary", &self.github_step_summary)
             .field("process", &format_args!("{} variables", self.process.len()))
             .finish()
     }
@@ -110,6 +126,7 @@ impl Env {
     pub fn resolve(cwd: PathBuf, var: impl Fn(&str) -> Option<OsString>) -> Self {
         let non_empty = |name: &str| var(name).filter(|v| !v.is_empty());
         let path = |name: &str| non_empty(name).map(PathBuf::from);
+        let github_actions = var(GITHUB_ACTIONS).is_some_and(|v| v == "true");
         Self {
             cwd,
             go: path(KILN_GO).unwrap_or_else(|| PathBuf::from("go")),
@@ -121,6 +138,8 @@ impl Env {
             no_color: non_empty(NO_COLOR).is_some(),
             source_date_epoch: var(SOURCE_DATE_EPOCH),
             verify_cache: non_empty(KILN_VERIFY_CACHE).is_some_and(|v| v == "1" || v == "true"),
+            github_actions,
+            github_step_summary: path(GITHUB_STEP_SUMMARY).filter(|_| github_actions),
             process: std::collections::BTreeMap::new(),
         }
     }
@@ -313,6 +332,27 @@ mod tests {
         assert_eq!(e.docker_config_dir, Some(PathBuf::from("/home/u/.docker")));
         assert!(!e.no_color);
         assert_eq!(e.source_date_epoch().unwrap(), None);
+    }
+
+    #[test]
+    fn issue_9_github_actions_needs_exactly_true() {
+        let e = env(&[
+            (GITHUB_ACTIONS, "true"),
+            (GITHUB_STEP_SUMMARY, "/runner/summary.md"),
+        ]);
+        assert!(e.github_actions);
+        assert_eq!(
+            e.github_step_summary,
+            Some(PathBuf::from("/runner/summary.md"))
+        );
+        for other in ["1", "TRUE", ""] {
+            let e = env(&[
+                (GITHUB_ACTIONS, other),
+                (GITHUB_STEP_SUMMARY, "/runner/summary.md"),
+            ]);
+            assert!(!e.github_actions, "{other:?}");
+            assert_eq!(e.github_step_summary, None, "{other:?}");
+        }
     }
 
     #[test]

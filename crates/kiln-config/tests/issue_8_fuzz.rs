@@ -19,6 +19,7 @@ fn issue_8_fuzz_config_short_commit_multibyte() {
         version: ldflag.clone(),
         commit: ldflag.clone(),
         date: ldflag.clone(),
+        ..TemplateVars::default()
     };
     // `{{}}` is not a template kiln knows: an error, not a panic.
     let e = render(ldflag, &vars).expect_err("empty template name");

@@ -14,10 +14,18 @@ pub struct GitHead {
     pub commit_time: Option<u64>,
     /// `git describe --tags --always --dirty`, or `dev` outside git.
     pub version: String,
+    /// The tag at `HEAD` (the highest by version order when several), else the nearest tag
+    /// reachable from `HEAD` (`git describe --tags --abbrev=0`), as GoReleaser picks its tag;
+    /// `None` without tags or outside git.
+    pub tag: Option<String>,
+    /// The checked-out branch; `None` on a detached `HEAD` (a CI checkout of a pull request) or
+    /// outside git.
+    pub branch: Option<String>,
 }
 
 impl GitHead {
-    /// Reads `HEAD` of the repository containing `root` (two git calls).
+    /// Reads `HEAD` of the repository containing `root` (four or five git calls, a few
+    /// milliseconds).
     pub fn read(root: &Path) -> Self {
         let git = |args: &[&str]| -> Option<String> {
             let out = Command::new("git")
@@ -32,10 +40,20 @@ impl GitHead {
             .map_or((None, None), |line| parse_head_line(&line));
         let version =
             git(&["describe", "--tags", "--always", "--dirty"]).unwrap_or_else(|| "dev".into());
+        let (tag, branch) = if commit.is_some() {
+            let at_head = git(&["tag", "--points-at", "HEAD", "--sort=-version:refname"])
+                .and_then(|tags| tags.lines().next().map(str::to_string));
+            let tag = at_head.or_else(|| git(&["describe", "--tags", "--abbrev=0"]));
+            (tag, git(&["symbolic-ref", "--short", "-q", "HEAD"]))
+        } else {
+            (None, None)
+        };
         Self {
             commit,
             commit_time,
             version,
+            tag,
+            branch,
         }
     }
 
@@ -46,6 +64,7 @@ impl GitHead {
             self.commit.clone().unwrap_or_else(|| "none".into()),
             date,
         )
+        .with_git_refs(self.tag.as_deref(), self.branch.as_deref())
     }
 }
 
@@ -88,8 +107,57 @@ mod tests {
         assert_eq!(head.commit, None);
         assert_eq!(head.commit_time, None);
         assert_eq!(head.version, "dev");
+        assert_eq!((&head.tag, &head.branch), (&None, &None));
         let vars = head.template_vars(&BuildDate::from_commit(head.commit_time));
         assert_eq!(vars.commit, "none");
         assert_eq!(vars.date, "1970-01-01T00:00:00Z");
+    }
+}
+
+#[cfg(test)]
+mod git_tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git is installed");
+        assert!(out.status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn issue_9_tag_and_branch_follow_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        git(d, &["init", "-q", "-b", "trunk"]);
+        std::fs::write(d.join("a"), "1").unwrap();
+        git(d, &["add", "a"]);
+        git(d, &["commit", "-q", "-m", "one"]);
+        let head = GitHead::read(d);
+        assert_eq!(
+            (head.tag.as_deref(), head.branch.as_deref()),
+            (None, Some("trunk"))
+        );
+        // Two tags at HEAD: the highest version wins, whatever the creation order.
+        git(d, &["tag", "v1.10.0"]);
+        git(d, &["tag", "v1.9.0"]);
+        assert_eq!(GitHead::read(d).tag.as_deref(), Some("v1.10.0"));
+        // Past the tag: the nearest tag, as GoReleaser; detached: no branch.
+        std::fs::write(d.join("a"), "2").unwrap();
+        git(d, &["commit", "-q", "-am", "two"]);
+        git(d, &["checkout", "-q", "--detach"]);
+        let head = GitHead::read(d);
+        assert_eq!(head.tag.as_deref(), Some("v1.10.0"));
+        assert_eq!(head.branch, None);
+        assert!(head.version.starts_with("v1.10.0-1-g"), "{}", head.version);
+        let vars = head.template_vars(&BuildDate::from_commit(head.commit_time));
+        assert_eq!(vars.tag, "v1.10.0");
+        assert_eq!(vars.branch, "");
     }
 }

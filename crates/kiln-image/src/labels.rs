@@ -11,7 +11,9 @@ pub struct VcsInfo {
     pub source: Option<String>,
     /// Commit hash.
     pub revision: Option<String>,
-    /// Version (`git describe`), or the image tag.
+    /// The source version (`git describe` as `{{.Version}}` renders it). Never the tag the image
+    /// is pushed under: the label is inside the config, so a tag in it would make the image's
+    /// digest depend on how the tag was spelled.
     pub version: Option<String>,
 }
 

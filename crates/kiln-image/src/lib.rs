@@ -17,6 +17,10 @@
 //!   are cached by digest in [`kiln_cache::CacheBucket::PulledBlobs`] and re-hashed before reuse.
 //!   So `kiln cache stats|prune|clear` see both. Pushes HEAD every blob first, so a re-push
 //!   uploads nothing.
+//! - Cross-repository mounts: where blobs live in registries (pulled bases, pushed images) is
+//!   recorded in [`kiln_cache::CacheBucket::BlobLocations`]; a blob another repository of the
+//!   target's registry holds is mounted from it instead of uploaded, and so is a blob an earlier
+//!   image of the same push sends to the same registry.
 //! - Dependencies: this crate wires `kiln-oci` to `kiln-cache` (`records.rs`): `kiln-oci` only
 //!   defines the [`kiln_oci::LayerRecords`] seam, so the OCI library does not pull in kiln's key
 //!   and discovery crates that `kiln-cache` depends on.
@@ -31,6 +35,7 @@
 mod base;
 mod error;
 mod labels;
+mod locations;
 mod output;
 mod package;
 mod records;

@@ -9,6 +9,7 @@ use kiln_types::Digest;
 use serde::Serialize;
 
 use crate::error::{ImageError, Result};
+use crate::locations::BlobLocations;
 use crate::package::{Packager, ServiceOutput};
 
 /// Format of `--tarball`.
@@ -163,15 +164,25 @@ impl Packager {
         Ok(())
     }
 
-    /// Pushes every image to its target: blobs the registry has are only HEADed, blobs are
-    /// streamed from the layout, manifests are sent as the exact bytes that were hashed.
+    /// Pushes every image to its target: blobs the registry has are only HEADed, blobs another
+    /// repository of the same registry holds are mounted from it (see [`crate::locations`]),
+    /// the rest are streamed from the layout; manifests are sent as the exact bytes that were
+    /// hashed.
+    ///
+    /// Images go in two waves: first those that need nothing another image of this push
+    /// uploads, then the others, which mount what the first wave put on their registry (a
+    /// monorepo's services share their base layer). Pushed blobs are recorded as living in
+    /// their repository for later pushes; a failure to read or write those records is a warning
+    /// to `reporter` (it only costs mounts).
     pub fn push(
         &self,
         images: &[ServiceOutput],
         targets: &[PushTarget],
+        reporter: &dyn crate::Reporter,
     ) -> Result<Vec<PushResult>> {
         let by_service: BTreeMap<&str, &ServiceOutput> =
             images.iter().map(|i| (i.service.as_str(), i)).collect();
+        let locations = BlobLocations::new(&self.cache, reporter);
         let mut uploads = Vec::new();
         for t in targets {
             let img = by_service.get(t.service.as_str()).ok_or_else(|| {
@@ -185,11 +196,38 @@ impl Packager {
                 what: format!("pushing {}", t.service),
                 error: source,
             })?;
-            uploads.push((repo, self.upload_of(img, &t.tag)));
+            let mut upload = self.upload_of(img, &t.tag);
+            for b in &mut upload.blobs {
+                b.mount_from = locations.mount_source(&b.digest, &repo);
+            }
+            uploads.push((repo, upload));
         }
-        let results = self.rt.block_on(self.client.push_images(&uploads));
+        let second_wave = plan_waves(&mut uploads);
+        let (first, second): (Vec<_>, Vec<_>) = uploads
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| !second_wave.contains(i));
+        let strip = |w: Vec<(usize, (Repository, ImageUpload))>| -> (Vec<usize>, Vec<_>) {
+            w.into_iter().unzip()
+        };
+        let (first_idx, first) = strip(first);
+        let (second_idx, second) = strip(second);
+        let mut results: BTreeMap<usize, _> = BTreeMap::new();
+        for (idx, wave) in [(first_idx, first), (second_idx, second)] {
+            if wave.is_empty() {
+                continue;
+            }
+            let done = self.rt.block_on(self.client.push_images(&wave));
+            for ((i, (repo, upload)), r) in idx.into_iter().zip(&wave).zip(done) {
+                if r.is_ok() {
+                    locations.add(repo, upload.blobs.iter().map(|b| &b.digest));
+                }
+                results.insert(i, r);
+            }
+        }
         let mut out = Vec::new();
-        for ((t, (repo, _)), r) in targets.iter().zip(&uploads).zip(results) {
+        for ((t, (repo, _)), (_, r)) in targets.iter().zip(&uploads).zip(results) {
             let report = r.map_err(|source| ImageError::Registry {
                 what: format!("pushing {repo}:{}", t.tag),
                 error: source,
@@ -238,6 +276,38 @@ impl Packager {
             tags: vec![tag.to_string()],
         }
     }
+}
+
+/// Splits a push into two waves: an upload that sends a blob an earlier upload also sends to
+/// another repository of the same registry goes second and mounts it from there (unless a
+/// recorded location already gives it a source). Returns the indexes of the second wave.
+fn plan_waves(uploads: &mut [(Repository, ImageUpload)]) -> std::collections::BTreeSet<usize> {
+    // Blob -> the first-wave repository sending it, per registry.
+    let mut sent: BTreeMap<(String, Digest), String> = BTreeMap::new();
+    let mut second = std::collections::BTreeSet::new();
+    for (i, (repo, upload)) in uploads.iter_mut().enumerate() {
+        let mut waits = false;
+        for b in &mut upload.blobs {
+            if b.mount_from.is_some() {
+                continue;
+            }
+            if let Some(from) = sent.get(&(repo.registry.clone(), b.digest)) {
+                if from != &repo.name {
+                    b.mount_from = Some(from.clone());
+                    waits = true;
+                }
+            }
+        }
+        if waits {
+            second.insert(i);
+        } else {
+            for b in &upload.blobs {
+                sent.entry((repo.registry.clone(), b.digest))
+                    .or_insert_with(|| repo.name.clone());
+            }
+        }
+    }
+    second
 }
 
 #[cfg(test)]
@@ -290,6 +360,52 @@ mod tests {
         assert_eq!(spelled(&repo), ["api=ghcr.io/acme/api:v1"]);
         let prefix = push_targets("ghcr.io/acme/", &images).unwrap();
         assert_eq!(spelled(&prefix), ["api=ghcr.io/acme/api:v1"]);
+    }
+
+    fn upload(blobs: &[&[u8]]) -> ImageUpload {
+        ImageUpload {
+            blobs: blobs
+                .iter()
+                .map(|b| BlobUpload {
+                    digest: Digest::of_bytes(b),
+                    size: b.len() as u64,
+                    path: "unused".into(),
+                    mount_from: None,
+                })
+                .collect(),
+            ..ImageUpload::default()
+        }
+    }
+
+    #[test]
+    fn issue_9_shared_blobs_go_second_and_mount_from_the_first() {
+        let repo = |r: &str, n: &str| Repository::new(r, n).unwrap();
+        let mut uploads = vec![
+            (repo("reg:5000", "team/api"), upload(&[b"base", b"api"])),
+            (
+                repo("reg:5000", "team/worker"),
+                upload(&[b"base", b"worker"]),
+            ),
+            (repo("other:5000", "team/cron"), upload(&[b"base", b"cron"])),
+            (repo("reg:5000", "team/api"), upload(&[b"base", b"api2"])),
+        ];
+        let second = plan_waves(&mut uploads);
+        assert_eq!(second.into_iter().collect::<Vec<_>>(), [1]);
+        let mounts = |i: usize| -> Vec<Option<String>> {
+            uploads[i]
+                .1
+                .blobs
+                .iter()
+                .map(|b| b.mount_from.clone())
+                .collect()
+        };
+        assert_eq!(mounts(1), [Some("team/api".to_string()), None]);
+        assert_eq!(mounts(2), [None, None], "another registry uploads");
+        assert_eq!(
+            mounts(3),
+            [None, None],
+            "the same repository needs no mount"
+        );
     }
 
     #[test]

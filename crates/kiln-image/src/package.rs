@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::base::{kiln_base, pull_base, BaseInfo};
 use crate::error::{ImageError, Result};
+use crate::locations::BlobLocations;
 use crate::records::StoreLayerRecords;
 use crate::request::{BaseChoice, ImageRequest, PlatformBinary, ServiceImage};
 
@@ -131,7 +132,7 @@ pub struct PackageReport {
 /// Packs images into an OCI layout, writes archives and pushes. One per `kiln image` run.
 pub struct Packager {
     pub(crate) layout: OciLayout,
-    cache: LocalStore,
+    pub(crate) cache: LocalStore,
     pulled: BlobStore,
     pub(crate) client: Client,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -247,12 +248,21 @@ impl Packager {
                         }
                         BaseChoice::Registry(r) => {
                             reporter.pulling_base(&r.to_string(), &bin.platform);
-                            self.rt.block_on(pull_base(
+                            let pulled = self.rt.block_on(pull_base(
                                 &self.client,
                                 r,
                                 &bin.platform,
                                 &self.pulled,
-                            ))?
+                            ))?;
+                            // The base's layers are in its repository: a push to another
+                            // repository of that registry can mount them.
+                            if let BaseImage::Pulled(b) = &pulled.0 {
+                                BlobLocations::new(&self.cache, reporter).add(
+                                    &r.repository,
+                                    b.layers.iter().map(|l| &l.descriptor.digest),
+                                );
+                            }
+                            pulled
                         }
                     };
                     bases.insert(key.clone(), resolved);

@@ -148,6 +148,7 @@ mod tests {
             version: "v1.0.0".into(),
             commit: "abc".into(),
             date: "d".into(),
+            ..TemplateVars::default()
         };
         let a = go_args("api", &settings(), &vars).unwrap();
         assert_eq!(
@@ -155,7 +156,7 @@ mod tests {
             vec![
                 "-trimpath",
                 "-buildvcs=false",
-                "-ldflags=-s -w -buildid= -X main.version=v1.0.0"
+                "-ldflags=-s -w -buildid= -X main.version=1.0.0"
             ]
         );
     }

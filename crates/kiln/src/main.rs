@@ -1,6 +1,7 @@
 //! The `kiln` command line: parses arguments, calls the library crates in flow order and draws
 //! progress and tables. The only place that prints, picks colours and decides exit codes.
 
+mod ci;
 mod cmd;
 mod progress;
 mod table;
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
     let dir = cli.dir.clone().unwrap_or_else(|| cwd.clone());
     // The only place kiln reads its environment: everything below gets these values as data.
     let env = Env::resolve(cwd, |name| std::env::var_os(name)).with_process(std::env::vars());
+    let ci = ci::Ci::new(&env);
     if env.no_color {
         console::set_colors_enabled(false);
         console::set_colors_enabled_stderr(false);
@@ -111,16 +113,37 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(&dir, &env, args, ui),
         Command::Image(args) => cmd::image::run(&dir, &env, args, ui),
         Command::Affected(args) => cmd::affected::run(&dir, &env, args, ui),
-        Command::Lint(args) => cmd::lint::run(&dir, args, ui),
+        Command::Lint(args) => cmd::lint::run(&dir, args, ui, &ci),
         Command::Gen(args) => cmd::gen::run(&dir, &env, args, ui),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{} {e:#}", console::style("error:").red().bold());
+            let text = error_text(&e);
+            ci.error(&text);
+            eprintln!("{} {text}", console::style("error:").red().bold());
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes joined by `: `, as anyhow's `{:#}` does, but a cause whose text the
+/// message already contains is left out: library errors often say `{source}` in their message
+/// *and* return it from `source()`, which printed every such error twice ("unknown template ...
+/// hint: ...: unknown template ... hint: ...").
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Why `-C DIR` cannot be used, if it cannot.
@@ -134,5 +157,44 @@ fn dir_problem(dir: &std::path::Path) -> Option<String> {
             Some(format!("-C {}: no such directory\n{hint}", dir.display()))
         }
         Err(e) => Some(format!("-C {}: {e}\n{hint}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that says its source in its message and also returns it from `source()`, as
+    /// thiserror's `#[error("...: {source}")]` does.
+    #[derive(Debug)]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "service api: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn issue_9_a_cause_already_in_the_message_is_printed_once() {
+        let inner = std::io::Error::other("unknown template `{{.X}}`\nhint: kiln knows ...");
+        let e = anyhow::Error::new(Outer { source: inner });
+        let text = error_text(&e);
+        assert_eq!(text.matches("unknown template").count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "service api: unknown template `{{.X}}`\nhint: kiln knows ..."
+        );
+        // A cause that adds something is still printed.
+        let e = anyhow::Error::msg("disk full").context("writing the build manifest");
+        assert_eq!(error_text(&e), "writing the build manifest: disk full");
     }
 }

@@ -99,6 +99,9 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         explain: args.explain,
     };
     let (report, manifest) = execute(&plan, env, out_dir, jobs, args.group, cache, ui)?;
+    let ci = crate::ci::Ci::new(env);
+    ci.build_failures(&report, &project.root);
+    ci.summary(&crate::ci::build_summary_markdown("kiln build", &report));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || report.failures().next().is_some() {

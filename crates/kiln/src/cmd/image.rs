@@ -173,8 +173,11 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         },
         ui,
     )?;
+    let ci = crate::ci::Ci::new(env);
+    ci.build_failures(&report, &project.root);
     let failures: Vec<_> = report.failures().collect();
     if !failures.is_empty() {
+        ci.summary(&crate::ci::build_summary_markdown("kiln image", &report));
         for f in &failures {
             eprintln!(
                 "{} {}:\n{}",
@@ -195,13 +198,21 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let vcs = VcsInfo {
         source: VcsInfo::origin_url(&project.root),
         revision: ctx.git.commit.clone(),
-        version: Some(ctx.git.version.clone()),
+        version: Some(ctx.image_version()),
     };
     let mut services = Vec::new();
     let mut repositories = std::collections::BTreeMap::new();
     for (service, bins) in binaries {
-        let (image, repository) =
-            service_image(&config, &project.root, &args, &vcs, epoch, service, bins)?;
+        let (image, repository) = service_image(
+            &config,
+            &project.root,
+            &args,
+            &vcs,
+            &ctx.git.version,
+            epoch,
+            service,
+            bins,
+        )?;
         repositories.insert(image.service.clone(), repository);
         services.push(image);
     }
@@ -269,11 +280,11 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
                 };
                 targets.extend(push_targets(prefix, std::slice::from_ref(i))?);
             }
-            packager.push(&packed.images, &targets)?
+            packager.push(&packed.images, &targets, events.as_ref())?
         }
         Some(dest) => {
             let targets = push_targets(dest, &packed.images)?;
-            packager.push(&packed.images, &targets)?
+            packager.push(&packed.images, &targets, events.as_ref())?
         }
         None => Vec::new(),
     };
@@ -300,6 +311,11 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             ui.quiet || args.json,
         )?;
     }
+    ci.summary(&format!(
+        "{}{}",
+        crate::ci::build_summary_markdown("kiln image", &report),
+        crate::ci::image_summary_markdown(&packed, &pushes)
+    ));
     if args.json {
         let out = JsonOut {
             build: BuildSummary {
@@ -325,11 +341,13 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn service_image(
     config: &Config,
     root: &Path,
     args: &ImageArgs,
     vcs: &VcsInfo,
+    default_tag: &str,
     epoch: u64,
     service: String,
     binaries: Vec<kiln_image::PlatformBinary>,
@@ -339,7 +357,7 @@ fn service_image(
         .tag
         .clone()
         .or(r.tag.clone())
-        .unwrap_or_else(|| sanitize_tag(vcs.version.as_deref().unwrap_or("latest")));
+        .unwrap_or_else(|| sanitize_tag(default_tag));
     if sanitize_tag(&tag) != tag {
         bail!(
             "tag `{tag}` is not a valid image tag\nhint: use letters, digits, `_`, `.` and `-` (at most 128, not starting with `.` or `-`)"
@@ -350,10 +368,8 @@ fn service_image(
         Some(c) => parse_compression(c)?,
         None => Compression::default(),
     };
-    let mut labels = standard_labels(&VcsInfo {
-        version: Some(tag.clone()),
-        ..vcs.clone()
-    });
+    // The version label is the source version, not `tag`: see `BuildContext::image_version`.
+    let mut labels = standard_labels(vcs);
     labels.extend(r.labels.clone());
     let defaults = ImageConfig::default();
     let image_config = ImageConfig {

@@ -74,7 +74,7 @@ fn output_format(args: &LintArgs) -> Result<Format> {
 }
 
 /// Runs `kiln lint`.
-pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: LintArgs, ui: Ui, ci: &crate::ci::Ci) -> Result<ExitCode> {
     let format = output_format(&args)?;
     let files: Vec<PathBuf> = if args.dockerfiles.is_empty() {
         let root = repo_root(dir);
@@ -124,6 +124,7 @@ pub fn run(dir: &Path, args: LintArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     let code = exit_code(&reports, args.severity);
+    ci.lint_findings(&reports);
     match format {
         Format::Json => println!(
             "{}",

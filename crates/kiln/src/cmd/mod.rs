@@ -65,6 +65,8 @@ pub struct BuildContext {
     pub git: GitHead,
     /// The build date ([`BuildDate`]: `SOURCE_DATE_EPOCH`, else the commit time, else 0).
     pub date: BuildDate,
+    /// The process environment as [`Env`] resolved it, for `{{.Env.NAME}}`.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl BuildContext {
@@ -76,12 +78,25 @@ impl BuildContext {
 
     fn with_git(env: &Env, git: GitHead) -> Result<Self> {
         let date = env.build_date(|| git.commit_time)?;
-        Ok(Self { git, date })
+        Ok(Self {
+            git,
+            date,
+            env: env.process.clone(),
+        })
     }
 
     /// Values for ldflags templates.
     pub fn template_vars(&self) -> TemplateVars {
-        self.git.template_vars(&self.date)
+        self.git
+            .template_vars(&self.date)
+            .with_env(self.env.clone())
+    }
+
+    /// `org.opencontainers.image.version` of every image: the source version as `{{.Version}}`
+    /// renders it, never the tag an image is pushed under, so one commit gives one image digest
+    /// however the tag is spelled (`--tag v1`, `--push repo:v1`, `[image] tag`).
+    pub fn image_version(&self) -> String {
+        self.git.template_vars(&self.date).version().to_string()
     }
 
     /// `created` of image configs and the mtime of every layer entry.
@@ -153,6 +168,8 @@ mod tests {
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             commit_time: time,
             version: "v1.0.0".into(),
+            tag: None,
+            branch: None,
         };
         for (sde, commit_time, want) in [
             (
@@ -190,6 +207,8 @@ mod tests {
                 commit: None,
                 commit_time: Some(5),
                 version: "dev".into(),
+                tag: None,
+                branch: None,
             },
         )
         .unwrap_err();

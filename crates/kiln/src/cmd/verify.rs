@@ -59,6 +59,14 @@ pub fn run(dir: &Path, env: &Env, args: VerifyArgs, ui: Ui) -> Result<ExitCode> 
         &key,
         policy.as_ref(),
     ))?;
+    crate::ci::Ci::new(env).annotate(
+        &report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| crate::ci::verify_check_annotation(&report.image, &c.name, &c.detail))
+            .collect::<Vec<_>>(),
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !ui.quiet || !report.passed {
