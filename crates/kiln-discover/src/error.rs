@@ -36,7 +36,8 @@ pub enum DiscoverError {
         dir: PathBuf,
     },
     /// The patterns matched no main package.
-    #[error("no main package matches {patterns}\nhint: pass the directory of a `package main`, for example `kiln build ./cmd/...`")]
+    // The hint never proposes a pattern: the user may just have typed it.
+    #[error("no main package matches {patterns}\nhint: kiln builds directories holding a `package main`; patterns are relative to the current directory, as with `go build` (`go list {patterns}` shows what they match), and kiln without patterns builds every main package of the module or workspace")]
     NoMains {
         /// The patterns, joined.
         patterns: String,

@@ -186,6 +186,16 @@ const MALFORMED_IMPORT_PATH: &str = "malformed import path";
 impl PackageGraph {
     /// Runs `go list -e -deps -json` for `req` in the project root.
     pub fn load(project: &Project, req: &ListRequest) -> Result<Self, DiscoverError> {
+        Self::load_in(project, &project.root, req)
+    }
+
+    /// Runs `go list -e -deps -json` for `req` in `dir`, so that relative patterns mean what they
+    /// mean to `go build` run there (`./cmd/app` inside a workspace member is that member's).
+    pub fn load_in(
+        project: &Project,
+        dir: &Path,
+        req: &ListRequest,
+    ) -> Result<Self, DiscoverError> {
         let mut fields = vec![
             "Dir",
             "ImportPath",
@@ -211,7 +221,7 @@ impl PackageGraph {
         args.extend(req.mod_flags.iter().map(String::as_str));
         args.push("--");
         args.extend(req.patterns.iter().map(String::as_str));
-        let out = run_go(&project.env.go, &project.root, &args, &req.env)?;
+        let out = run_go(&project.env.go, dir, &args, &req.env)?;
         Self::parse(&out, &req.patterns, &args.join(" "))
     }
 
