@@ -456,7 +456,7 @@ impl Config {
 /// Whether a go package pattern matches a package, as `go list` would: `./dir` and `dir`
 /// patterns are directories relative to the project root, others import paths; `...` matches
 /// any string, and `x/...` matches `x` itself too.
-pub(crate) fn package_pattern_matches(pattern: &str, import_path: &str, rel_dir: &str) -> bool {
+pub fn package_pattern_matches(pattern: &str, import_path: &str, rel_dir: &str) -> bool {
     let trimmed = pattern.trim_end_matches('/');
     if trimmed == "." || trimmed == "./..." || trimmed == "..." {
         return true;

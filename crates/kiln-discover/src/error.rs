@@ -43,12 +43,14 @@ pub enum DiscoverError {
         patterns: String,
     },
     /// A matched package cannot be loaded.
-    #[error("cannot load package {package}: {message}")]
+    #[error("cannot load package {package}: {message}{hint}")]
     Package {
         /// The package's import path (or pattern).
         package: String,
         /// go's message.
         message: String,
+        /// `\nhint: ...` when kiln knows what to do, else empty.
+        hint: String,
     },
     /// Go's version is older than kiln supports.
     #[error("Go {found} is too old: kiln needs Go 1.22 or newer\nhint: install a newer Go, or set GOTOOLCHAIN=go1.22.0 (or newer) to let go download one")]

@@ -284,6 +284,7 @@ impl PackageGraph {
                     return Err(DiscoverError::Package {
                         package: pkg.import_path.clone(),
                         message: err.clone(),
+                        hint: load_hint(err),
                     });
                 }
                 if pkg.name == "main" {
@@ -321,6 +322,19 @@ impl PackageGraph {
     }
 }
 
+/// What to do about a pattern go cannot load, when kiln knows better than go's message.
+fn load_hint(err: &str) -> String {
+    // go's words for a directory pattern outside every module of a go.work workspace.
+    if err.contains("does not contain modules listed in go.work") {
+        return "\nhint: patterns are relative to the current directory, as with `go build`, and this directory is outside the modules go.work uses; run kiln inside a member module, name its directory (`./svc/...`), or give no pattern to build every main package of every module".into();
+    }
+    // A pattern (not a package) go could not expand: most often a directory that is not there.
+    if err.starts_with("pattern ") {
+        return "\nhint: patterns are relative to the current directory, as with `go build`; without patterns kiln builds every main package of the module or workspace".into();
+    }
+    String::new()
+}
+
 /// The binary name go gives a main package: the last import path element, or the one before a
 /// major-version suffix such as `/v2`.
 pub fn binary_name(import_path: &str) -> &str {
@@ -355,6 +369,19 @@ mod tests {
         let out = br#"{"ImportPath":"./nope","Error":{"Err":"directory not found"}}"#;
         let e = PackageGraph::parse(out, &["./nope".into()], "list").unwrap_err();
         assert!(e.to_string().contains("directory not found"), "{e}");
+        assert!(!e.to_string().contains("hint:"), "{e}");
+        let out = br#"{"ImportPath":"./cmd/...","Error":{"Err":"pattern ./cmd/...: lstat ./cmd/: no such file or directory"}}"#;
+        let e = PackageGraph::parse(out, &["./cmd/...".into()], "list").unwrap_err();
+        assert!(e.to_string().contains("hint: patterns are relative"), "{e}");
+        // What go 1.26 says for `./cmd/...` at a go.work directory that is no module's.
+        let out = br#"{"ImportPath":"./cmd/...","Error":{"Err":"pattern ./cmd/...: directory prefix cmd does not contain modules listed in go.work or their selected dependencies"}}"#;
+        let e = PackageGraph::parse(out, &["./cmd/...".into()], "list").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("hint: patterns are relative to the current directory"),
+            "{text}"
+        );
+        assert!(!text.contains("kiln build ./cmd/..."), "{text}");
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub fn affected_in(dir: &Path, req: &AffectedRequest) -> Affected {
             platforms: Some(vec!["linux/amd64".parse().expect("platform")]),
             vars: kiln_config::TemplateVars::default(),
             jobs: 2,
+            dir: None,
         },
     )
     .expect("plan");

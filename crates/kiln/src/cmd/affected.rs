@@ -122,6 +122,7 @@ pub fn run(dir: &Path, env: &Env, args: AffectedArgs, ui: Ui) -> Result<ExitCode
         platforms: args.platform.clone(),
         vars: kiln_config::TemplateVars::default(),
         jobs: default_jobs().max(1),
+        dir: Some(env.cwd.join(dir)),
     };
     let plan = plan(&project, &config, &req)?;
     let a = compute(&plan, &config, args.base.as_deref(), args.head.as_deref())?;

@@ -73,6 +73,7 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         platforms: args.platform.clone(),
         vars: ctx.template_vars(),
         jobs,
+        dir: Some(env.cwd.join(dir)),
     };
     let mut plan = plan(&project, &config, &req)?;
     if let Some(a) = super::affected::restrict_plan(&mut plan, &config, &args.affected, ui)? {

@@ -16,7 +16,7 @@ use kiln_image::{
     PushResult, ServiceImage, TarballFormat, VcsInfo,
 };
 use kiln_oci::{Compression, ImageConfig};
-use kiln_plan::{plan, PlanRequest};
+use kiln_plan::{plan_images, PlanRequest};
 use kiln_registry::{ClientConfig, RegistryError, Repository};
 use kiln_types::Platform;
 use serde::Serialize;
@@ -138,8 +138,22 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         platforms: args.platform.clone(),
         vars: ctx.template_vars(),
         jobs,
+        dir: Some(env.cwd.join(dir)),
     };
-    let mut plan = plan(&project, &config, &req)?;
+    let (mut plan, no_image) = plan_images(&project, &config, &req)?;
+    if !ui.quiet {
+        for service in &no_image {
+            eprintln!(
+                "note: {service}: no image: it has no Linux platform (set [services.{service}.image] platforms to make one)"
+            );
+        }
+    }
+    if plan.targets.is_empty() {
+        bail!(
+            "no service has an image platform: images are Linux images, and none of {} is built for Linux\nhint: add a linux/... platform to [build] platforms, or set [image] platforms = [\"linux/amd64\"]",
+            no_image.join(", ")
+        );
+    }
     if args.affected {
         let req = kiln_affected::AffectedRequest {
             base: None,
