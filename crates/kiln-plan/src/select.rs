@@ -225,3 +225,127 @@ pub(crate) fn choose(
     }
     Ok(chosen)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_discover::{GoEnv, Package};
+    use std::path::PathBuf;
+
+    fn project() -> Project {
+        Project {
+            root: PathBuf::from("/m"),
+            env: GoEnv {
+                go: PathBuf::from("go"),
+                version: "go1.26.0".into(),
+                goroot: PathBuf::new(),
+                gomodcache: PathBuf::new(),
+                gomod: Some(PathBuf::from("/m/go.mod")),
+                gowork: None,
+                vars: Default::default(),
+            },
+        }
+    }
+
+    /// A graph of main packages `example.com/m/<dir>` for each dir.
+    fn graph(dirs: &[&str]) -> PackageGraph {
+        let mut g = PackageGraph::default();
+        for d in dirs {
+            let path = format!("example.com/m/{d}");
+            g.mains.push(path.clone());
+            g.packages.insert(
+                path.clone(),
+                Package {
+                    import_path: path,
+                    name: "main".into(),
+                    dir: PathBuf::from("/m").join(d),
+                    standard: false,
+                    dep_only: false,
+                    module: None,
+                    imports: Vec::new(),
+                    deps: Vec::new(),
+                    files: Vec::new(),
+                    cgo_files: Vec::new(),
+                    ignored_go_files: Vec::new(),
+                    error: None,
+                },
+            );
+        }
+        g
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("kiln.toml")).unwrap()
+    }
+
+    fn names(chosen: &[Chosen]) -> Vec<&str> {
+        chosen.iter().map(|c| c.service.as_str()).collect()
+    }
+
+    fn never() -> Result<PackageGraph, PlanError> {
+        panic!("the whole project must not be listed here")
+    }
+
+    const ALL: &[&str] = &["cmd/api", "cmd/worker", "tools/gen"];
+
+    #[test]
+    fn issue_9_exclude_and_only_declared_choose_services() {
+        let p = project();
+        let all = graph(ALL);
+        let c = config("[build]\nexclude = [\"./tools/...\"]\n");
+        assert_eq!(
+            names(&choose(&p, &c, &all, true, never).unwrap()),
+            ["api", "worker"]
+        );
+        let c = config("[build]\nonly_declared = true\n[services.worker]\n[services.server]\npackage = \"./cmd/api\"\n");
+        let chosen = choose(&p, &c, &all, true, never).unwrap();
+        assert_eq!(names(&chosen), ["server", "worker"]);
+        assert!(chosen[0].configured && !chosen[1].configured);
+        // Everything matched left out: say which rule left out what.
+        let e = choose(&p, &c, &graph(&["tools/gen"]), false, never).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("./tools/gen (no [services.gen] section"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn issue_9_section_packages_are_checked() {
+        let p = project();
+        let all = graph(ALL);
+        // A typo: found in a whole-project run, with the mains in the hint.
+        let c = config("[services.api]\npackage = \"./cmd/apii\"\n");
+        let text = choose(&p, &c, &all, true, never).unwrap_err().to_string();
+        assert!(text.contains("package `./cmd/apii` is not among"), "{text}");
+        assert!(
+            text.contains("main packages found: ./cmd/api, ./cmd/worker, ./tools/gen"),
+            "{text}"
+        );
+        // Also from a narrowed run that reaches ./cmd/api: the whole project is listed then.
+        let narrowed = graph(&["cmd/api"]);
+        let text = choose(&p, &c, &narrowed, false, || Ok(graph(ALL)))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("package `./cmd/apii` is not among"), "{text}");
+        // A narrowed run that does not reach the section's name does not list anything.
+        assert!(choose(&p, &c, &graph(&["cmd/worker"]), false, never).is_ok());
+        // The section names another existing main: ./cmd/api cannot take its name as well.
+        let c = config("[services.api]\npackage = \"./cmd/worker\"\n");
+        let e = choose(&p, &c, &narrowed, false, || Ok(graph(ALL))).unwrap_err();
+        assert!(matches!(e, PlanError::DuplicateService { .. }), "{e}");
+        // A section whose package exclude leaves out contradicts itself.
+        let c = config(
+            "[build]\nexclude = [\"./tools/...\"]\n[services.gen]\npackage = \"./tools/gen\"\n",
+        );
+        let text = choose(&p, &c, &all, true, never).unwrap_err().to_string();
+        assert!(text.contains("leaves it out"), "{text}");
+        // An exclude pattern that matches nothing is a typo.
+        let c = config("[build]\nexclude = [\"./tols/...\"]\n");
+        let text = choose(&p, &c, &all, true, never).unwrap_err().to_string();
+        assert!(
+            text.contains("`./tols/...` matches no main package"),
+            "{text}"
+        );
+    }
+}

@@ -152,6 +152,15 @@ fn issue_9_patterns_inside_a_member_module_resolve_like_go_build() {
     );
     assert!(repo.path().join("dist/app/linux_amd64/app").is_file());
     assert!(!svc.join("dist").exists());
+    // A kiln.toml in the member is not read, and kiln says so instead of ignoring it silently.
+    repo.write("svc/kiln.toml", "[build]\nplatforms = [\"linux/arm64\"]\n");
+    let out = repo.kiln_in(&svc, &["build", "--json", "./cmd/app"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("kiln.toml is not read"), "{t}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_ne!(targets(&report)[0]["platform"], "linux/arm64", "{t}");
+    std::fs::remove_file(svc.join("kiln.toml")).expect("rm");
     // From the root, the same pattern is the root module's.
     let root = repo.build_json(&["--platform", "linux/amd64", "./cmd/app"]);
     assert_eq!(

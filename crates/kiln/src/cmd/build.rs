@@ -66,6 +66,7 @@ pub enum Group {
 pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let req = PlanRequest {

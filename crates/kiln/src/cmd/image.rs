@@ -131,6 +131,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let t_plan = std::time::Instant::now();
     let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let req = PlanRequest {
