@@ -17,7 +17,8 @@ use crate::Ui;
 /// Arguments of `kiln affected`.
 #[derive(Debug, Args)]
 pub struct AffectedArgs {
-    /// Package patterns that define the services (default: every main package, `./...`).
+    /// Package patterns that define the services, relative to the current directory (default:
+    /// every main package of the module or of every go.work module).
     pub patterns: Vec<String>,
     /// Base revision (default: the merge-base with the default branch: origin/HEAD, main or master).
     #[arg(long, value_name = "REF")]

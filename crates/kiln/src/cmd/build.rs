@@ -19,7 +19,8 @@ use crate::Ui;
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Package patterns (default: every main package, `./...`).
+    /// Package patterns, relative to the current directory as for `go build` (default: every main
+    /// package of the module, or of every module go.work uses, minus kiln.toml `exclude`).
     pub patterns: Vec<String>,
     /// Platforms, comma separated (`linux/amd64,linux/arm/v7,darwin/arm64,windows/amd64`).
     #[arg(long, value_delimiter = ',')]

@@ -28,7 +28,8 @@ use crate::Ui;
 /// Arguments of `kiln image`.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Package patterns (default: every main package, `./...`).
+    /// Package patterns, relative to the current directory as for `go build` (default: every main
+    /// package of the module, or of every module go.work uses, minus kiln.toml `exclude`).
     pub patterns: Vec<String>,
     /// Platforms, comma separated; several make a multi-arch image index.
     #[arg(long, value_delimiter = ',')]
