@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use kiln_types::Platform;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Config, ConfigError};
@@ -96,6 +97,23 @@ pub struct ImageSettings {
     pub cmd: Option<Vec<String>>,
     /// Stop signal (`SIGTERM`).
     pub stop_signal: Option<String>,
+    /// Platforms images are made for (Linux only). Default: the Linux platforms among the
+    /// service's build platforms; `[]` makes no image of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Vec<Platform>>,
+}
+
+/// Refuses a platform kiln cannot make a usable image for: every image kiln makes has a Linux
+/// layout (`/usr/local/bin`, `/etc/passwd`, a numeric user), which a Windows or macOS runtime
+/// cannot run.
+pub fn check_image_platform(p: &Platform) -> Result<(), String> {
+    if p.os == "linux" {
+        return Ok(());
+    }
+    Err(format!(
+        "{p} cannot be an image platform: kiln makes Linux images (Linux file layout, base and user), and a {os} binary cannot run in one\nhint: build {p} binaries with `kiln build --platform {p}` (they can stay in [build] platforms) and make images for linux/... platforms only; `[image] platforms` or `[services.NAME.image] platforms` narrows the image matrix",
+        os = p.os
+    ))
 }
 
 /// The env and files a profile adds for one service.
@@ -210,6 +228,28 @@ impl Config {
         self.profiles.keys().map(String::as_str).collect()
     }
 
+    /// The platforms `kiln image` makes `service`'s image for: `[services.SERVICE.image]
+    /// platforms`, else `[image] platforms`, else the Linux platforms among the service's build
+    /// platforms (an empty list: no image for this service).
+    pub fn image_platforms_for(&self, service: &str, host: &Platform) -> Vec<Platform> {
+        let configured = self
+            .services
+            .get(service)
+            .and_then(|s| s.image.as_ref())
+            .and_then(|i| i.platforms.clone())
+            .or_else(|| self.image.platforms.clone());
+        let mut list = match configured {
+            Some(list) => list,
+            None => self
+                .platforms_for(service, host)
+                .into_iter()
+                .filter(|p| check_image_platform(p).is_ok())
+                .collect(),
+        };
+        crate::names::dedup_first_seen(&mut list);
+        list
+    }
+
     /// Merges `[image]`, `[services.SERVICE.image]` and, when given, `[profiles.PROFILE]` (global,
     /// then its per-service part). Data file sources are resolved against `root`.
     pub fn resolve_image(
@@ -263,6 +303,18 @@ impl Config {
             }
             Ok(())
         };
+        let check_platforms = |section: String, s: &ImageSettings| -> Result<(), ConfigError> {
+            for p in s.platforms.iter().flatten() {
+                check_image_platform(p).map_err(|m| bad(section.clone(), m))?;
+            }
+            Ok(())
+        };
+        check_platforms("image".into(), &self.image)?;
+        for (name, svc) in &self.services {
+            if let Some(i) = &svc.image {
+                check_platforms(format!("services.{name}.image"), i)?;
+            }
+        }
         for (name, p) in &self.profiles {
             check_files(&format!("profiles.{name}"), &p.files)?;
             for (svc, layer) in &p.services {
@@ -336,6 +388,64 @@ files = [{ src = "config/api.yaml", dst = "/etc/app/api.yaml" }]
 
         let e = cfg.resolve_image("api", Some("staging"), root).unwrap_err();
         assert!(e.to_string().contains("prod"), "{e}");
+    }
+
+    #[test]
+    fn issue_9_image_platforms_default_to_the_linux_build_platforms() {
+        let host: kiln_types::Platform = "linux/amd64".parse().unwrap();
+        let names =
+            |v: Vec<kiln_types::Platform>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let cfg = Config::parse(
+            r#"
+[build]
+platforms = ["linux/amd64", "darwin/arm64", "windows/amd64", "linux/arm64"]
+
+[services.cli]
+platforms = ["darwin/arm64", "windows/amd64"]
+
+[services.api.image]
+platforms = ["linux/arm64"]
+
+[services.tool.image]
+platforms = []
+"#,
+            Path::new("kiln.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            names(cfg.image_platforms_for("worker", &host)),
+            ["linux/amd64", "linux/arm64"]
+        );
+        assert_eq!(
+            names(cfg.image_platforms_for("api", &host)),
+            ["linux/arm64"]
+        );
+        assert!(cfg.image_platforms_for("cli", &host).is_empty());
+        assert!(cfg.image_platforms_for("tool", &host).is_empty());
+        // [image] platforms narrows every service without its own list.
+        let cfg = Config::parse(
+            "[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"windows/amd64\"]\n[image]\nplatforms = [\"linux/amd64\"]\n",
+            Path::new("kiln.toml"),
+        )
+        .unwrap();
+        assert_eq!(names(cfg.image_platforms_for("x", &host)), ["linux/amd64"]);
+    }
+
+    #[test]
+    fn issue_9_non_linux_image_platforms_are_refused() {
+        for (text, section) in [
+            ("[image]\nplatforms = [\"windows/amd64\"]\n", "[image]"),
+            (
+                "[services.api.image]\nplatforms = [\"linux/amd64\", \"darwin/arm64\"]\n",
+                "[services.api.image]",
+            ),
+        ] {
+            let e = Config::parse(text, Path::new("kiln.toml")).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(section), "{msg}");
+            assert!(msg.contains("cannot be an image platform"), "{msg}");
+            assert!(msg.contains("hint:"), "{msg}");
+        }
     }
 
     #[test]

@@ -18,8 +18,13 @@ mod names;
 mod template;
 
 pub use env::{BuildDate, DateSource, Env};
-pub use image::{ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage};
-pub use model::{BuildSettings, Config, ConfigError, ServiceConfig, Settings, CONFIG_FILE};
+pub use image::{
+    check_image_platform, ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage,
+};
+pub use model::{
+    package_pattern_matches, BuildSettings, Config, ConfigError, ServiceConfig, Settings,
+    CONFIG_FILE,
+};
 pub use names::{check_service_name, dedup_first_seen, MAX_SERVICE_NAME_LEN, SERVICE_NAME_RULE};
 pub use template::{
     render, TemplateError, TemplateErrorKind, TemplateVars, KNOWN as KNOWN_TEMPLATES,

@@ -68,6 +68,16 @@ pub enum ConfigError {
         /// What is wrong, with the expected spelling.
         message: String,
     },
+    /// A value that cannot be used where it is written.
+    #[error("{path}: [{section}]: {message}")]
+    Setting {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// What is wrong, with a hint.
+        message: String,
+    },
     /// An environment variable kiln reads has a value it cannot use.
     #[error("{name}={value:?} is invalid: {why}\nhint: {hint}")]
     Env {
@@ -134,6 +144,14 @@ pub struct Settings {
     /// Image settings of a service (`[services.NAME.image]`; services only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<crate::image::ImageSettings>,
+    /// Main packages that are not services (`[build]` only): go package patterns, relative to the
+    /// project root (`./tools/...`, `./cmd/debug`) or import paths, `...` matching any string.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Only main packages that a `[services.NAME]` section declares are services (`[build]`
+    /// only; default `false`: every main package is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_declared: Option<bool>,
 }
 
 /// A `[services.NAME]` section.
@@ -225,6 +243,24 @@ impl Config {
                 key,
                 why,
             };
+        // Which mains are services is decided once for the project.
+        let check_selection_keys = |section: String, s: &Settings| -> Result<(), ConfigError> {
+            if !s.exclude.is_empty() {
+                return Err(misplaced(
+                    section,
+                    "exclude",
+                    "`exclude` belongs in [build]: it lists main packages that are not services",
+                ));
+            }
+            if s.only_declared.is_some() {
+                return Err(misplaced(
+                    section,
+                    "only_declared",
+                    "`only_declared` belongs in [build]",
+                ));
+            }
+            Ok(())
+        };
         let check_platform_keys = |section: &str, s: &Settings| -> Result<(), ConfigError> {
             section
                 .parse::<Platform>()
@@ -264,6 +300,7 @@ impl Config {
                     "image settings go in [image] or [services.NAME.image]",
                 ));
             }
+            check_selection_keys(here, s)?;
             Ok(())
         };
         if self.build.package.is_some() {
@@ -310,8 +347,20 @@ impl Config {
                     "`out` belongs in [build]",
                 ));
             }
+            check_selection_keys(format!("services.{name}"), svc)?;
             for (k, s) in &svc.platform {
                 check_platform_keys(k, s)?;
+            }
+        }
+        for pattern in &self.build.exclude {
+            if pattern.trim().is_empty() || pattern.contains(char::is_whitespace) {
+                return Err(ConfigError::Setting {
+                    path: path.to_path_buf(),
+                    section: "build".into(),
+                    message: format!(
+                        "exclude pattern {pattern:?} is not a package pattern\nhint: write a directory relative to the project root (\"./tools/...\", \"./cmd/debug\") or an import path"
+                    ),
+                });
             }
         }
         self.validate_image(path)?;
@@ -377,6 +426,21 @@ impl Config {
         out
     }
 
+    /// Whether only main packages with a `[services.NAME]` section are services.
+    pub fn only_declared(&self) -> bool {
+        self.build.only_declared.unwrap_or(false)
+    }
+
+    /// The `[build] exclude` pattern that leaves the main package `import_path` (in the
+    /// root-relative directory `rel_dir`) out of the services, if any.
+    pub fn excluded_by(&self, import_path: &str, rel_dir: &str) -> Option<&str> {
+        self.build
+            .exclude
+            .iter()
+            .find(|p| package_pattern_matches(p, import_path, rel_dir))
+            .map(String::as_str)
+    }
+
     /// The configured name of the service whose `package` matches `import_path` or the
     /// root-relative directory `rel_dir` (spelled `./cmd/api` or `cmd/api`).
     pub fn service_for_package(&self, import_path: &str, rel_dir: &str) -> Option<&str> {
@@ -389,9 +453,88 @@ impl Config {
     }
 }
 
+/// Whether a go package pattern matches a package, as `go list` would: `./dir` and `dir`
+/// patterns are directories relative to the project root, others import paths; `...` matches
+/// any string, and `x/...` matches `x` itself too.
+pub fn package_pattern_matches(pattern: &str, import_path: &str, rel_dir: &str) -> bool {
+    let trimmed = pattern.trim_end_matches('/');
+    if trimmed == "." || trimmed == "./..." || trimmed == "..." {
+        return true;
+    }
+    let local = trimmed.strip_prefix("./");
+    let rel = rel_dir.trim_start_matches("./").trim_end_matches('/');
+    match local {
+        Some(dir) => wildcard_match(dir, rel),
+        None => wildcard_match(trimmed, import_path) || wildcard_match(trimmed, rel),
+    }
+}
+
+/// go's `matchPattern`: `...` is a wildcard; a trailing `/...` also matches the bare prefix.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    if let Some(prefix) = pattern.strip_suffix("/...") {
+        if name == prefix && !prefix.contains("...") {
+            return true;
+        }
+    }
+    let parts: Vec<&str> = pattern.split("...").collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_9_package_patterns_match_like_go() {
+        let m =
+            |p: &str, rel: &str| package_pattern_matches(p, &format!("example.com/m/{rel}"), rel);
+        assert!(m("./tools/...", "tools"));
+        assert!(m("./tools/...", "tools/gen"));
+        assert!(!m("./tools/...", "toolsx/gen"));
+        assert!(m("./cmd/debug", "cmd/debug"));
+        assert!(!m("./cmd/debug", "cmd/debugger"));
+        assert!(m("cmd/debug", "cmd/debug"));
+        assert!(m("example.com/m/cmd/...", "cmd/api"));
+        assert!(m("./cmd/...-tool", "cmd/gen-tool"));
+        assert!(!m("./cmd/...-tool", "cmd/api"));
+        assert!(m("./...", "anything/at/all"));
+        assert!(!m("example.com/other/...", "cmd/api"));
+    }
+
+    #[test]
+    fn issue_9_selection_keys_belong_in_build() {
+        let cfg = parse("[build]\nonly_declared = true\nexclude = [\"./tools/...\"]\n").unwrap();
+        assert!(cfg.only_declared());
+        assert_eq!(
+            cfg.excluded_by("example.com/m/tools/gen", "tools/gen"),
+            Some("./tools/...")
+        );
+        assert_eq!(cfg.excluded_by("example.com/m/cmd/api", "cmd/api"), None);
+        assert!(!Config::default().only_declared());
+        let e = parse("[services.api]\nexclude = [\"./x\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`exclude` belongs in [build]"),
+            "{e}"
+        );
+        let e = parse("[platform.\"linux/amd64\"]\nonly_declared = true\n").unwrap_err();
+        assert!(e.to_string().contains("belongs in [build]"), "{e}");
+        let e = parse("[build]\nexclude = [\"\"]\n").unwrap_err();
+        assert!(e.to_string().contains("not a package pattern"), "{e}");
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("kiln.toml"))

@@ -36,18 +36,21 @@ pub enum DiscoverError {
         dir: PathBuf,
     },
     /// The patterns matched no main package.
-    #[error("no main package matches {patterns}\nhint: pass the directory of a `package main`, for example `kiln build ./cmd/...`")]
+    // The hint never proposes a pattern: the user may just have typed it.
+    #[error("no main package matches {patterns}\nhint: kiln builds directories holding a `package main`; patterns are relative to the current directory, as with `go build` (`go list {patterns}` shows what they match), and kiln without patterns builds every main package of the module or workspace")]
     NoMains {
         /// The patterns, joined.
         patterns: String,
     },
     /// A matched package cannot be loaded.
-    #[error("cannot load package {package}: {message}")]
+    #[error("cannot load package {package}: {message}{hint}")]
     Package {
         /// The package's import path (or pattern).
         package: String,
         /// go's message.
         message: String,
+        /// `\nhint: ...` when kiln knows what to do, else empty.
+        hint: String,
     },
     /// Go's version is older than kiln supports.
     #[error("Go {found} is too old: kiln needs Go 1.22 or newer\nhint: install a newer Go, or set GOTOOLCHAIN=go1.22.0 (or newer) to let go download one")]

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use kiln_types::Platform;
 
-use crate::DiscoverError;
+use crate::{DiscoverError, Module};
 
 /// The Go toolchain as `go env` reports it for one directory.
 ///
@@ -110,12 +110,62 @@ impl Project {
         Ok(Self { root, env })
     }
 
+    /// Whether the project is a `go.work` workspace.
+    pub fn is_workspace(&self) -> bool {
+        self.env.gowork.is_some()
+    }
+
+    /// The main modules: the module itself, or every module a `go.work` file `use`s (with or
+    /// without a module in the workspace directory itself), as `go list -m -json` lists them.
+    pub fn main_modules(&self) -> Result<Vec<Module>, DiscoverError> {
+        let args = ["list", "-m", "-json"];
+        let out = run_go(&self.env.go, &self.root, &args, &[])?;
+        let mut modules = Vec::new();
+        for m in serde_json::Deserializer::from_slice(&out).into_iter::<Module>() {
+            modules.push(m.map_err(|e| DiscoverError::BadOutput {
+                args: args.join(" "),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(modules)
+    }
+
+    /// The patterns that mean "every main package of the project", relative to [`Project::root`].
+    ///
+    /// For a module, `./...`. In a workspace, go's directory patterns stop at module boundaries
+    /// (`./...` at the go.work directory covers the root module only, and fails when there is
+    /// none), so there is one `DIR/...` per `use`d module.
+    pub fn default_patterns(&self) -> Result<Vec<String>, DiscoverError> {
+        if !self.is_workspace() {
+            return Ok(vec!["./...".to_string()]);
+        }
+        let mut patterns: Vec<String> = self
+            .main_modules()?
+            .iter()
+            .filter_map(|m| m.dir.as_deref())
+            .map(|dir| module_pattern(&self.root, dir))
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        Ok(patterns)
+    }
+
     /// `go.work`, `go.work.sum` when in a workspace: inputs of every build.
     pub fn workspace_files(&self) -> Vec<PathBuf> {
         match &self.env.gowork {
             Some(w) => vec![w.clone(), w.with_extension("work.sum")],
             None => Vec::new(),
         }
+    }
+}
+
+/// The directory pattern for every package of the module in `dir`: `./...`, `./svc/...`, or the
+/// absolute directory for a module `use`d from outside the workspace directory.
+fn module_pattern(root: &Path, dir: &Path) -> String {
+    match dir.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => "./...".to_string(),
+        Ok(rel) => format!("./{}/...", rel.to_string_lossy().replace('\\', "/")),
+        Err(_) => format!("{}/...", dir.display()),
     }
 }
 
@@ -149,6 +199,17 @@ pub(crate) fn run_go(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn module_patterns_stay_relative_to_the_workspace() {
+        let root = Path::new("/ws");
+        assert_eq!(module_pattern(root, Path::new("/ws")), "./...");
+        assert_eq!(
+            module_pattern(root, Path::new("/ws/svc/api")),
+            "./svc/api/..."
+        );
+        assert_eq!(module_pattern(root, Path::new("/other")), "/other/...");
+    }
 
     #[test]
     fn version_gate() {

@@ -187,13 +187,20 @@ const MALFORMED_IMPORT_PATH: &str = "malformed import path";
 impl PackageGraph {
     /// Runs `go list -e -deps -json` for `req` in the project root.
     pub fn load(project: &Project, req: &ListRequest) -> Result<Self, DiscoverError> {
-        Self::load_cached(project, req, None).map(|(g, _)| g)
+        Self::load_in(project, &project.root, req)
     }
 
-    /// Like [`PackageGraph::load`], but answers from `cache` when everything the recorded answer
-    /// depends on is unchanged (see [`ListCache`]), and records fresh answers there.
+    /// Runs `go list -e -deps -json` for `req` in `dir`, so that relative patterns mean what they
+    /// mean to `go build` run there (`./cmd/app` inside a workspace member is that member's).
+    pub fn load_in(project: &Project, dir: &Path, req: &ListRequest) -> Result<Self, DiscoverError> {
+        Self::load_cached(project, dir, req, None).map(|(g, _)| g)
+    }
+
+    /// Like [`PackageGraph::load_in`], but answers from `cache` when everything the recorded
+    /// answer depends on is unchanged (see [`ListCache`]), and records fresh answers there.
     pub fn load_cached(
         project: &Project,
+        dir: &Path,
         req: &ListRequest,
         cache: Option<&ListCache>,
     ) -> Result<(Self, ListSource), DiscoverError> {
@@ -225,7 +232,7 @@ impl PackageGraph {
         args.push("--".into());
         args.extend(req.patterns.iter().cloned());
         let shown = args.join(" ");
-        let run_dir = &project.root;
+        let run_dir = dir;
         let key = cache.and_then(|c| {
             c.key(project, run_dir, &args, &req.patterns, &req.env)
                 .map(|k| (c, k))
@@ -308,6 +315,7 @@ impl PackageGraph {
                     return Err(DiscoverError::Package {
                         package: pkg.import_path.clone(),
                         message: err.clone(),
+                        hint: load_hint(err),
                     });
                 }
                 if pkg.name == "main" {
@@ -345,6 +353,19 @@ impl PackageGraph {
     }
 }
 
+/// What to do about a pattern go cannot load, when kiln knows better than go's message.
+fn load_hint(err: &str) -> String {
+    // go's words for a directory pattern outside every module of a go.work workspace.
+    if err.contains("does not contain modules listed in go.work") {
+        return "\nhint: patterns are relative to the current directory, as with `go build`, and this directory is outside the modules go.work uses; run kiln inside a member module, name its directory (`./svc/...`), or give no pattern to build every main package of every module".into();
+    }
+    // A pattern (not a package) go could not expand: most often a directory that is not there.
+    if err.starts_with("pattern ") {
+        return "\nhint: patterns are relative to the current directory, as with `go build`; without patterns kiln builds every main package of the module or workspace".into();
+    }
+    String::new()
+}
+
 /// The binary name go gives a main package: the last import path element, or the one before a
 /// major-version suffix such as `/v2`.
 pub fn binary_name(import_path: &str) -> &str {
@@ -379,6 +400,19 @@ mod tests {
         let out = br#"{"ImportPath":"./nope","Error":{"Err":"directory not found"}}"#;
         let e = PackageGraph::parse(out, &["./nope".into()], "list").unwrap_err();
         assert!(e.to_string().contains("directory not found"), "{e}");
+        assert!(!e.to_string().contains("hint:"), "{e}");
+        let out = br#"{"ImportPath":"./cmd/...","Error":{"Err":"pattern ./cmd/...: lstat ./cmd/: no such file or directory"}}"#;
+        let e = PackageGraph::parse(out, &["./cmd/...".into()], "list").unwrap_err();
+        assert!(e.to_string().contains("hint: patterns are relative"), "{e}");
+        // What go 1.26 says for `./cmd/...` at a go.work directory that is no module's.
+        let out = br#"{"ImportPath":"./cmd/...","Error":{"Err":"pattern ./cmd/...: directory prefix cmd does not contain modules listed in go.work or their selected dependencies"}}"#;
+        let e = PackageGraph::parse(out, &["./cmd/...".into()], "list").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("hint: patterns are relative to the current directory"),
+            "{text}"
+        );
+        assert!(!text.contains("kiln build ./cmd/..."), "{text}");
     }
 
     #[test]

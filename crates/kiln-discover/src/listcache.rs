@@ -378,7 +378,7 @@ mod tests {
                 deps,
                 ..ListRequest::default()
             };
-            PackageGraph::load_cached(&self.project, &req, Some(&self.cache)).unwrap()
+            PackageGraph::load_cached(&self.project, &self.root, &req, Some(&self.cache)).unwrap()
         }
     }
 
@@ -469,7 +469,7 @@ mod tests {
             deps: true,
             ..ListRequest::default()
         };
-        let (_, s) = PackageGraph::load_cached(&f.project, &req, Some(&f.cache)).unwrap();
+        let (_, s) = PackageGraph::load_cached(&f.project, &f.root, &req, Some(&f.cache)).unwrap();
         assert_eq!(s, ListSource::Go);
     }
 
@@ -483,7 +483,7 @@ mod tests {
         };
         // Every file was written within the racy window: nothing vouches for the answer yet.
         for _ in 0..2 {
-            let (_, s) = PackageGraph::load_cached(&f.project, &req, Some(&cache)).unwrap();
+            let (_, s) = PackageGraph::load_cached(&f.project, &f.root, &req, Some(&cache)).unwrap();
             assert_eq!(s, ListSource::Go);
         }
     }

@@ -190,6 +190,7 @@ impl Packager {
     pub fn package(&self, req: &ImageRequest, reporter: &dyn Reporter) -> Result<PackageReport> {
         let started = Instant::now();
         for s in &req.services {
+            s.check_platforms()?;
             if s.binaries.is_empty() {
                 return Err(ImageError::MissingBinary {
                     service: s.service.clone(),

@@ -156,6 +156,19 @@ impl ServiceImage {
     pub fn binary_path(&self) -> String {
         format!("{BINARY_DIR}/{}", self.service)
     }
+
+    /// Refuses binaries for a system other than Linux: the layers kiln writes (`/usr/local/bin`,
+    /// `/etc/passwd`, a numeric user, no `.exe`) make a Linux image, and one labelled `windows` or
+    /// `darwin` would be written without complaint and fail wherever it is run.
+    pub fn check_platforms(&self) -> Result<()> {
+        match self.binaries.iter().find(|b| b.platform.os != "linux") {
+            None => Ok(()),
+            Some(b) => Err(ImageError::Invalid(format!(
+                "service `{}`: {} cannot be an image platform: kiln makes Linux images\nhint: make images for linux/... platforms only; build {} binaries with `kiln build`",
+                self.service, b.platform, b.platform
+            ))),
+        }
+    }
 }
 
 /// What to package: services plus the timestamp every layer and config carries.
@@ -207,6 +220,33 @@ pub fn binaries_from_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_9_only_linux_binaries_make_images() {
+        let bin = |p: &str| PlatformBinary {
+            platform: p.parse().unwrap(),
+            path: PathBuf::from("worker"),
+            digest: Digest::of_bytes(b"worker"),
+            size: 6,
+        };
+        let mut image = ServiceImage {
+            service: "worker".into(),
+            tag: "v1".into(),
+            binaries: vec![bin("linux/amd64"), bin("linux/arm64")],
+            base: BaseChoice::Kiln,
+            config: ImageConfig::default(),
+            files: Vec::new(),
+            compression: Compression::default(),
+        };
+        assert!(image.check_platforms().is_ok());
+        image.binaries.push(bin("windows/amd64"));
+        let text = image.check_platforms().unwrap_err().to_string();
+        assert!(
+            text.contains("windows/amd64 cannot be an image platform"),
+            "{text}"
+        );
+        assert!(text.contains("hint:"), "{text}");
+    }
 
     #[test]
     fn tags_are_sanitised() {

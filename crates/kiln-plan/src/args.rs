@@ -37,7 +37,7 @@ pub enum PlanError {
         second: String,
     },
     /// A `[services.NAME]` section names a package that is not a main package of this project.
-    #[error("kiln.toml [services.{service}]: package `{package}` is not among the main packages found{}\nhint: fix the `package` value or remove the section", source_note(.config))]
+    #[error("kiln.toml [services.{service}]: package `{package}` is not among the main packages found{}\nhint: fix the `package` value or remove the section; main packages found: {found}", source_note(.config))]
     UnknownServicePackage {
         /// The section name.
         service: String,
@@ -45,6 +45,22 @@ pub enum PlanError {
         package: String,
         /// The configuration file.
         config: Option<PathBuf>,
+        /// The main packages of the project, as `./dir`, comma separated.
+        found: String,
+    },
+    /// kiln.toml's choice of services (`exclude`, `only_declared`, sections) cannot be honoured.
+    #[error("{message}\nhint: {hint}")]
+    Selection {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// `kiln image` asked for a platform it cannot make an image for.
+    #[error("--platform {message}")]
+    ImagePlatform {
+        /// Why, with a hint.
+        message: String,
     },
 }
 

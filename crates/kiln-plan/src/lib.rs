@@ -11,6 +11,7 @@
 mod args;
 pub mod flags;
 mod plan;
+mod select;
 
 pub use args::{check_flags, go_args, PlanError};
-pub use plan::{plan, Context, Plan, PlanRequest, Target};
+pub use plan::{plan, plan_images, Context, Plan, PlanRequest, Target};

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use kiln_config::{BuildSettings, Config, TemplateVars};
 use kiln_discover::{binary_name, ListCache, ListRequest, ListSource, PackageGraph, Project};
@@ -21,6 +22,9 @@ pub struct PlanRequest {
     /// Recorded `go list` answers to reuse while everything they depend on is unchanged; `None`
     /// always runs `go list`.
     pub list_cache: Option<ListCache>,
+    /// The directory relative patterns are relative to, as for `go build` run there (inside a
+    /// workspace member, `./cmd/app` is that member's); `None`: the project root.
+    pub dir: Option<PathBuf>,
 }
 
 /// One (service, platform) build.
@@ -82,24 +86,45 @@ pub struct Plan {
     pub lists_cached: (usize, usize),
 }
 
-fn rel_dir(project: &Project, dir: &std::path::Path) -> String {
-    dir.strip_prefix(&project.root)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default()
-}
-
 /// What makes two targets share a `go list` answer: environment, tags, module flags.
 type ContextKey = (Vec<(String, String)>, Vec<String>, Vec<String>);
 
 /// Discovers main packages, assigns services and platforms, and loads one import graph per
 /// distinct build context.
 pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Plan, PlanError> {
-    let mut patterns = if req.patterns.is_empty() {
-        vec!["./...".to_string()]
-    } else {
-        req.patterns.clone()
-    };
-    kiln_config::dedup_first_seen(&mut patterns);
+    plan_for(project, config, req, false).map(|(plan, _)| plan)
+}
+
+/// The plan of `kiln image`: each service for its image platforms (Linux only; by default the
+/// Linux platforms among its build platforms) instead of its build platforms. Also returns the
+/// services left without an image because they have no image platform.
+pub fn plan_images(
+    project: &Project,
+    config: &Config,
+    req: &PlanRequest,
+) -> Result<(Plan, Vec<String>), PlanError> {
+    for p in req.platforms.iter().flatten() {
+        kiln_config::check_image_platform(p)
+            .map_err(|message| PlanError::ImagePlatform { message })?;
+    }
+    plan_for(project, config, req, true)
+}
+
+fn plan_for(
+    project: &Project,
+    config: &Config,
+    req: &PlanRequest,
+    images: bool,
+) -> Result<(Plan, Vec<String>), PlanError> {
+    let mut user_patterns = req.patterns.clone();
+    kiln_config::dedup_first_seen(&mut user_patterns);
+    let list_dir = req.dir.clone().unwrap_or_else(|| project.root.clone());
+    // `./...` at a module's root always meant the whole project; in a workspace it means what it
+    // means to go (the root module only), so only no patterns at all stands for every module.
+    let whole_project = user_patterns.is_empty()
+        || (user_patterns == ["./..."]
+            && !project.is_workspace()
+            && same_dir(&list_dir, &project.root));
     let go_flags = project.env.var("GOFLAGS").to_string();
     check_flags("GOFLAGS", go_flags.split_whitespace())?;
 
@@ -108,32 +133,55 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
     // silently skips a package whose files all import "C" when cgo is off, and such a command must
     // be found to be reported ("needs cgo") rather than vanish.
     let cache = req.list_cache.as_ref();
-    let (mains, mains_source) = PackageGraph::load_cached(
-        project,
-        &ListRequest {
-            patterns: patterns.clone(),
-            env: vec![("CGO_ENABLED".into(), "1".into())],
-            ..ListRequest::default()
-        },
-        cache,
-    )?;
-    let mut lists_cached = (usize::from(mains_source == ListSource::Cache), 1);
+    // (answers from the list cache, answers asked for)
+    let lists = std::cell::Cell::new((0usize, 0usize));
+    let count = |source: ListSource| {
+        let (c, t) = lists.get();
+        lists.set((c + usize::from(source == ListSource::Cache), t + 1));
+    };
+    let list_mains = |patterns: Vec<String>, dir: &Path| {
+        PackageGraph::load_cached(
+            project,
+            dir,
+            &ListRequest {
+                patterns,
+                env: vec![("CGO_ENABLED".into(), "1".into())],
+                ..ListRequest::default()
+            },
+            cache,
+        )
+        .map(|(g, source)| {
+            count(source);
+            g
+        })
+    };
+    let list_all = || -> Result<PackageGraph, PlanError> {
+        Ok(list_mains(project.default_patterns()?, &project.root)?)
+    };
+    let mains = if user_patterns.is_empty() {
+        list_all()?
+    } else {
+        list_mains(user_patterns, &list_dir)?
+    };
+    let chosen = crate::select::choose(project, config, &mains, whole_project, list_all)?;
 
     let mut services: BTreeMap<String, String> = BTreeMap::new();
     let mut targets = Vec::new();
+    let mut no_image = Vec::new();
     let mut context_index: BTreeMap<ContextKey, usize> = BTreeMap::new();
     let mut requests: Vec<ListRequest> = Vec::new();
-    for pkg_path in mains.mains.iter().chain(&mains.unloadable) {
+    for crate::select::Chosen {
+        package: pkg_path,
+        service,
+        configured,
+    } in chosen
+    {
+        let pkg_path = &pkg_path;
         let pkg = &mains.packages[pkg_path];
-        let configured = config.service_for_package(pkg_path, &rel_dir(project, &pkg.dir));
-        let service = configured
-            .map(str::to_string)
-            .unwrap_or_else(|| binary_name(pkg_path).to_string());
         // kiln.toml names were checked when it was parsed; a derived name is checked here, so no
         // unchecked name reaches an output path.
         let problem = unloadable_problem(pkg).or_else(|| {
-            configured
-                .is_none()
+            (!configured)
                 .then(|| kiln_config::check_service_name(&service).err())
                 .flatten()
                 .map(|why| bad_name_problem(&service, pkg_path, &why))
@@ -146,10 +194,14 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
             });
         }
         let default = project.env.default_platform();
-        let mut platforms = req
-            .platforms
-            .clone()
-            .unwrap_or_else(|| config.platforms_for(&service, &default));
+        let mut platforms = match (&req.platforms, images) {
+            (Some(p), _) => p.clone(),
+            (None, false) => config.platforms_for(&service, &default),
+            (None, true) => config.image_platforms_for(&service, &default),
+        };
+        if platforms.is_empty() && images {
+            no_image.push(service.clone());
+        }
         // `--platform linux/amd64,linux/amd64` would run two builds into one output path.
         kiln_config::dedup_first_seen(&mut platforms);
         for platform in platforms {
@@ -210,29 +262,13 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
             });
         }
     }
-    // A configured service outside the requested patterns is fine (`kiln build ./cmd/api`); only
-    // a whole-project run can tell that a `package` points nowhere.
-    let whole_project = req.patterns.is_empty() || req.patterns == ["./..."];
-    for (name, svc) in config.services.iter().filter(|_| whole_project) {
-        if let Some(p) = &svc.package {
-            if !services.contains_key(name) {
-                return Err(PlanError::UnknownServicePackage {
-                    service: name.clone(),
-                    package: p.clone(),
-                    config: config.source.clone(),
-                });
-            }
-        }
-    }
-
     let graphs = kiln_types::run_bounded(requests.clone(), req.jobs.max(1), |r| {
-        PackageGraph::load_cached(project, &r, cache)
+        PackageGraph::load_cached(project, &project.root, &r, cache)
     });
     let mut contexts = Vec::with_capacity(graphs.len());
     for (request, graph) in requests.into_iter().zip(graphs) {
         let (graph, source) = graph?;
-        lists_cached.1 += 1;
-        lists_cached.0 += usize::from(source == ListSource::Cache);
+        count(source);
         contexts.push(Context { request, graph });
     }
     for t in &mut targets {
@@ -241,13 +277,22 @@ pub fn plan(project: &Project, config: &Config, req: &PlanRequest) -> Result<Pla
         }
     }
     targets.sort_by(|a, b| (&a.service, &a.platform).cmp(&(&b.service, &b.platform)));
-    Ok(Plan {
+    let plan = Plan {
         project: project.clone(),
         targets,
         contexts,
         vars: req.vars.clone(),
-        lists_cached,
-    })
+        lists_cached: lists.get(),
+    };
+    Ok((plan, no_image))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// A package go refuses by its import path fails as a target, with go's reason.

@@ -172,6 +172,7 @@ pub fn affected_in(dir: &Path, req: &AffectedRequest) -> Affected {
             vars: kiln_config::TemplateVars::default(),
             jobs: 2,
             list_cache: None,
+            dir: None,
         },
     )
     .expect("plan");

@@ -17,7 +17,8 @@ use crate::Ui;
 /// Arguments of `kiln affected`.
 #[derive(Debug, Args)]
 pub struct AffectedArgs {
-    /// Package patterns that define the services (default: every main package, `./...`).
+    /// Package patterns that define the services, relative to the current directory (default:
+    /// every main package of the module or of every go.work module).
     pub patterns: Vec<String>,
     /// Base revision (default: the merge-base with the default branch: origin/HEAD, main or master).
     #[arg(long, value_name = "REF")]
@@ -123,6 +124,7 @@ pub fn run(dir: &Path, env: &Env, args: AffectedArgs, ui: Ui) -> Result<ExitCode
         vars: kiln_config::TemplateVars::default(),
         jobs: default_jobs().max(1),
         list_cache: None,
+        dir: Some(env.cwd.join(dir)),
     };
     let plan = plan(&project, &config, &req)?;
     let a = compute(&plan, &config, args.base.as_deref(), args.head.as_deref())?;

@@ -18,7 +18,8 @@ use crate::Ui;
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Package patterns (default: every main package, `./...`).
+    /// Package patterns, relative to the current directory as for `go build` (default: every main
+    /// package of the module, or of every module go.work uses, minus kiln.toml `exclude`).
     pub patterns: Vec<String>,
     /// Platforms, comma separated (`linux/amd64,linux/arm/v7,darwin/arm64,windows/amd64`).
     #[arg(long, value_delimiter = ',')]
@@ -65,6 +66,7 @@ pub enum Group {
 pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
     let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let out_dir = match &args.out {
@@ -78,6 +80,7 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         vars: ctx.template_vars(),
         jobs,
         list_cache: super::list_cache(env, out_dir.clone(), read_caches),
+        dir: Some(env.cwd.join(dir)),
     };
     let mut plan = plan(&project, &config, &req)?;
     if let Some(a) = super::affected::restrict_plan(&mut plan, &config, &args.affected, ui)? {

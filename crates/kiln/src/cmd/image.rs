@@ -16,7 +16,7 @@ use kiln_image::{
     PushResult, ServiceImage, TarballFormat, VcsInfo,
 };
 use kiln_oci::{Compression, ImageConfig};
-use kiln_plan::{plan, PlanRequest};
+use kiln_plan::{plan_images, PlanRequest};
 use kiln_registry::{ClientConfig, RegistryError, Repository};
 use kiln_types::Platform;
 use serde::Serialize;
@@ -28,7 +28,8 @@ use crate::Ui;
 /// Arguments of `kiln image`.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Package patterns (default: every main package, `./...`).
+    /// Package patterns, relative to the current directory as for `go build` (default: every main
+    /// package of the module, or of every module go.work uses, minus kiln.toml `exclude`).
     pub patterns: Vec<String>,
     /// Platforms, comma separated; several make a multi-arch image index.
     #[arg(long, value_delimiter = ',')]
@@ -131,6 +132,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let t_plan = std::time::Instant::now();
     let project = super::open_project(env, dir)?;
     let config = Config::load(&project.root)?;
+    super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let out_dir = project.root.join(config.out_dir());
@@ -140,8 +142,22 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         vars: ctx.template_vars(),
         jobs,
         list_cache: super::list_cache(env, out_dir.clone(), !args.no_cache),
+        dir: Some(env.cwd.join(dir)),
     };
-    let mut plan = plan(&project, &config, &req)?;
+    let (mut plan, no_image) = plan_images(&project, &config, &req)?;
+    if !ui.quiet {
+        for service in &no_image {
+            eprintln!(
+                "note: {service}: no image: it has no Linux platform (set [services.{service}.image] platforms to make one)"
+            );
+        }
+    }
+    if plan.targets.is_empty() {
+        bail!(
+            "no service has an image platform: images are Linux images, and none of {} is built for Linux\nhint: add a linux/... platform to [build] platforms, or set [image] platforms = [\"linux/amd64\"]",
+            no_image.join(", ")
+        );
+    }
     if args.affected {
         let req = kiln_affected::AffectedRequest {
             base: None,

@@ -58,7 +58,11 @@ pub fn run(dir: &Path, env: &Env, args: InitArgs, ui: Ui) -> Result<ExitCode> {
          # (the date from SOURCE_DATE_EPOCH when set, so builds stay reproducible).\n\
          # ldflags = [\"-X main.version={{{{.Version}}}}\"]\n\
          # tags = [\"netgo\", \"osusergo\"]\n\
-         # env = {{ GOAMD64 = \"v2\" }}\n\n\
+         # env = {{ GOAMD64 = \"v2\" }}\n\
+         # Main packages that are not services (go patterns relative to this file), or build only the\n\
+         # [services.NAME] sections below:\n\
+         # exclude = [\"./tools/...\"]\n\
+         # only_declared = true\n\n\
          # [platform.\"linux/arm/v7\"]\n\
          # env = {{ GOARM = \"7\" }}\n"
     );

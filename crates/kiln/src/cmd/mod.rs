@@ -56,6 +56,34 @@ pub fn list_cache(
     ))
 }
 
+/// Warns about each kiln.toml between `dir` and the project root: kiln reads only the root's
+/// (the go.work directory in a workspace), and one in a member module would otherwise do nothing
+/// without a word.
+pub fn warn_ignored_configs(project: &Project, dir: &Path, ui: crate::Ui) {
+    if ui.quiet {
+        return;
+    }
+    let root = std::fs::canonicalize(&project.root).unwrap_or_else(|_| project.root.clone());
+    let Ok(start) = std::fs::canonicalize(dir) else {
+        return;
+    };
+    for d in start
+        .ancestors()
+        .take_while(|d| *d != root && d.starts_with(&root))
+    {
+        let file = d.join(kiln_config::CONFIG_FILE);
+        if file.is_file() {
+            eprintln!(
+                "{} {} is not read: kiln reads {} (the {} directory) wherever in the project it runs; move its settings there",
+                console::style("warning:").yellow().bold(),
+                file.display(),
+                root.join(kiln_config::CONFIG_FILE).display(),
+                if project.is_workspace() { "go.work" } else { "go.mod" }
+            );
+        }
+    }
+}
+
 /// The git state and the one date of a command that produces artifacts, resolved once and the
 /// only source every consumer takes its date from: `{{.Date}}` in ldflags, image `created` and
 /// layer mtimes, SBOM creation times.
