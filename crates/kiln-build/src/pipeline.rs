@@ -645,6 +645,7 @@ fn verified(
         Ok(rep) => rep,
         Err(e) => {
             r.error = Some(format!("cannot verify {}: {e}", dest.display()));
+            remove_failed(dest, &mut r);
             return r;
         }
     };
@@ -675,8 +676,26 @@ fn verified(
         .collect();
     if !errors.is_empty() {
         r.error = Some(format!("verification failed: {}", errors.join("\n")));
+        remove_failed(dest, &mut r);
     }
     r.findings = findings;
     r.verify = Some(report);
     r
+}
+
+/// A binary that failed verification must not be picked up from dist by a script or a later
+/// packaging step: it is removed (it stays in the cache, where a hit is verified again).
+fn remove_failed(dest: &Path, r: &mut TargetResult) {
+    match std::fs::remove_file(dest) {
+        Ok(()) => r.path = None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.path = None,
+        Err(e) => {
+            if let Some(msg) = &mut r.error {
+                msg.push_str(&format!(
+                    "\n(cannot remove the failed binary {}: {e})",
+                    dest.display()
+                ));
+            }
+        }
+    }
 }
