@@ -228,7 +228,11 @@ pub fn build(
                 .zip(out)
                 .map(|(p, outcome)| {
                     let r = match outcome {
-                        Outcome::Failed(msg) => {
+                        Outcome::Failed(mut msg) => {
+                            if let Some(note) = kiln_plan::left_out_cgo_files(plan, p.target, &msg)
+                            {
+                                msg = format!("{}\n{note}", msg.trim_end());
+                            }
                             Ok(failed(plan, p.target, Some(&p.prepared.key), msg))
                         }
                         Outcome::Built { tmp, ms } => finish.built(&p, &tmp, ms),

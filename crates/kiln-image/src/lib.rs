@@ -33,6 +33,7 @@ mod error;
 mod labels;
 mod output;
 mod package;
+mod ports;
 mod records;
 mod request;
 
@@ -44,6 +45,7 @@ pub use package::{
     BinaryInfo, NoReporter, PackageReport, Packager, PackagerOptions, PlatformImage, Reporter,
     ServiceOutput,
 };
+pub use ports::low_port_warning;
 pub use request::{
     binaries_from_report, parse_compression, sanitize_tag, BaseChoice, DataFile, ImageRequest,
     PlatformBinary, ServiceImage, BINARY_DIR,

@@ -13,4 +13,4 @@ pub mod flags;
 mod plan;
 
 pub use args::{check_flags, go_args, PlanError};
-pub use plan::{plan, Context, Plan, PlanRequest, Target};
+pub use plan::{left_out_cgo_files, plan, Context, Plan, PlanRequest, Target};
