@@ -159,7 +159,7 @@ mod tests {
             central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
             central.extend_from_slice(&20u16.to_le_bytes()); // version made by
             common(&mut central);
-            central.extend_from_slice(&[0u8; 12]); // comment len, disk, attrs
+            central.extend_from_slice(&[0u8; 10]); // comment len, disk, attrs
             central.extend_from_slice(&offset.to_le_bytes());
             central.extend_from_slice(name.as_bytes());
         }
