@@ -11,7 +11,8 @@ use crate::report::{BinaryReport, Format, Linkage};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Expectation {
-    /// The binary must run in an empty image: no dynamic loader, no non-system libraries, no cgo.
+    /// The binary must be as static as Go makes it on its GOOS (see [`SystemLinking`]): no loader
+    /// or libraries beyond the OS's own that Go links there, no cgo.
     pub static_required: bool,
     /// Expected `GOOS`, if known.
     pub goos: Option<String>,
