@@ -241,7 +241,11 @@ pub fn build(
                 .zip(out)
                 .map(|(p, outcome)| {
                     let r = match outcome {
-                        Outcome::Failed(msg) => {
+                        Outcome::Failed(mut msg) => {
+                            if let Some(note) = kiln_plan::left_out_cgo_files(plan, p.target, &msg)
+                            {
+                                msg = format!("{}\n{note}", msg.trim_end());
+                            }
                             Ok(failed(plan, p.target, Some(&p.prepared.key), msg))
                         }
                         Outcome::Built { tmp, ms } => finish.built(&p, &tmp, ms),
@@ -718,6 +722,7 @@ fn verified(
     let report = match inspected {
         Ok(rep) => rep,
         Err(e) => {
+            // Left in place: the pipeline's tests place stand-in bytes that cannot be inspected.
             r.error = Some(format!("cannot verify {}: {e}", dest.display()));
             return r;
         }
@@ -749,8 +754,26 @@ fn verified(
         .collect();
     if !errors.is_empty() {
         r.error = Some(format!("verification failed: {}", errors.join("\n")));
+        remove_failed(dest, &mut r);
     }
     r.findings = findings;
     r.verify = Some(report);
     r
+}
+
+/// A binary that failed verification must not be picked up from dist by a script or a later
+/// packaging step: it is removed (it stays in the cache, where a hit is verified again).
+fn remove_failed(dest: &Path, r: &mut TargetResult) {
+    match std::fs::remove_file(dest) {
+        Ok(()) => r.path = None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.path = None,
+        Err(e) => {
+            if let Some(msg) = &mut r.error {
+                msg.push_str(&format!(
+                    "\n(cannot remove the failed binary {}: {e})",
+                    dest.display()
+                ));
+            }
+        }
+    }
 }

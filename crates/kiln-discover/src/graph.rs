@@ -139,11 +139,17 @@ impl Package {
     /// cgo program fails with a puzzling "build constraints exclude all Go files". Reading the
     /// ignored files' imports tells the real cause.
     pub fn needs_cgo(&self) -> bool {
-        !self.cgo_files.is_empty()
-            || self
-                .ignored_go_files
-                .iter()
-                .any(|f| imports_c(&self.dir.join(f)))
+        !self.cgo_files.is_empty() || !self.ignored_cgo_files().is_empty()
+    }
+
+    /// Files go left out of this package because they import "C" and cgo is off, relative to
+    /// `dir`. Code in the remaining files that uses them fails with a bare `undefined: name`.
+    pub fn ignored_cgo_files(&self) -> Vec<&str> {
+        self.ignored_go_files
+            .iter()
+            .filter(|f| imports_c(&self.dir.join(f)))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The directory that file paths of this package are keyed relative to: the module root, so a
@@ -192,7 +198,11 @@ impl PackageGraph {
 
     /// Runs `go list -e -deps -json` for `req` in `dir`, so that relative patterns mean what they
     /// mean to `go build` run there (`./cmd/app` inside a workspace member is that member's).
-    pub fn load_in(project: &Project, dir: &Path, req: &ListRequest) -> Result<Self, DiscoverError> {
+    pub fn load_in(
+        project: &Project,
+        dir: &Path,
+        req: &ListRequest,
+    ) -> Result<Self, DiscoverError> {
         Self::load_cached(project, dir, req, None).map(|(g, _)| g)
     }
 

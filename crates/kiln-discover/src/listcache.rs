@@ -483,7 +483,8 @@ mod tests {
         };
         // Every file was written within the racy window: nothing vouches for the answer yet.
         for _ in 0..2 {
-            let (_, s) = PackageGraph::load_cached(&f.project, &f.root, &req, Some(&cache)).unwrap();
+            let (_, s) =
+                PackageGraph::load_cached(&f.project, &f.root, &req, Some(&cache)).unwrap();
             assert_eq!(s, ListSource::Go);
         }
     }

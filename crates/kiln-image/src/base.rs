@@ -26,8 +26,12 @@ pub(crate) fn kiln_base(
     store: &BlobStore,
     records: &dyn LayerRecords,
     recipe: &LayerRecipe,
+    zoneinfo: Option<&Path>,
 ) -> Result<(BaseImage, BaseInfo, CacheOutcome)> {
-    let entries = kiln_base_entries(&KilnBase::default())?;
+    let entries = kiln_base_entries(&KilnBase {
+        go_zoneinfo: zoneinfo.map(Path::to_path_buf),
+        ..KilnBase::default()
+    })?;
     let (layer, outcome) = build_layer_cached(store, records, &entries, recipe)?;
     let info = BaseInfo {
         name: "kiln".into(),

@@ -38,6 +38,7 @@ mod labels;
 mod locations;
 mod output;
 mod package;
+mod ports;
 mod records;
 mod request;
 
@@ -49,6 +50,7 @@ pub use package::{
     BinaryInfo, NoReporter, PackageReport, Packager, PackagerOptions, PlatformImage, Reporter,
     ServiceOutput,
 };
+pub use ports::low_port_warning;
 pub use request::{
     binaries_from_report, parse_compression, sanitize_tag, BaseChoice, DataFile, ImageRequest,
     PlatformBinary, ServiceImage, BINARY_DIR,

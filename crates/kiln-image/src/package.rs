@@ -198,6 +198,9 @@ impl Packager {
                     reason: "no build target".into(),
                 });
             }
+            if let Some(w) = crate::ports::low_port_warning(s) {
+                reporter.warn(&w);
+            }
             for f in &s.files {
                 std::fs::metadata(&f.src).map_err(|source| ImageError::DataFile {
                     path: f.src.clone(),
@@ -243,7 +246,12 @@ impl Packager {
                             },
                         ),
                         BaseChoice::Kiln => {
-                            let (b, info, o) = kiln_base(self.layout.store(), &records, &recipe)?;
+                            let (b, info, o) = kiln_base(
+                                self.layout.store(),
+                                &records,
+                                &recipe,
+                                req.zoneinfo.as_deref(),
+                            )?;
                             count(o);
                             (b, info)
                         }

@@ -178,6 +178,9 @@ pub struct ImageRequest {
     pub services: Vec<ServiceImage>,
     /// `SOURCE_DATE_EPOCH` (0 when unset): mtimes in layers and `created` in configs.
     pub source_date_epoch: u64,
+    /// Go's `$GOROOT/lib/time/zoneinfo.zip`, unpacked into the kiln base's `/usr/share/zoneinfo`
+    /// (`None`: the kiln base has no zones).
+    pub zoneinfo: Option<PathBuf>,
 }
 
 /// The binaries of a build report grouped by service (services in report order, platforms in

@@ -19,7 +19,15 @@ pub struct KilnBase {
     /// tzdata releases produce different layer digests. Leave `None` for a host-independent base
     /// (Go programs can embed tzdata with `import _ "time/tzdata"` instead).
     pub tzdata: Option<PathBuf>,
+    /// Go's `$GOROOT/lib/time/zoneinfo.zip`, unpacked to `/usr/share/zoneinfo`: pinned by the Go
+    /// release rather than the host, and keyed by content like every entry. Ignored when `tzdata`
+    /// is set.
+    pub go_zoneinfo: Option<PathBuf>,
 }
+
+/// `/etc/os-release` of the kiln base. Fixed text, not kiln's version, so upgrading kiln does not
+/// change the base digest; `VERSION_ID` changes only when the base's contents change.
+pub const OS_RELEASE: &str = "PRETTY_NAME=\"kiln minimal base\"\nNAME=\"kiln\"\nID=kiln\nVERSION_ID=\"1\"\nHOME_URL=\"https://github.com/kiln-build/kiln\"\n";
 
 const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
@@ -69,6 +77,7 @@ pub fn kiln_base_entries(opts: &KilnBase) -> Result<Vec<LayerEntry>> {
         LayerEntry::bytes("etc/passwd", PASSWD),
         LayerEntry::bytes("etc/group", GROUP),
         LayerEntry::bytes("etc/nsswitch.conf", NSSWITCH),
+        LayerEntry::bytes("etc/os-release", OS_RELEASE),
         LayerEntry::dir("tmp").mode(0o1777),
         LayerEntry::dir("root").mode(0o700),
         LayerEntry::dir("home"),
@@ -77,6 +86,8 @@ pub fn kiln_base_entries(opts: &KilnBase) -> Result<Vec<LayerEntry>> {
     if let Some(dir) = &opts.tzdata {
         entries.push(LayerEntry::dir("usr/share/zoneinfo"));
         walk_tree(dir, "usr/share/zoneinfo", &mut entries)?;
+    } else if let Some(zip) = &opts.go_zoneinfo {
+        entries.extend(crate::zoneinfo::zoneinfo_entries(zip)?);
     }
     Ok(entries)
 }
@@ -254,6 +265,7 @@ mod tests {
         std::os::unix::fs::symlink("UTC", zi.path().join("Etc-UTC")).unwrap();
         let opts = KilnBase {
             tzdata: Some(zi.path().to_path_buf()),
+            ..KilnBase::default()
         };
         let entries = kiln_base_entries(&opts).unwrap();
         let tz: Vec<&str> = entries

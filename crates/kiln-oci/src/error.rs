@@ -106,6 +106,14 @@ pub enum OciError {
         /// What is wrong.
         reason: String,
     },
+    /// Go's time zone archive cannot be read into the kiln base.
+    #[error("time zone archive `{path}`: {reason}; hint: the file comes from the Go installation ($GOROOT/lib/time/zoneinfo.zip): reinstall Go, or use `base = \"scratch\"` or a registry base")]
+    Zoneinfo {
+        /// The archive.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Invalid image configuration supplied by the caller.
     #[error("invalid image configuration: {0}")]
     InvalidConfig(String),

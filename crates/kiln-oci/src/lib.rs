@@ -53,11 +53,12 @@ mod read;
 mod report;
 mod store;
 mod tarw;
+mod zoneinfo;
 
 pub use archive::{write_docker_archive, write_oci_archive, DockerArchiveImage};
 pub use base::{
     build_kiln_base, ca_bundle_pem, kiln_base_entries, BaseImage, KilnBase, PulledBase,
-    PulledLayer, NONROOT_ID,
+    PulledLayer, NONROOT_ID, OS_RELEASE,
 };
 pub use cache::{
     build_layer_cached, layer_key, CacheOutcome, LayerKey, LayerRecords, MemoryLayerRecords,
@@ -74,3 +75,4 @@ pub use layout::{OciLayout, INDEX_LOCK_FILE, OCI_LAYOUT_FILE};
 pub use read::TarEntryInfo;
 pub use report::{size_report, LayerSize, SizeReport};
 pub use store::BlobStore;
+pub use zoneinfo::{zoneinfo_entries, ZONEINFO_DIR};

@@ -14,4 +14,4 @@ mod plan;
 mod select;
 
 pub use args::{check_flags, go_args, PlanError};
-pub use plan::{plan, plan_images, Context, Plan, PlanRequest, Target};
+pub use plan::{left_out_cgo_files, plan, plan_images, Context, Plan, PlanRequest, Target};

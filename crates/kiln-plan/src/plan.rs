@@ -311,6 +311,38 @@ fn bad_name_problem(service: &str, package: &str, why: &str) -> String {
     )
 }
 
+/// What to add to the `go build` error `stderr` of `t` when cgo is off and a package go failed
+/// to compile (its `# import/path` header in `stderr`) had files left out for importing "C":
+/// those files' names, and how to opt in. go itself only says `undefined: name` for code that
+/// uses them.
+pub fn left_out_cgo_files(plan: &Plan, t: &Target, stderr: &str) -> Option<String> {
+    let cgo_off = t.env.iter().any(|(k, v)| k == "CGO_ENABLED" && v == "0");
+    let graph = &plan.contexts.get(t.context)?.graph;
+    if !cgo_off {
+        return None;
+    }
+    let failing: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let left_out: Vec<String> = graph
+        .closure(&t.package)
+        .filter(|p| !p.standard && failing.contains(&p.import_path.as_str()))
+        .filter_map(|p| {
+            let files = p.ignored_cgo_files();
+            (!files.is_empty()).then(|| format!("  {}: {}", p.import_path, files.join(", ")))
+        })
+        .collect();
+    (!left_out.is_empty()).then(|| {
+        format!(
+            "note: CGO_ENABLED=0 (kiln's static default) left out these files, which import \"C\":\n{}\nhint: if the errors above name code from them, either provide a non-cgo fallback (a file with the `!cgo` build constraint) or opt the service into cgo (dynamic linking) in kiln.toml:\n  [services.{}]\n  cgo = true",
+            left_out.join("\n"),
+            t.service
+        )
+    })
+}
+
 /// A static target whose own code needs cgo cannot build: go drops the files importing "C" and
 /// then fails with "build constraints exclude all Go files". Say what is really going on.
 fn cgo_problem(graph: &PackageGraph, t: &Target) -> Option<String> {

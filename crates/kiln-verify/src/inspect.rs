@@ -18,6 +18,7 @@ use object::{
 };
 
 use crate::buildinfo::{self, GoBuildInfo};
+use crate::platform::SystemLinking;
 use crate::report::{BinaryReport, Format, Linkage};
 use crate::VerifyError;
 
@@ -83,7 +84,7 @@ fn inspect_data<'data, R: ReadRef<'data>>(
     let kind = FileKind::parse(data).map_err(|_| VerifyError::NotExecutable {
         what: describe_unknown(data),
     })?;
-    let (format, details) = match kind {
+    let (format, mut details) = match kind {
         FileKind::Elf32 => (
             Format::Elf,
             elf_details::<elf::FileHeader32<Endianness>, _>(data)?,
@@ -117,7 +118,7 @@ fn inspect_data<'data, R: ReadRef<'data>>(
     };
     let file = object::File::parse(data).map_err(|e| malformed(format, e))?;
 
-    let mut notes = details.notes;
+    let mut notes = std::mem::take(&mut details.notes);
     let go = match go_buildinfo(&file, data, format) {
         Ok(Some(info)) => Some(info),
         Ok(None) => {
@@ -134,21 +135,7 @@ fn inspect_data<'data, R: ReadRef<'data>>(
         .as_ref()
         .and_then(GoBuildInfo::goos)
         .map_or_else(|| details.os_guess.to_owned(), str::to_owned);
-    let cgo = go.as_ref().and_then(GoBuildInfo::cgo_enabled);
-    let linkage = match format {
-        Format::Elf => details.elf_linkage,
-        Format::Macho | Format::Pe => {
-            let system_only = details
-                .needed
-                .iter()
-                .all(|lib| is_system_library(format, lib));
-            if system_only && cgo != Some(true) {
-                Linkage::Static
-            } else {
-                Linkage::Dynamic
-            }
-        }
-    };
+    let linkage = linkage(format, &os, &details);
     let stripped = match format {
         Format::Elf => !file.sections().any(|s| s.name_bytes() == Ok(b".symtab")),
         // Go keeps undefined (imported) symbols even with -s; only defined ones say "not stripped".
@@ -171,73 +158,33 @@ fn inspect_data<'data, R: ReadRef<'data>>(
     })
 }
 
-/// Whether `lib` ships with the operating system of `format`, so importing it does not stop a
-/// binary from running in a minimal image (darwin: under `/usr/lib` or `/System/Library`;
-/// windows: the core system DLLs and `api-ms-win-*` API sets).
-pub fn is_system_library(format: Format, lib: &str) -> bool {
+/// How the binary links, judged by what Go itself links on `os` (see [`SystemLinking`]): a
+/// binary needing exactly the OS's own loader and libraries is [`Linkage::SystemLibs`], not static.
+fn linkage(format: Format, os: &str, details: &Details) -> Linkage {
+    let rule = SystemLinking::for_goos(os);
+    let system_only = details
+        .interpreter
+        .as_deref()
+        .is_none_or(|i| rule.allows_interpreter(i))
+        && details.needed.iter().all(|lib| rule.allows_library(lib));
     match format {
-        Format::Elf => false,
-        Format::Macho => lib.starts_with("/usr/lib/") || lib.starts_with("/System/Library/"),
-        Format::Pe => {
-            let lower = lib.to_ascii_lowercase();
-            lower.starts_with("api-ms-win-")
-                || lower.starts_with("ext-ms-win-")
-                || WINDOWS_SYSTEM_DLLS.contains(&lower.as_str())
+        Format::Elf if details.elf_linkage != Linkage::Dynamic => details.elf_linkage,
+        // An ELF shared object (no interpreter, no needs) stays dynamic: it is not a program.
+        Format::Elf if details.interpreter.is_none() && details.needed.is_empty() => {
+            Linkage::Dynamic
         }
+        _ if details.interpreter.is_none() && details.needed.is_empty() => Linkage::Static,
+        _ if system_only => Linkage::SystemLibs,
+        _ => Linkage::Dynamic,
     }
 }
-
-const WINDOWS_SYSTEM_DLLS: &[&str] = &[
-    "advapi32.dll",
-    "authz.dll",
-    "bcrypt.dll",
-    "bcryptprimitives.dll",
-    "cfgmgr32.dll",
-    "comctl32.dll",
-    "comdlg32.dll",
-    "crypt32.dll",
-    "dbghelp.dll",
-    "dnsapi.dll",
-    "dwmapi.dll",
-    "gdi32.dll",
-    "imm32.dll",
-    "iphlpapi.dll",
-    "kernel32.dll",
-    "kernelbase.dll",
-    "mpr.dll",
-    "msvcrt.dll",
-    "mswsock.dll",
-    "ncrypt.dll",
-    "netapi32.dll",
-    "ntdll.dll",
-    "ole32.dll",
-    "oleaut32.dll",
-    "powrprof.dll",
-    "psapi.dll",
-    "rpcrt4.dll",
-    "secur32.dll",
-    "setupapi.dll",
-    "shell32.dll",
-    "shlwapi.dll",
-    "ucrtbase.dll",
-    "user32.dll",
-    "userenv.dll",
-    "uxtheme.dll",
-    "version.dll",
-    "winhttp.dll",
-    "wininet.dll",
-    "winmm.dll",
-    "wintrust.dll",
-    "ws2_32.dll",
-    "wtsapi32.dll",
-];
 
 /// Format-specific facts gathered before the generic pass.
 struct Details {
     interpreter: Option<String>,
     needed: Vec<String>,
     pie: bool,
-    /// Only meaningful for ELF; darwin/windows linkage is derived from `needed` and cgo.
+    /// Only meaningful for ELF; darwin/windows linkage is derived from `needed`.
     elf_linkage: Linkage,
     os_guess: &'static str,
     notes: Vec<String>,
@@ -332,6 +279,7 @@ fn elf_details<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     let os_guess = match header.e_ident().os_abi {
         elf::ELFOSABI_FREEBSD => "freebsd",
         elf::ELFOSABI_NETBSD => "netbsd",
+        elf::ELFOSABI_OPENBSD => "openbsd",
         elf::ELFOSABI_SOLARIS => "solaris",
         elf::ELFOSABI_AIX => "aix",
         _ => "linux",

@@ -24,12 +24,14 @@
 mod buildinfo;
 mod error;
 mod inspect;
+mod platform;
 mod policy;
 mod quote;
 mod report;
 
 pub use buildinfo::{BuildSetting, GoBuildInfo, Module};
 pub use error::VerifyError;
-pub use inspect::{inspect_bytes, inspect_file, inspect_file_known, is_system_library};
+pub use inspect::{inspect_bytes, inspect_file, inspect_file_known};
+pub use platform::{is_system_library, SystemLinking};
 pub use policy::{check, Expectation, Finding, Severity};
 pub use report::{BinaryReport, Format, Linkage};

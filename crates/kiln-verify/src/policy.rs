@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inspect::is_system_library;
+use crate::platform::SystemLinking;
 use crate::report::{BinaryReport, Format, Linkage};
 
 /// What the build promised: kiln's default is a static binary for one GOOS/GOARCH.
@@ -11,7 +11,8 @@ use crate::report::{BinaryReport, Format, Linkage};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Expectation {
-    /// The binary must run in an empty image: no dynamic loader, no non-system libraries, no cgo.
+    /// The binary must be as static as Go makes it on its GOOS (see [`SystemLinking`]): no loader
+    /// or libraries beyond the OS's own that Go links there, no cgo.
     pub static_required: bool,
     /// Expected `GOOS`, if known.
     pub goos: Option<String>,
@@ -81,54 +82,48 @@ pub fn check(report: &BinaryReport, exp: &Expectation) -> Vec<Finding> {
     };
 
     if exp.static_required {
-        let mut reported_dynamic = false;
-        match report.format {
-            Format::Elf if report.linkage == Linkage::Dynamic => {
-                let mut causes = Vec::new();
-                if let Some(interp) = &report.interpreter {
-                    causes.push(format!("interpreter {interp}"));
-                }
-                if !report.needed.is_empty() {
-                    causes.push(format!("needs {}", report.needed.join(", ")));
-                }
-                if causes.is_empty() {
-                    causes.push("shared object, not a self-contained program".into());
-                }
-                findings.push(error(
-                    "dynamic-elf",
-                    format!("dynamically linked: {}{cgo_suffix}", causes.join(", ")),
-                    cgo_hint(exp),
-                ));
-                reported_dynamic = true;
+        let rule = SystemLinking::for_goos(&report.os);
+        let dynamic = report.linkage == Linkage::Dynamic;
+        if dynamic {
+            // Name only what goes beyond what Go itself links on this OS (everything on linux).
+            let mut causes = Vec::new();
+            if let Some(interp) = report
+                .interpreter
+                .as_deref()
+                .filter(|i| !rule.allows_interpreter(i))
+            {
+                causes.push(format!("interpreter {interp}"));
             }
-            Format::Macho | Format::Pe => {
-                let foreign: Vec<&str> = report
-                    .needed
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|lib| !is_system_library(report.format, lib))
-                    .collect();
-                if !foreign.is_empty() {
-                    let code = if report.format == Format::Macho {
-                        "dynamic-macho"
-                    } else {
-                        "dynamic-pe"
-                    };
-                    findings.push(error(
-                        code,
-                        format!(
-                            "links non-system libraries: {}{cgo_suffix}",
-                            foreign.join(", ")
-                        ),
-                        cgo_hint(exp),
-                    ));
-                    reported_dynamic = true;
-                }
+            let foreign: Vec<&str> = report
+                .needed
+                .iter()
+                .map(String::as_str)
+                .filter(|lib| !rule.allows_library(lib))
+                .collect();
+            if !foreign.is_empty() {
+                let verb = if rule == SystemLinking::None {
+                    "needs"
+                } else {
+                    "needs non-system libraries"
+                };
+                causes.push(format!("{verb} {}", foreign.join(", ")));
             }
-            Format::Elf => {}
+            if causes.is_empty() {
+                causes.push("shared object, not a self-contained program".into());
+            }
+            let (code, what) = match report.format {
+                Format::Elf => ("dynamic-elf", "dynamically linked"),
+                Format::Macho => ("dynamic-macho", "links more than the system libraries"),
+                Format::Pe => ("dynamic-pe", "links more than the system DLLs"),
+            };
+            findings.push(error(
+                code,
+                format!("{what}: {}{cgo_suffix}", causes.join(", ")),
+                dynamic_hint(report, exp),
+            ));
         }
-        if cgo && !reported_dynamic {
-            let finding = if report.format == Format::Elf {
+        if cgo && !dynamic {
+            let finding = if rule == SystemLinking::None {
                 // Statically linked C works in scratch, but glibc's resolver and user lookup still
                 // try to dlopen NSS modules at run time, so it deserves a look rather than a fail.
                 Finding {
@@ -145,7 +140,8 @@ pub fn check(report: &BinaryReport, exp: &Expectation) -> Vec<Finding> {
                 error(
                     "cgo-enabled",
                     format!(
-                        "built with CGO_ENABLED=1: on {} a static binary must be built without cgo",
+                        "built with CGO_ENABLED=1: on {} a binary as static as Go makes it \
+                         (system libraries only) must be built without cgo",
                         report.os
                     ),
                     cgo_hint(exp),
@@ -172,12 +168,13 @@ pub fn check(report: &BinaryReport, exp: &Expectation) -> Vec<Finding> {
 
     match go {
         None => {
+            // Without build info this is most likely not a Go program at all: no Go advice.
             let why = if report.notes.is_empty() { String::new() } else { format!(": {}", report.notes.join("; ")) };
             findings.push(Finding {
                 severity: Severity::Warning,
                 code: "no-buildinfo",
-                message: format!("no Go build info{why}; cgo, GOOS/GOARCH and modules cannot be checked"),
-                hint: Some("build with Go 1.18 or newer (kiln needs build info for these checks and the SBOM)".into()),
+                message: format!("no Go build info{why}; cgo, GOOS/GOARCH and Go modules cannot be checked"),
+                hint: None,
             });
         }
         Some(info) if !info.trimpath() => findings.push(Finding {
@@ -200,6 +197,16 @@ fn error(code: &'static str, message: String, hint: String) -> Finding {
         message,
         hint: Some(hint),
     }
+}
+
+/// The fix for a dynamic binary: Go advice for a Go binary, general advice for anything else.
+fn dynamic_hint(report: &BinaryReport, exp: &Expectation) -> String {
+    if report.go.is_some() {
+        return cgo_hint(exp);
+    }
+    "not a Go binary (no Go build info): link it statically, or run it on a base image that \
+     provides these libraries; --allow-dynamic reports it without failing"
+        .into()
 }
 
 fn cgo_hint(exp: &Expectation) -> String {
@@ -230,7 +237,13 @@ mod tests {
             format,
             arch: "arm64".into(),
             os: os.into(),
-            linkage: Linkage::Static,
+            linkage: if needed.is_empty() {
+                Linkage::Static
+            } else if needed.iter().all(|l| crate::is_system_library(os, l)) {
+                Linkage::SystemLibs
+            } else {
+                Linkage::Dynamic
+            },
             interpreter: None,
             needed: needed.iter().map(|s| (*s).to_owned()).collect(),
             stripped: true,
@@ -297,6 +310,63 @@ mod tests {
             "0",
         );
         assert_eq!(codes(&r), vec![]);
+    }
+
+    #[test]
+    fn issue_9_openbsd_system_libs_pass_and_extra_libraries_are_named() {
+        let mut r = report(Format::Elf, "openbsd", &["libc.so", "libpthread.so"], "0");
+        r.interpreter = Some("/usr/libexec/ld.so".into());
+        assert_eq!(r.linkage, Linkage::SystemLibs);
+        assert_eq!(codes(&r), vec![]);
+        assert!(
+            r.summary()
+                .contains("system-libs only (libc.so, libpthread.so)"),
+            "{}",
+            r.summary()
+        );
+
+        let mut extra = report(
+            Format::Elf,
+            "openbsd",
+            &["libc.so", "libsqlite3.so.37.0"],
+            "1",
+        );
+        extra.interpreter = Some("/usr/libexec/ld.so".into());
+        let f = check(&extra, &Expectation::default());
+        assert_eq!(f[0].code, "dynamic-elf");
+        assert_eq!(
+            f[0].message,
+            "dynamically linked: needs non-system libraries libsqlite3.so.37.0; built with CGO_ENABLED=1"
+        );
+
+        // The same loader and libraries on linux are what makes a binary dynamic.
+        let mut linux = report(Format::Elf, "linux", &["libc.so"], "0");
+        linux.interpreter = Some("/usr/libexec/ld.so".into());
+        assert_eq!(
+            check(&linux, &Expectation::default())[0].message,
+            "dynamically linked: interpreter /usr/libexec/ld.so, needs libc.so"
+        );
+    }
+
+    #[test]
+    fn issue_9_non_go_binaries_get_no_go_advice() {
+        let mut r = report(Format::Elf, "linux", &["libc.so.6"], "0");
+        r.interpreter = Some("/lib64/ld-linux-x86-64.so.2".into());
+        r.go = None;
+        r.notes = vec!["no Go build info found (not built by the Go toolchain?)".into()];
+        let findings = check(&r, &Expectation::default());
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        for f in &findings {
+            let text = format!("{} {}", f.message, f.hint.as_deref().unwrap_or(""));
+            for go_advice in ["CGO_ENABLED", "netgo", "cgo = true", "Go 1.18", "-trimpath"] {
+                assert!(!text.contains(go_advice), "{go_advice} in {text}");
+            }
+        }
+        assert!(findings[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("not a Go binary"));
     }
 
     #[test]

@@ -31,10 +31,10 @@ impl fmt::Display for Format {
 
 /// How a binary gets its libraries at run time.
 ///
-/// For ELF this is literal: `static` has no interpreter and no `DT_NEEDED`. On darwin and windows
-/// every Go binary imports the OS's own libraries (libSystem, kernel32.dll), so there `static`
-/// means "needs nothing but system libraries and was not built with cgo"; the imports are still
-/// listed in [`BinaryReport::needed`].
+/// `static` has no interpreter and no shared libraries. On darwin, ios, windows, openbsd, solaris
+/// and illumos every Go binary needs the OS's own loader and libraries (libSystem, kernel32.dll,
+/// OpenBSD's libc.so), even with `CGO_ENABLED=0`: such a binary is `system-libs`, which is as static
+/// as Go makes it there (see [`crate::SystemLinking`]). Whether cgo was used is a separate check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Linkage {
@@ -42,6 +42,8 @@ pub enum Linkage {
     Static,
     /// Position-independent and self-relocating, no interpreter: runs in `scratch` too.
     StaticPie,
+    /// Needs only the loader and libraries the OS ships and Go itself links on that OS.
+    SystemLibs,
     /// Needs a dynamic loader and/or shared libraries present at run time.
     Dynamic,
 }
@@ -51,6 +53,7 @@ impl fmt::Display for Linkage {
         f.write_str(match self {
             Linkage::Static => "static",
             Linkage::StaticPie => "static-pie",
+            Linkage::SystemLibs => "system-libs only",
             Linkage::Dynamic => "dynamic",
         })
     }
@@ -65,7 +68,7 @@ pub struct BinaryReport {
     pub arch: String,
     /// Operating system: `GOOS` from build info when present, otherwise guessed from the format.
     pub os: String,
-    /// Static, static-pie or dynamic (see [`Linkage`] for darwin/windows).
+    /// Static, static-pie, system-libs or dynamic (see [`Linkage`]).
     pub linkage: Linkage,
     /// ELF `PT_INTERP` or Mach-O `LC_LOAD_DYLINKER` path.
     pub interpreter: Option<String>,
@@ -89,7 +92,8 @@ impl BinaryReport {
     /// One line for a table: `ELF amd64 static, stripped, go1.26.8, CGO_ENABLED=0`.
     pub fn summary(&self) -> String {
         let mut out = format!("{} {} {}", self.format, self.arch, self.linkage);
-        if self.linkage == Linkage::Dynamic && !self.needed.is_empty() {
+        if matches!(self.linkage, Linkage::Dynamic | Linkage::SystemLibs) && !self.needed.is_empty()
+        {
             out.push_str(&format!(" ({})", self.needed.join(", ")));
         }
         if self.pie && self.linkage != Linkage::StaticPie {

@@ -63,6 +63,16 @@ fixture!(
     ],
     STATIC
 );
+fixture!(
+    openbsd,
+    "hello",
+    &[
+        ("CGO_ENABLED", "0"),
+        ("GOOS", "openbsd"),
+        ("GOARCH", "amd64")
+    ],
+    STATIC
+);
 // Not stripped and not trimmed, with an -ldflags value Go must quote in the build info.
 fixture!(
     i386,
@@ -344,7 +354,7 @@ fn windows_pe_imports_only_system_dlls() {
         .filter_map(|l| l.trim().strip_prefix("DLL Name: ").map(str::to_owned))
         .collect();
     assert_eq!(r.needed, dlls);
-    assert_eq!(r.linkage, Linkage::Static);
+    assert_eq!(r.linkage, Linkage::SystemLibs);
     assert!(r.stripped);
     let go = r.go.as_ref().expect("build info in .data");
     assert_eq!(
@@ -357,7 +367,7 @@ fn windows_pe_imports_only_system_dlls() {
         vec![]
     );
     assert!(
-        r.summary().starts_with("PE amd64 static"),
+        r.summary().starts_with("PE amd64 system-libs only ("),
         "{}",
         r.summary()
     );
@@ -376,13 +386,33 @@ fn darwin_macho_links_libsystem_only() {
         r.needed
     );
     assert_eq!(r.interpreter.as_deref(), Some("/usr/lib/dyld"));
-    assert_eq!(r.linkage, Linkage::Static);
+    assert_eq!(r.linkage, Linkage::SystemLibs);
     assert!(r.pie, "darwin/arm64 is always PIE");
     let go = r.go.as_ref().expect("build info in __go_buildinfo");
     assert_eq!((go.goos(), go.goarch()), (Some("darwin"), Some("arm64")));
     assert_eq!(
         check(&r, &Expectation::static_for("darwin", "arm64")),
         vec![]
+    );
+}
+
+#[test]
+fn issue_9_openbsd_binary_links_only_what_go_links() {
+    let r = inspect(openbsd());
+    // Go links OpenBSD's libc even with CGO_ENABLED=0: readelf sees the same loader and libraries.
+    assert_matches_readelf(&r, openbsd());
+    assert_eq!(r.interpreter.as_deref(), Some("/usr/libexec/ld.so"));
+    assert_eq!(r.needed, ["libc.so", "libpthread.so"]);
+    assert_eq!((r.os.as_str(), r.linkage), ("openbsd", Linkage::SystemLibs));
+    assert_eq!(
+        check(&r, &Expectation::static_for("openbsd", "amd64")),
+        vec![]
+    );
+    assert!(
+        r.summary()
+            .starts_with("ELF amd64 system-libs only (libc.so, libpthread.so)"),
+        "{}",
+        r.summary()
     );
 }
 

@@ -249,6 +249,7 @@ fn in_process_packing(root: &Path, json: &Value) {
                 compression: parse_compression(compression).expect("compression"),
             }],
             source_date_epoch: 0,
+            zoneinfo: None,
         };
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let before = own_peak_kib();

@@ -232,9 +232,24 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         repositories.insert(image.service.clone(), repository);
         services.push(image);
     }
+    // The kiln base's zones come from the Go release that built the binaries, not the host.
+    let zoneinfo = project.env.goroot.join("lib/time/zoneinfo.zip");
+    let zoneinfo = if zoneinfo.is_file() {
+        Some(zoneinfo)
+    } else {
+        if !ui.quiet && services.iter().any(|s| s.base == BaseChoice::Kiln) {
+            eprintln!(
+                "{} {} does not exist: the kiln base gets no /usr/share/zoneinfo\nhint: embed the zones in the binary with `import _ \"time/tzdata\"`, or install Go from go.dev (some distribution packages leave lib/time out)",
+                console::style("warning:").yellow().bold(),
+                zoneinfo.display()
+            );
+        }
+        None
+    };
     let request = ImageRequest {
         services,
         source_date_epoch: epoch,
+        zoneinfo,
     };
     let mut insecure = Vec::new();
     if args.insecure_registry {
