@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_lint::{exit_code, expand, lint_str, to_sarif, LintOptions, Severity};
+use kiln_lint::{exit_code, expand, lint_str, to_sarif_with_base, LintOptions, Severity};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(report) = lint_str(text, None, &opts) {
         let _ = report.max_severity();
         let reports = [report];
-        let _ = to_sarif(&reports);
+        let _ = to_sarif_with_base(&reports, std::path::Path::new("."));
         let _ = exit_code(&reports, Severity::Warning);
     }
     let lookup = |name: &str| (name == "A").then(|| "value".to_string());
