@@ -22,7 +22,9 @@ const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum BlobOutcome {
-    /// The registry already had it: one HEAD request, nothing sent.
+    /// The registry already had it, nothing sent: one HEAD request, or none when the image's root
+    /// manifest was already in place under every reference (a registry accepts a manifest only
+    /// once everything it references is present).
     Skipped,
     /// Mounted from another repository on the same registry: nothing sent.
     Mounted {
@@ -529,6 +531,9 @@ impl Client {
             .iter()
             .filter(|b| seen.insert(b.digest))
             .collect();
+        if let Some(report) = self.already_in_place(repo, image, &blobs).await {
+            return Ok(report);
+        }
         let outcomes: Vec<Result<BlobOutcome>> = stream::iter(blobs.iter().map(|b| async move {
             let outcome = self.push_blob_upload(repo, b).await;
             if let Ok(o) = &outcome {
@@ -587,6 +592,71 @@ impl Client {
             }
         }
         Ok(report)
+    }
+
+    /// The no-op re-push: when every reference the root would be pushed under already resolves to
+    /// the root's digest, the registry holds the whole image (it accepted that manifest only with
+    /// everything it references present), so no blob or child needs a request. One HEAD per
+    /// reference; any doubt (another digest, no digest header, an error) means `None` and the full
+    /// push runs.
+    async fn already_in_place(
+        &self,
+        repo: &Repository,
+        image: &ImageUpload,
+        blobs: &[&BlobUpload],
+    ) -> Option<PushReport> {
+        let root = image.root.as_ref()?;
+        let digest = root.digest();
+        let refs: Vec<String> = if image.tags.is_empty() {
+            vec![digest.to_string()]
+        } else {
+            image.tags.clone()
+        };
+        let accept = ACCEPTED_MANIFESTS.join(", ");
+        let scopes = Scopes::push(repo);
+        for r in &refs {
+            let url = self.url(repo, &format!("manifests/{r}")).ok()?;
+            let head = self
+                .send(repo, &scopes, Method::HEAD, &url, &|rb| {
+                    rb.header(ACCEPT, accept.as_str())
+                })
+                .await
+                .ok()?;
+            if !head.status().is_success() || header_digest(&head) != Some(digest) {
+                return None;
+            }
+        }
+        let mut report = PushReport {
+            repository: repo.to_string(),
+            digest: Some(digest),
+            blobs: Vec::with_capacity(blobs.len()),
+            manifests: Vec::new(),
+            bytes_sent: 0,
+        };
+        for b in blobs {
+            let line = BlobReport {
+                digest: b.digest,
+                size: b.size,
+                outcome: BlobOutcome::Skipped,
+            };
+            self.inner.reporter.blob_done(repo, &line);
+            report.blobs.push(line);
+        }
+        for m in image
+            .manifests
+            .iter()
+            .map(|m| (m.digest().to_string(), m.digest()))
+            .chain(refs.iter().map(|r| (r.clone(), digest)))
+        {
+            let line = ManifestReport {
+                digest: m.1,
+                reference: m.0,
+                pushed: false,
+            };
+            self.inner.reporter.manifest_done(repo, &line);
+            report.manifests.push(line);
+        }
+        Some(report)
     }
 
     /// Pushes several images at once (bounded by `concurrency`), sharing connections and tokens.

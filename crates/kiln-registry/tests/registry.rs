@@ -459,3 +459,41 @@ fn manifest_digest_reference_must_match_bytes() {
     assert!(matches!(err, RegistryError::Io { .. }), "{err}");
     assert!(err.to_string().contains("99"), "{err}");
 }
+
+#[test]
+fn issue_8_repush_of_a_tagged_image_is_answered_by_its_tags() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let img = make_image(work.path(), "amd64", b"repush");
+    let client = client();
+    let rt = rt();
+    let repo = reg.repo("noop/app");
+    let first = rt
+        .block_on(client.push_image(&repo, &single_upload(&img, "v1")))
+        .unwrap();
+    assert_eq!(first.uploaded(), 2, "{first:#?}");
+
+    // Unchanged and already tagged: nothing sent, nothing pushed.
+    let again = rt
+        .block_on(client.push_image(&repo, &single_upload(&img, "v1")))
+        .unwrap();
+    assert_eq!(again.uploaded(), 0);
+    assert!(again.manifests.iter().all(|m| !m.pushed), "{again:#?}");
+
+    // One reference not yet there: the full push runs and creates it.
+    let mut both = single_upload(&img, "v1");
+    both.tags.push("v2".into());
+    let r = rt.block_on(client.push_image(&repo, &both)).unwrap();
+    assert!(
+        r.manifests.iter().any(|m| m.reference == "v2" && m.pushed),
+        "{r:#?}"
+    );
+
+    // A tag that points at another image is moved, with the blobs checked one by one.
+    let other = make_image(work.path(), "amd64", b"other content");
+    let r = rt
+        .block_on(client.push_image(&repo, &single_upload(&other, "v1")))
+        .unwrap();
+    assert_eq!(r.uploaded(), 2, "{r:#?}");
+    assert!(r.manifests.iter().any(|m| m.reference == "v1" && m.pushed));
+}
