@@ -354,26 +354,23 @@ fn issue_8_goroot_stdlib_source() {
         .and_then(Path::parent)
         .expect("GOROOT")
         .to_path_buf();
-    // A copy of the toolchain (same version, same tool binaries): hard links where the file
-    // system allows, so only the one file replaced below takes space.
+    // A copy of the toolchain (same version, same tool binaries) as a tree of symlinks, so only
+    // the file replaced below takes space. Not hard links: linking changes every file's ctime,
+    // which tells the kiln builds of concurrently running tests that their inputs changed while
+    // go ran (so they would not store their results). `go` itself is a real copy, because go
+    // finds GOROOT from its own resolved path.
     let copy = tempfile::tempdir().expect("tempdir");
     let root = copy.path().join("go");
     let linked = Command::new("cp")
-        .arg("-al")
+        .arg("-as")
         .arg(&goroot)
         .arg(&root)
         .status()
         .expect("cp");
-    if !linked.success() {
-        let _ = std::fs::remove_dir_all(&root);
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(&goroot)
-            .arg(&root)
-            .status()
-            .expect("cp");
-        assert!(copied.success(), "cannot copy {}", goroot.display());
-    }
+    assert!(linked.success(), "cannot mirror {}", goroot.display());
+    let go_bin = root.join("bin").join("go");
+    std::fs::remove_file(&go_bin).expect("remove the go symlink");
+    std::fs::copy(goroot.join("bin").join("go"), &go_bin).expect("copy go");
     env.set("KILN_GO", root.join("bin").join("go"));
     let first = build(&repo, repo.path(), &env, &[]);
     assert_eq!(first.stdout, "hello");
