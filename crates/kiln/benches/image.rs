@@ -127,10 +127,11 @@ fn noop_push_bench() {
     let mut times = Vec::new();
     for i in 0..5 {
         let r = kiln_image(repo.path(), cache.path(), &["--push", &dest]);
-        if i == 0 {
+        {
             let t = &r.json["timings"];
             println!(
-                "no-op run breakdown: plan {} ms, build stage {} ms (cache hits {}), packing {} ms, push {} ms, process total {} ms",
+                "no-op run {} breakdown: plan {} ms, build stage {} ms (cache hits {}), packing {} ms, push {} ms, process total {} ms",
+                i + 1,
                 t["plan_ms"],
                 t["build_ms"],
                 r.json["build"]["cache_hits"],
