@@ -55,6 +55,15 @@ fn found_list(project: &Project, graph: &PackageGraph) -> String {
     }
 }
 
+/// `pkg`'s directory relative to the project root, as kiln.toml's `package` and `exclude` name it.
+fn package_dir(project: &Project, graph: &PackageGraph, pkg: &str) -> String {
+    graph
+        .packages
+        .get(pkg)
+        .map(|p| rel_dir(project, &p.dir))
+        .unwrap_or_default()
+}
+
 /// The section that names `pkg` by its `package` key.
 fn configured_for<'a>(
     project: &Project,
@@ -62,26 +71,17 @@ fn configured_for<'a>(
     graph: &PackageGraph,
     pkg: &str,
 ) -> Option<&'a str> {
-    let dir = graph
-        .packages
-        .get(pkg)
-        .map(|p| rel_dir(project, &p.dir))
-        .unwrap_or_default();
-    config.service_for_package(pkg, &dir)
+    config.service_for_package(pkg, &package_dir(project, graph, pkg))
 }
 
+/// The `exclude` pattern that leaves `pkg` out, if any.
 fn excluded<'a>(
     project: &Project,
     config: &'a Config,
     graph: &PackageGraph,
     pkg: &str,
 ) -> Option<&'a str> {
-    let dir = graph
-        .packages
-        .get(pkg)
-        .map(|p| rel_dir(project, &p.dir))
-        .unwrap_or_default();
-    config.excluded_by(pkg, &dir)
+    config.excluded_by(pkg, &package_dir(project, graph, pkg))
 }
 
 /// Checks kiln.toml against every main package of the project (`all`): each section's `package`

@@ -4,24 +4,9 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::{shop, Repo};
+use common::{dump, shop, stdout, Repo};
 
 const D: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn dump(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Rule ids of every finding in `kiln lint --json` output.
 fn rules(v: &serde_json::Value) -> Vec<String> {

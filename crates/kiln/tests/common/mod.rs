@@ -281,3 +281,18 @@ impl Repo {
         serde_json::from_slice(&out.stdout).expect("kiln --json prints JSON")
     }
 }
+
+/// A command's stdout as text.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Status, stdout and stderr of a command, for assertion messages.
+pub fn dump(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
