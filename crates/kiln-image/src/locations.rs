@@ -55,13 +55,8 @@ impl<'a> BlobLocations<'a> {
             known.retain(|r| r != &here);
             known.insert(0, here.clone());
             known.truncate(MAX_LOCATIONS);
-            let stored = serde_json::to_vec(&known)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    self.store
-                        .put_record(CacheBucket::BlobLocations, &d.hex(), &bytes)
-                        .map_err(|e| e.to_string())
-                });
+            let stored =
+                crate::records::put_json(self.store, CacheBucket::BlobLocations, &d.hex(), &known);
             if let Err(e) = stored {
                 self.reporter
                     .warn(&format!("cannot record where blob {d} lives: {e}"));

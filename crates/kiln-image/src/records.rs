@@ -42,14 +42,7 @@ impl LayerRecords for StoreLayerRecords<'_> {
     }
 
     fn put(&self, key: &LayerKey, layer: &BuiltLayer) {
-        let stored = serde_json::to_vec(layer)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                self.store
-                    .put_record(CacheBucket::ImageLayers, &key.hex(), &bytes)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = stored {
+        if let Err(e) = put_json(self.store, CacheBucket::ImageLayers, &key.hex(), layer) {
             self.reporter
                 .warn(&format!("cannot record layer {key} in the cache: {e}"));
         }
@@ -78,6 +71,20 @@ fn touch(path: &Path) {
     if let Ok(f) = fs::File::options().write(true).open(path) {
         let _ = f.set_modified(SystemTime::now());
     }
+}
+
+/// Stores `value` as a JSON record; the error is text for a warning (a record that cannot be
+/// written only costs work next time).
+pub(crate) fn put_json<T: serde::Serialize + ?Sized>(
+    store: &dyn Storage,
+    bucket: CacheBucket,
+    key: &str,
+    value: &T,
+) -> Result<(), String> {
+    let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    store
+        .put_record(bucket, key, &bytes)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
