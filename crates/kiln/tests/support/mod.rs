@@ -1,3 +1,4 @@
 //! Shared harness of the `kiln image` tests.
 
+pub mod peers;
 pub mod registry;
