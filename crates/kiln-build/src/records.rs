@@ -158,6 +158,12 @@ pub(crate) fn prune_cgo_gocaches(dir: &Path) {
     }
 }
 
+/// Binaries kiln placed in output directories, by path: the stamp the file had when kiln last
+/// knew its digest. A restore whose destination still has that stamp (settled, by the same racy
+/// rule as the stat cache) already holds the cached bytes and is neither copied nor re-hashed; a
+/// destination whose stamp differs is hashed, and only copied over when its content differs.
+pub(crate) type Placed = kiln_types::VouchedFiles;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,103 +207,5 @@ mod tests {
             "a live run's scratch was removed"
         );
         assert!(other.exists(), "a non-scratch directory was removed");
-    }
-}
-
-/// Binaries kiln placed in output directories, by path: the stamp the file had when kiln last
-/// knew its digest. A restore whose destination still has that stamp (settled, by the same racy
-/// rule as the stat cache) already holds the cached bytes and is neither copied nor re-hashed; a
-/// destination whose stamp differs is hashed, and only copied over when its content differs.
-#[derive(Debug)]
-pub(crate) struct Placed {
-    file: Option<PathBuf>,
-    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, PlacedEntry>>,
-    dirty: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct PlacedEntry {
-    stamp: kiln_types::Stamp,
-    sha256: String,
-    recorded_ns: i128,
-}
-
-/// Most entries kept (a dist of every service on every platform of a large monorepo fits).
-const MAX_PLACED: usize = 100_000;
-
-impl Placed {
-    /// The record in `file` (`None`: keep nothing, every restore copies).
-    pub(crate) fn load(file: Option<PathBuf>) -> Self {
-        let entries = file
-            .as_ref()
-            .and_then(|f| fs::read(f).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        Self {
-            file,
-            entries: std::sync::Mutex::new(entries),
-            dirty: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Whether `path` provably holds the bytes of `digest` without reading it.
-    pub(crate) fn holds(&self, path: &Path, digest: &kiln_types::Digest) -> bool {
-        let Ok(Some(now)) = kiln_types::Stamp::of(path) else {
-            return false;
-        };
-        let Ok(m) = self.entries.lock() else {
-            return false;
-        };
-        m.get(path).is_some_and(|e| {
-            e.stamp == now && now.settled_before(e.recorded_ns) && e.sha256 == digest.hex()
-        })
-    }
-
-    /// Notes that `path` now holds `digest` (just written or just hashed).
-    pub(crate) fn record(&self, path: &Path, digest: &kiln_types::Digest) {
-        if self.file.is_none() {
-            return;
-        }
-        let Ok(Some(stamp)) = kiln_types::Stamp::of(path) else {
-            return;
-        };
-        if let Ok(mut m) = self.entries.lock() {
-            m.insert(
-                path.to_path_buf(),
-                PlacedEntry {
-                    stamp,
-                    sha256: digest.hex(),
-                    recorded_ns: kiln_types::now_ns(),
-                },
-            );
-            self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    /// Writes the record if it changed (temp file + rename; a concurrent writer simply wins).
-    pub(crate) fn save(&self) -> std::io::Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(());
-        }
-        let bytes = {
-            let Ok(mut m) = self.entries.lock() else {
-                return Ok(());
-            };
-            // Entries of files that are gone are dropped; past the bound, the oldest go first.
-            m.retain(|p, _| p.exists());
-            if m.len() > MAX_PLACED {
-                let mut by_age: Vec<(i128, PathBuf)> =
-                    m.iter().map(|(p, e)| (e.recorded_ns, p.clone())).collect();
-                by_age.sort();
-                for (_, p) in by_age.into_iter().take(m.len() - MAX_PLACED) {
-                    m.remove(&p);
-                }
-            }
-            serde_json::to_vec(&*m).map_err(std::io::Error::other)?
-        };
-        write_atomic(file, &bytes)
     }
 }

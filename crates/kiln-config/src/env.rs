@@ -98,6 +98,9 @@ pub struct Env {
     /// The whole process environment (UTF-8 variables), for the key stage: it decides which of
     /// them reach `go build` and keys those (see `kiln_key::env`). Set by [`Env::with_process`].
     pub process: std::collections::BTreeMap<String, String>,
+    /// Whether [`Env::process`] holds every variable (false when one was not UTF-8): caches keyed
+    /// by the whole environment must not be used when it does not.
+    pub process_complete: bool,
 }
 
 impl std::fmt::Debug for Env {
@@ -141,12 +144,30 @@ impl Env {
             github_actions,
             github_step_summary: path(GITHUB_STEP_SUMMARY).filter(|_| github_actions),
             process: std::collections::BTreeMap::new(),
+            process_complete: true,
         }
     }
 
     /// Records the whole process environment (the binary passes `std::env::vars()`).
     pub fn with_process(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
         self.process = vars.into_iter().collect();
+        self
+    }
+
+    /// Records the whole process environment from `std::env::vars_os()`: variables that are
+    /// not UTF-8 are left out of [`Env::process`] (and [`Env::process_complete`] says so) instead
+    /// of aborting, as `std::env::vars()` would.
+    pub fn with_process_os(mut self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        self.process.clear();
+        self.process_complete = true;
+        for (k, v) in vars {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    self.process.insert(k, v);
+                }
+                _ => self.process_complete = false,
+            }
+        }
         self
     }
 

@@ -31,7 +31,27 @@ pub struct GoEnv {
 impl GoEnv {
     /// Runs `go env -json` in `dir`.
     pub fn load(go: &Path, dir: &Path) -> Result<Self, DiscoverError> {
-        let out = run_go(go, dir, &["env", "-json"], &[])?;
+        Self::load_cached(go, dir, None)
+    }
+
+    /// [`GoEnv::load`], answered from `cache` when nothing it depends on changed
+    /// ([`GoEnvCache`](crate::GoEnvCache) says what that is).
+    pub fn load_cached(
+        go: &Path,
+        dir: &Path,
+        cache: Option<&crate::GoEnvCache>,
+    ) -> Result<Self, DiscoverError> {
+        let out = match cache.and_then(|c| c.get(go, dir)) {
+            Some(out) => out,
+            None => {
+                let started = crate::envcache::start();
+                let out = run_go(go, dir, &["env", "-json"], &[])?;
+                if let Some(c) = cache {
+                    c.put(go, dir, started, &out);
+                }
+                out
+            }
+        };
         let vars: BTreeMap<String, String> =
             serde_json::from_slice(&out).map_err(|e| DiscoverError::BadOutput {
                 args: "env -json".into(),
@@ -98,7 +118,16 @@ pub struct Project {
 impl Project {
     /// Finds the module or workspace containing `dir`.
     pub fn open(go: &Path, dir: &Path) -> Result<Self, DiscoverError> {
-        let env = GoEnv::load(go, dir)?;
+        Self::open_cached(go, dir, None)
+    }
+
+    /// [`Project::open`] with `go env` answered from `cache` when it can be.
+    pub fn open_cached(
+        go: &Path,
+        dir: &Path,
+        cache: Option<&crate::GoEnvCache>,
+    ) -> Result<Self, DiscoverError> {
+        let env = GoEnv::load_cached(go, dir, cache)?;
         let anchor = env
             .gowork
             .as_deref()

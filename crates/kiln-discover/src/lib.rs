@@ -8,12 +8,14 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod envcache;
 mod error;
 mod goenv;
 mod graph;
 mod listcache;
 mod vcs;
 
+pub use envcache::GoEnvCache;
 pub use error::DiscoverError;
 pub use goenv::{GoEnv, Project};
 pub use graph::{binary_name, ListRequest, Module, Package, PackageGraph};

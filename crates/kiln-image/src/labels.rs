@@ -1,6 +1,4 @@
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -15,31 +13,6 @@ pub struct VcsInfo {
     /// is pushed under: the label is inside the config, so a tag in it would make the image's
     /// digest depend on how the tag was spelled.
     pub version: Option<String>,
-}
-
-impl VcsInfo {
-    /// Reads `origin`'s URL from git in `root` (absent outside git or without a remote); the
-    /// caller supplies revision and version, which kiln already computed for ldflags.
-    pub fn origin_url(root: &Path) -> Option<String> {
-        let out = Command::new("git")
-            .args(["remote", "get-url", "origin"])
-            .current_dir(root)
-            .output()
-            .ok()?;
-        let url = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        (out.status.success() && !url.is_empty()).then(|| strip_userinfo(&url))
-    }
-}
-
-/// `https://user:token@host/x` -> `https://host/x`: a label must never leak a credential.
-fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((user, host)) if !user.contains('/') => format!("{scheme}://{host}"),
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 /// `org.opencontainers.image.{source,revision,version}` from `vcs` (`created`, `base.name` and
@@ -62,15 +35,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_stripped() {
-        assert_eq!(
-            strip_userinfo("https://u:t@github.com/a/b"),
-            "https://github.com/a/b"
-        );
-        assert_eq!(
-            strip_userinfo("git@github.com:a/b.git"),
-            "git@github.com:a/b.git"
-        );
+    fn standard_labels_skip_what_is_unknown() {
         let l = standard_labels(&VcsInfo {
             source: Some("https://x/y".into()),
             revision: Some("abc".into()),

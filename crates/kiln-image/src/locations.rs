@@ -49,10 +49,11 @@ impl<'a> BlobLocations<'a> {
         let here = repo.to_string();
         for d in digests {
             let mut known = self.get(d);
-            if known.first() == Some(&here) {
+            // Already known: no rewrite. A shared base layer is in every service's repository,
+            // and moving each to the front on every push would rewrite its record per service.
+            if known.contains(&here) {
                 continue;
             }
-            known.retain(|r| r != &here);
             known.insert(0, here.clone());
             known.truncate(MAX_LOCATIONS);
             let stored =

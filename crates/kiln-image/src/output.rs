@@ -196,24 +196,39 @@ impl Packager {
                 what: format!("pushing {}", t.service),
                 error: source,
             })?;
-            let mut upload = self.upload_of(img, &t.tag);
-            for b in &mut upload.blobs {
-                b.mount_from = locations.mount_source(&b.digest, &repo);
-            }
-            uploads.push((repo, upload));
+            uploads.push((repo, self.upload_of(img, &t.tag)));
         }
-        let second_wave = plan_waves(&mut uploads);
-        let (first, second): (Vec<_>, Vec<_>) = uploads
-            .iter()
-            .cloned()
+        // Images already in place (every tag at the root digest) need nothing: one HEAD each, all
+        // at once, before any per-blob work. Only the rest get mount sources, waves and pushes.
+        let in_place = self.rt.block_on(self.client.already_pushed(&uploads));
+        let mut results: BTreeMap<usize, _> = BTreeMap::new();
+        let mut pending = Vec::new();
+        for (i, (upload, done)) in uploads.iter().zip(in_place).enumerate() {
+            match done {
+                Some(report) => {
+                    results.insert(i, Ok(report));
+                }
+                None => {
+                    let (repo, mut upload) = upload.clone();
+                    for b in &mut upload.blobs {
+                        b.mount_from = locations.mount_source(&b.digest, &repo);
+                    }
+                    pending.push((i, (repo, upload)));
+                }
+            }
+        }
+        let (pending_idx, mut pending): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+        let second_wave = plan_waves(&mut pending);
+        let (first, second): (Vec<_>, Vec<_>) = pending_idx
+            .into_iter()
+            .zip(pending)
             .enumerate()
-            .partition(|(i, _)| !second_wave.contains(i));
-        let strip = |w: Vec<(usize, (Repository, ImageUpload))>| -> (Vec<usize>, Vec<_>) {
-            w.into_iter().unzip()
+            .partition(|(k, _)| !second_wave.contains(k));
+        let strip = |w: Vec<(usize, (usize, Upload))>| -> (Vec<usize>, Vec<Upload>) {
+            w.into_iter().map(|(_, iu)| iu).unzip()
         };
         let (first_idx, first) = strip(first);
         let (second_idx, second) = strip(second);
-        let mut results: BTreeMap<usize, _> = BTreeMap::new();
         for (idx, wave) in [(first_idx, first), (second_idx, second)] {
             if wave.is_empty() {
                 continue;
@@ -277,6 +292,9 @@ impl Packager {
         }
     }
 }
+
+/// One image to push and where.
+type Upload = (Repository, ImageUpload);
 
 /// Splits a push into two waves: an upload that sends a blob an earlier upload also sends to
 /// another repository of the same registry goes second and mounts it from there (unless a

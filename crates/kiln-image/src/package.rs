@@ -132,6 +132,8 @@ pub struct PackageReport {
 /// Packs images into an OCI layout, writes archives and pushes. One per `kiln image` run.
 pub struct Packager {
     pub(crate) layout: OciLayout,
+    /// Layout blobs verified in earlier runs (saved after packing).
+    vouched: Arc<kiln_types::VouchedFiles>,
     pub(crate) cache: LocalStore,
     pulled: BlobStore,
     pub(crate) client: Client,
@@ -157,6 +159,15 @@ impl Packager {
         } else {
             OciLayout::create(&opts.layout_dir)?
         };
+        // Reused layers are verified by content unless their blob file is unchanged since it
+        // last was (one record for every layout this cache serves, by absolute blob path).
+        let vouched = Arc::new(kiln_types::VouchedFiles::load(
+            opts.cache
+                .bucket_dir(CacheBucket::Keys)
+                .ok()
+                .map(|d| d.join("layout-blobs.json")),
+        ));
+        let layout = layout.with_vouched(vouched.clone());
         let client = match reporter {
             Some(r) => Client::with_reporter(opts.registry.clone(), r),
             None => Client::new(opts.registry.clone()),
@@ -173,6 +184,7 @@ impl Packager {
             pulled: BlobStore::open(opts.cache.bucket_dir(CacheBucket::PulledBlobs)?)?,
             cache: opts.cache.clone(),
             layout,
+            vouched,
             client,
             rt,
             jobs: opts.jobs.max(1),
@@ -306,6 +318,7 @@ impl Packager {
             .map_err(|_| ImageError::Invalid("a packing thread panicked".into()))?
             .into_values();
         let mut images = Vec::new();
+        let mut tags = Vec::new();
         for s in &req.services {
             let mut platforms = Vec::with_capacity(s.binaries.len());
             for _ in &s.binaries {
@@ -321,7 +334,7 @@ impl Packager {
                 assemble_index(self.layout.store(), &built, &s.config.annotations)?
             };
             let layout_ref = format!("{}:{}", s.service, s.tag);
-            self.layout.tag(&layout_ref, &root.descriptor())?;
+            tags.push((layout_ref.clone(), root.descriptor()));
             images.push(ServiceOutput {
                 service: s.service.clone(),
                 tag: s.tag.clone(),
@@ -329,6 +342,12 @@ impl Packager {
                 root,
                 platforms,
             });
+        }
+        self.layout.tag_all(&tags)?;
+        if let Err(e) = self.vouched.save() {
+            reporter.warn(&format!(
+                "cannot save the record of verified layout blobs (they are re-hashed next run): {e}"
+            ));
         }
         Ok(PackageReport {
             layout: self.layout.root().to_path_buf(),

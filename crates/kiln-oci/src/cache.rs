@@ -173,7 +173,7 @@ impl LayerRecords for MemoryLayerRecords {
 /// the rebuild can put the right bytes in its place (the store never replaces an existing blob).
 fn blob_intact(store: &BlobStore, layer: &BuiltLayer) -> bool {
     let digest = &layer.descriptor.digest;
-    match store.verify(digest) {
+    match store.verify_known(digest) {
         Ok(size) => size == layer.descriptor.size,
         Err(OciError::DigestMismatch { path, .. }) => {
             // Another process may have removed or replaced it already; either way it is gone.

@@ -88,7 +88,12 @@ struct RegistryAuth {
 }
 
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    /// For plain-HTTP registries (loopback, configured insecure): built without TLS roots,
+    /// because loading the system's certificates opens every file in /etc/ssl/certs (hundreds)
+    /// and a push to a local registry never needs them.
+    plain: reqwest::Client,
+    /// For HTTPS: built with the platform's roots on the first https request.
+    tls: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     pub(crate) config: ClientConfig,
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     auth: Mutex<HashMap<String, RegistryAuth>>,
@@ -138,6 +143,15 @@ impl From<RegistryError> for Failure {
     }
 }
 
+/// Settings shared by the plain and the TLS client.
+fn base_builder(config: &ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(config.user_agent.clone())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(15))
+        .tcp_nodelay(true)
+}
+
 impl Client {
     /// Creates a client. Installs the `ring` rustls provider as process default if none is installed.
     pub fn new(config: ClientConfig) -> Result<Self> {
@@ -151,16 +165,14 @@ impl Client {
             // Losing a race with another thread installing one is fine: some provider is installed.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(15))
-            .tcp_nodelay(true)
+        let plain = base_builder(&config)
+            .tls_certs_only(std::iter::empty())
             .build()
             .map_err(|e| RegistryError::Client(error_chain(&e)))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
+                plain,
+                tls: std::sync::OnceLock::new(),
                 config,
                 credentials: Mutex::new(HashMap::new()),
                 auth: Mutex::new(HashMap::new()),
@@ -168,6 +180,23 @@ impl Client {
                 reporter,
             }),
         })
+    }
+
+    /// The HTTP client for `url`: the plain one for `http://`, the TLS one (built now if this is
+    /// the first https request) otherwise.
+    fn http(&self, url: &Url) -> Result<&reqwest::Client> {
+        if url.scheme() == "http" {
+            return Ok(&self.inner.plain);
+        }
+        self.inner
+            .tls
+            .get_or_init(|| {
+                base_builder(&self.inner.config)
+                    .build()
+                    .map_err(|e| error_chain(&e))
+            })
+            .as_ref()
+            .map_err(|e| RegistryError::Client(e.clone()))
     }
 
     /// The configuration this client was built with.
@@ -348,8 +377,7 @@ impl Client {
                         q.append_pair("scope", s);
                     }
                 }
-                self.inner
-                    .http
+                self.http(&url)?
                     .post(url.clone())
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(form.query().unwrap_or_default().to_string())
@@ -364,7 +392,7 @@ impl Client {
                         q.append_pair("scope", s);
                     }
                 }
-                let rb = self.inner.http.get(url.clone());
+                let rb = self.http(&url)?.get(url.clone());
                 match other.and_then(Credential::basic_header) {
                     Some(h) => rb.header(AUTHORIZATION, h),
                     None => rb,
@@ -445,7 +473,7 @@ impl Client {
     ) -> Result<Response, Failure> {
         let mut authenticated = false;
         loop {
-            let mut rb = build(self.inner.http.request(method.clone(), url.clone()));
+            let mut rb = build(self.http(url)?.request(method.clone(), url.clone()));
             let sent = self.cached_auth(&repo.registry, scopes);
             if let Some(h) = &sent {
                 if let Ok(v) = HeaderValue::from_str(h) {

@@ -659,6 +659,29 @@ impl Client {
         Some(report)
     }
 
+    /// The no-op check of [`Client::push_image`] alone, for many images at once (bounded by
+    /// `concurrency`): `Some(report)` for every image whose references already resolve to its
+    /// root digest (nothing to send), `None` for the rest. Lets a caller skip the per-blob
+    /// preparation of a push (mount sources, waves) for images that need none.
+    pub async fn already_pushed(
+        &self,
+        images: &[(Repository, ImageUpload)],
+    ) -> Vec<Option<PushReport>> {
+        let limit = self.inner.config.concurrency.max(1);
+        stream::iter(images.iter().map(|(repo, image)| async move {
+            let mut seen = HashSet::new();
+            let blobs: Vec<&BlobUpload> = image
+                .blobs
+                .iter()
+                .filter(|b| seen.insert(b.digest))
+                .collect();
+            self.already_in_place(repo, image, &blobs).await
+        }))
+        .buffered(limit)
+        .collect()
+        .await
+    }
+
     /// Pushes several images at once (bounded by `concurrency`), sharing connections and tokens.
     pub async fn push_images(
         &self,

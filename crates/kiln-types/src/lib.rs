@@ -12,9 +12,11 @@ mod digest;
 mod platform;
 mod stamp;
 mod time;
+mod vouched;
 
 pub use bounded::run_bounded;
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use platform::{Platform, PlatformError};
 pub use stamp::{now_ns, Stamp, RACY_SLACK_NS};
 pub use time::format_rfc3339;
+pub use vouched::VouchedFiles;

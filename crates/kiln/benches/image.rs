@@ -112,6 +112,32 @@ fn monorepo(services: usize) -> tempfile::TempDir {
             .as_bytes(),
         );
     }
+    write(root, ".gitignore", b"dist/\n");
+    // A committed git checkout with an origin, as users run kiln: the git calls that date and
+    // label the build are part of every no-op.
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "commit",
+            "-qm",
+            "bench",
+        ],
+        &["tag", "v1.0.0"],
+        &["remote", "add", "origin", "https://example.com/mono.git"],
+    ] {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .status()
+            .expect("git (apt-get install -y git)")
+            .success();
+        assert!(ok, "git {args:?} failed");
+    }
     dir
 }
 

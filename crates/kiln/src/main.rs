@@ -96,7 +96,7 @@ fn main() -> ExitCode {
     }
     let dir = cli.dir.clone().unwrap_or_else(|| cwd.clone());
     // The only place kiln reads its environment: everything below gets these values as data.
-    let env = Env::resolve(cwd, |name| std::env::var_os(name)).with_process(std::env::vars());
+    let env = Env::resolve(cwd, |name| std::env::var_os(name)).with_process_os(std::env::vars_os());
     let ci = ci::Ci::new(&env);
     if env.no_color {
         console::set_colors_enabled(false);

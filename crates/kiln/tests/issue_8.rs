@@ -921,3 +921,54 @@ fn issue_8_go_list_answers_reused_until_the_tree_changes() {
     let fresh = repo.build_json(&["--no-cache"]);
     assert_eq!(go_lists(&fresh).0, 0);
 }
+
+#[test]
+fn issue_8_a_settled_no_op_starts_no_go_process() {
+    common::require_go();
+    let repo = app("package main\n\nfunc main() { println(\"a\") }\n");
+    std::fs::create_dir_all(repo.path().join("dist")).unwrap();
+    // Every `go` kiln starts is logged by a wrapper in front of the real one.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut env = GoEnv::new();
+    let real_go = real_go(&env);
+    let log = scratch.path().join("go.log");
+    let wrapper = scratch.path().join("go");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.set("KILN_GO", &wrapper);
+    // Let the files settle past the racy window so the first run's answers can vouch.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    repo.build_json_env(repo.path(), &[], &env);
+    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        calls().contains("env -json"),
+        "first run asks go: {}",
+        calls()
+    );
+    let before = calls().lines().count();
+    let second = repo.build_json_env(repo.path(), &[], &env);
+    assert!(targets(&second)[0]["cached"].as_bool().unwrap());
+    let after: Vec<String> = calls().lines().skip(before).map(str::to_string).collect();
+    assert!(after.is_empty(), "a settled no-op ran go: {after:?}");
+
+    // go.mod edited: `go env` (and `go list`) run again.
+    repo.write("go.mod", &GO_MOD.replace("go 1.22", "go 1.23"));
+    repo.build_json_env(repo.path(), &[], &env);
+    let again: Vec<String> = calls().lines().skip(before).map(str::to_string).collect();
+    assert!(
+        again.iter().any(|c| c.contains("env -json")),
+        "go.mod changed but go env was not asked: {again:?}"
+    );
+}

@@ -64,7 +64,7 @@ pub enum Group {
 
 /// Runs `kiln build`.
 pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
-    let project = super::open_project(env, dir)?;
+    let project = super::open_project_with(env, dir, !args.no_cache && !args.verify_cache)?;
     let config = Config::load(&project.root)?;
     super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;

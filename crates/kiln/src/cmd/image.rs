@@ -130,7 +130,7 @@ struct BuildSummary {
 /// Runs `kiln image`.
 pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let t_plan = std::time::Instant::now();
-    let project = super::open_project(env, dir)?;
+    let project = super::open_project_with(env, dir, !args.no_cache)?;
     let config = Config::load(&project.root)?;
     super::warn_ignored_configs(&project, &env.cwd.join(dir), ui);
     let ctx = super::BuildContext::resolve(env, &project.root)?;
@@ -212,7 +212,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let binaries = binaries_from_report(&report, &env.cwd)?;
     let epoch = ctx.image_epoch();
     let vcs = VcsInfo {
-        source: VcsInfo::origin_url(&project.root),
+        source: ctx.git.origin.clone(),
         revision: ctx.git.commit.clone(),
         version: Some(ctx.image_version()),
     };
@@ -269,7 +269,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     };
     let opts = PackagerOptions {
         layout_dir,
-        cache: kiln_cache::LocalStore::open_default()?,
+        cache: super::open_store(env)?,
         registry: ClientConfig {
             insecure_registries: insecure,
             docker_config_dir: env.docker_config_dir.clone(),

@@ -22,7 +22,22 @@ use kiln_discover::{GitHead, Project};
 
 /// Opens the Go module or workspace containing `dir` with the `go` command `env` names.
 pub fn open_project(env: &Env, dir: &Path) -> Result<Project> {
-    Ok(Project::open(&env.go, dir)?)
+    open_project_with(env, dir, true)
+}
+
+/// [`open_project`], reading the `go env` cache only when `read_caches` (not for `--no-cache`
+/// and verify mode, which must see go's own answer).
+pub fn open_project_with(env: &Env, dir: &Path, read_caches: bool) -> Result<Project> {
+    // A relative `-C` directory is never cached (the key needs an absolute one); the usual run
+    // from the current directory is.
+    let cache = (read_caches && !env.verify_cache)
+        .then(|| open_store(env).ok())
+        .flatten()
+        .and_then(|s| s.bucket_dir(kiln_cache::CacheBucket::Keys).ok())
+        .map(|d| {
+            kiln_discover::GoEnvCache::new(d.join("goenv-v1"), &env.process, env.process_complete)
+        });
+    Ok(Project::open_cached(&env.go, dir, cache.as_ref())?)
 }
 
 /// The kiln cache store `env` names (`KILN_CACHE_DIR`, else the user cache directory).
@@ -198,6 +213,7 @@ mod tests {
             version: "v1.0.0".into(),
             tag: None,
             branch: None,
+            origin: None,
         };
         for (sde, commit_time, want) in [
             (
@@ -237,6 +253,7 @@ mod tests {
                 version: "dev".into(),
                 tag: None,
                 branch: None,
+                origin: None,
             },
         )
         .unwrap_err();
