@@ -8,6 +8,7 @@
 //! - SBOMs: SPDX 2.3 ([`to_spdx`]) and CycloneDX 1.6 ([`to_cyclonedx`]) JSON,
 //! - SLSA v1 provenance in an in-toto Statement v1 ([`provenance_statement`]),
 //! - DSSE envelopes ([`sign_envelope`], [`verify_envelope`]),
+//! - Sigstore bundles as cosign 3 stores them, verified with a key ([`Bundle`]),
 //! - cosign-compatible keys ([`generate_keypair`], [`load_private_key`]) and signatures
 //!   ([`simple_signing_payload`], [`sign_payload`], [`verify_signature`]),
 //! - the OCI objects cosign stores them in ([`signature_manifest`],
@@ -33,6 +34,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod bundle;
 mod cosign;
 mod cyclonedx;
 mod dsse;
@@ -44,6 +46,10 @@ mod provenance;
 mod sign;
 mod spdx;
 
+pub use bundle::{
+    Bundle, BundleContent, HashOutput, MessageSignature, PublicKeyHint, VerificationMaterial,
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIGN_PREDICATE_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE,
+};
 pub use cosign::{
     attestation_manifest, cosign_tag, referrer_manifest, signature_image, signature_manifest,
     simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact, SignedLayer,
