@@ -72,13 +72,13 @@ pub use keys::{
     LEGACY_ENCRYPTED_KEY_LABEL,
 };
 pub use model::{
-    format_rfc3339, go_purl, h1_to_sha256_hex, now_epoch, oci_purl, BaseImageInfo, BinaryInfo,
-    CreationInfo, GoModule, SbomSubject, SubjectKind,
+    format_rfc3339, go_purl, go_version_number, h1_to_sha256_hex, now_epoch, oci_purl, stdlib_purl,
+    BaseImageInfo, BinaryInfo, CreationInfo, GoModule, SbomSubject, SubjectKind,
 };
 pub use policy::{evaluate, is_root_user, BinaryFact, Facts, ModuleFact, Policy, Violation};
 pub use provenance::{
-    provenance_statement, statement, ProvenanceInput, KILN_BUILD_TYPE, SLSA_PROVENANCE_V1,
-    STATEMENT_TYPE,
+    provenance_statement, statement, ProvenanceInput, BUILTIN_BASE_NAME, KILN_BUILD_TYPE,
+    SLSA_PROVENANCE_V1, STATEMENT_TYPE,
 };
 pub use sign::{sign_payload, verify_signature};
 pub use spdx::{default_namespace, to_spdx, to_spdx_bytes, SPDX_MEDIA_TYPE};
