@@ -234,15 +234,16 @@ fn provenance_check(ev: &Evidence) -> Check {
         );
     }
     // An older provenance that did not verify: say so in the terms of the version rule too.
-    let unverified_older = ev.att_problems.iter().find_map(|(t, _)| {
+    let unverified_older = ev.att_problems.iter().find_map(|(t, problem)| {
         t.as_deref()
             .filter(|t| t.starts_with(SLSA_PROVENANCE_PREFIX) && *t != SLSA_PROVENANCE_V1)
+            .map(|t| (t, problem))
     });
     match unverified_older {
-        Some(t) => Check::fail(
+        Some((t, problem)) => Check::fail(
             "provenance",
             format!(
-                "{}; an attestation for predicate {t} was found, but v1 ({SLSA_PROVENANCE_V1}) is required",
+                "{}; an attestation for predicate {t} was found ({problem}), but v1 ({SLSA_PROVENANCE_V1}) is required",
                 check.detail
             ),
         ),

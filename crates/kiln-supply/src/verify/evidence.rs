@@ -68,8 +68,8 @@ pub(super) struct Evidence {
 }
 
 impl Evidence {
-    /// The referrers part of "what was searched", e.g. `2 referrer(s) found via the referrers
-    /// API (1 Sigstore bundle(s), 0 DSSE envelope(s)), none a signature bundle for this key`.
+    /// The referrers part of "what was searched", e.g. `2 referrer(s) (1 Sigstore bundle(s), 0
+    /// DSSE envelope(s)) found via the referrers API, none a signature bundle for this key`.
     pub(super) fn referrers_summary(&self, none_what: &str) -> String {
         match &self.referrers {
             ReferrersSeen::Failed(e) => format!("referrers lookup failed: {e}"),
@@ -78,7 +78,7 @@ impl Evidence {
                 bundles,
                 envelopes,
             } => format!(
-                "{} referrer(s) found via {} ({bundles} Sigstore bundle(s), {envelopes} DSSE envelope(s)), none {none_what} for this key",
+                "{} referrer(s) ({bundles} Sigstore bundle(s), {envelopes} DSSE envelope(s)) found via {}, none {none_what} for this key",
                 discovered.descriptors.len(),
                 discovered.searched()
             ),
