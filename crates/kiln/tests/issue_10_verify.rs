@@ -442,3 +442,99 @@ fn issue_10_pinned_cosign_is_v3() {
     );
     assert!(text.contains("v3."), "{text}");
 }
+
+/// Item 6 end to end: `kiln sbom` of a real Go binary lists the standard library as syft does
+/// (`pkg:golang/stdlib@<go version without "go">`, read here from `go version -m`) and the main
+/// module, with the main module depending on both in CycloneDX and no `SPDXRef-` bom-refs.
+#[test]
+fn issue_10_sbom_lists_stdlib_and_main_module() {
+    let fx = go_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bin = fx.binary.to_str().unwrap();
+    let out = std::process::Command::new("go")
+        .args(["version", "-m", bin])
+        .output()
+        .expect("go is on PATH (the fixture needed it)");
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    // First line: `<file>: go1.26.8`.
+    let go_version = listing
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(": ").next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    let number = go_version.strip_prefix("go").unwrap();
+    let stdlib_purl = format!("pkg:golang/stdlib@{number}");
+
+    kiln_ok(
+        d,
+        &["sbom", bin, "--format", "spdx", "--output", "a.spdx.json"],
+    );
+    kiln_ok(
+        d,
+        &[
+            "sbom",
+            bin,
+            "--format",
+            "cyclonedx",
+            "--output",
+            "a.cdx.json",
+        ],
+    );
+    let spdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("a.spdx.json")).unwrap()).unwrap();
+    let cdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("a.cdx.json")).unwrap()).unwrap();
+
+    let pkgs = spdx["packages"].as_array().unwrap();
+    let std = pkgs.iter().find(|p| p["name"] == "stdlib").unwrap();
+    assert_eq!(std["versionInfo"], go_version.as_str());
+    assert_eq!(
+        std["externalRefs"][0]["referenceLocator"],
+        stdlib_purl.as_str()
+    );
+    let main = pkgs
+        .iter()
+        .find(|p| p["name"] == "example.com/app")
+        .expect("main module package");
+    let rels = spdx["relationships"].as_array().unwrap();
+    for (a, kind, b) in [
+        (&main["SPDXID"], "DEPENDS_ON", &std["SPDXID"]),
+        (&pkgs[0]["SPDXID"], "CONTAINS", &std["SPDXID"]),
+        (&pkgs[0]["SPDXID"], "CONTAINS", &main["SPDXID"]),
+    ] {
+        assert!(
+            rels.iter().any(|r| &r["spdxElementId"] == a
+                && r["relationshipType"] == kind
+                && &r["relatedSpdxElement"] == b),
+            "{a} {kind} {b} missing"
+        );
+    }
+
+    let comps = cdx["components"].as_array().unwrap();
+    let std = comps.iter().find(|c| c["name"] == "stdlib").unwrap();
+    assert_eq!(std["purl"], stdlib_purl.as_str());
+    let main = comps
+        .iter()
+        .find(|c| c["name"] == "example.com/app")
+        .unwrap();
+    let main_deps = cdx["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == main["bom-ref"])
+        .unwrap();
+    let on = main_deps["dependsOn"].as_array().unwrap();
+    assert!(on.contains(&std["bom-ref"]), "{main_deps}");
+    for (path, _, _) in &fx.modules {
+        let dep = comps.iter().find(|c| c["name"] == path.as_str()).unwrap();
+        assert!(on.contains(&dep["bom-ref"]), "{path}: {main_deps}");
+    }
+    let text = std::fs::read_to_string(d.join("a.cdx.json")).unwrap();
+    assert!(
+        !text.contains("\"SPDXRef-"),
+        "CycloneDX refs must not be SPDX ids"
+    );
+}
