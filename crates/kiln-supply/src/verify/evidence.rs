@@ -11,7 +11,7 @@ use kiln_attest::{
     IN_TOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_MEDIA_TYPE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 };
-use kiln_registry::{Client, Discovered, Reference, Repository};
+use kiln_registry::{Client, Discovered, Reference, RegistryError, Repository};
 use kiln_types::Digest;
 use serde::Deserialize;
 
@@ -187,9 +187,22 @@ pub(super) async fn collect(
     let (mut bundles, mut envelopes) = (0, 0);
     for d in &discovered.descriptors {
         let short = format!("sha256:{}", &d.digest.hex()[..12]);
-        let m = client
+        let m = match client
             .get_manifest(&Reference::by_digest(repo.clone(), d.digest))
-            .await?;
+            .await
+        {
+            Ok(m) => m,
+            // A fallback tag index is kept up to date by clients, so it can list a manifest
+            // that was deleted since: report it, do not fail the whole verification.
+            Err(RegistryError::NotFound { .. }) => {
+                ev.att_problems.push((
+                    None,
+                    format!("referrer {short} is listed but its manifest does not exist"),
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let layers = serde_json::from_slice::<ManifestLayers>(&m.bytes)
             .map(|m| m.layers)
             .unwrap_or_default();
