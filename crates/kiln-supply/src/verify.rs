@@ -86,7 +86,7 @@ pub async fn verify_image(
     let ev = evidence::collect(client, repo, &digest, &root.bytes, key).await?;
     let mut checks = vec![signature_check(&ev, repo, &digest)];
 
-    let sbom = attestation_check("sbom", "SBOM", &ev, is_sbom);
+    let sbom = sbom_check(&ev);
     let has_sbom = sbom.passed;
     checks.push(sbom);
     let provenance = provenance_check(&ev);
@@ -110,6 +110,15 @@ pub async fn verify_image(
 
 fn is_sbom(predicate_type: &str) -> bool {
     predicate_type == SPDX_PREDICATE_TYPE || predicate_type == CYCLONEDX_PREDICATE_TYPE
+}
+
+fn sbom_check(ev: &Evidence) -> Check {
+    let mut check = attestation_check("sbom", "SBOM", ev, is_sbom);
+    if let (false, Some(note)) = (check.passed, ev.unsigned_sbom_note()) {
+        check.detail.push_str("; ");
+        check.detail.push_str(&note);
+    }
+    check
 }
 
 /// Predicate types of SLSA provenance of any version (v0.1, v0.2, v1).

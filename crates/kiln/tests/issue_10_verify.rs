@@ -291,6 +291,29 @@ fn bundle_layout(t: &Target) {
             && detail.contains(&format!("tag sha256-{}.att absent", unsigned.hex())),
         "{detail}"
     );
+    // An unsigned `cosign attach sbom` is named, and still does not count.
+    let sbom = d.join("sbom.spdx.json");
+    let unsigned_image = format!("{}/app@{unsigned}", t.host);
+    cosign_ok(&[
+        "attach",
+        "sbom",
+        "--sbom",
+        sbom.to_str().unwrap(),
+        "--type",
+        "spdx",
+        "--allow-http-registry=true",
+        &unsigned_image,
+    ]);
+    let (code, report) = verify_json(d, &unsigned_image, "cosign.pub", None);
+    assert_eq!(code, 1);
+    let (ok, detail) = check(&report, "sbom").unwrap();
+    assert!(
+        !ok && detail.contains(&format!(
+            "tag sha256-{}.sbom holds 1 unsigned SBOM layer(s), which do not count",
+            unsigned.hex()
+        )),
+        "{detail}"
+    );
 
     // SLSA v0.2 provenance only (cosign's `slsaprovenance`): found, but not v1.
     let old = push_to(&t.host, "app", "v3", "v0.2");

@@ -59,6 +59,8 @@ pub(super) struct Evidence {
     pub key_id: String,
     pub sig_tag: TagSeen,
     pub att_tag: TagSeen,
+    /// cosign's unsigned `.sbom` attachment: reported, never accepted as an SBOM attestation.
+    pub sbom_tag: TagSeen,
     pub referrers: ReferrersSeen,
     pub signatures: Vec<Verified>,
     pub sig_problems: Vec<String>,
@@ -99,6 +101,16 @@ impl Evidence {
     pub(super) fn att_tag_summary(&self) -> String {
         self.att_tag.describe()
     }
+
+    /// A note on an unsigned `.sbom` attachment, when there is one.
+    pub(super) fn unsigned_sbom_note(&self) -> Option<String> {
+        self.sbom_tag.layers.map(|n| {
+            format!(
+                "tag {} holds {n} unsigned SBOM layer(s), which do not count: only SBOM attestations signed by the key do",
+                self.sbom_tag.tag
+            )
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -134,6 +146,10 @@ pub(super) async fn collect(
         },
         att_tag: TagSeen {
             tag: kiln_attest::cosign_tag(digest, "att"),
+            layers: None,
+        },
+        sbom_tag: TagSeen {
+            tag: kiln_attest::cosign_tag(digest, "sbom"),
             layers: None,
         },
         referrers: ReferrersSeen::Failed(String::new()),
@@ -173,6 +189,20 @@ pub(super) async fn collect(
                 )),
             }
         }
+    }
+
+    // Only the layer count: the SBOM bytes themselves are unsigned and not needed.
+    let sbom_ref = Reference::by_tag(repo.clone(), &ev.sbom_tag.tag)?;
+    match client.get_manifest(&sbom_ref).await {
+        Ok(m) => {
+            ev.sbom_tag.layers = Some(
+                serde_json::from_slice::<ManifestLayers>(&m.bytes)
+                    .map(|m| m.layers.len())
+                    .unwrap_or(0),
+            );
+        }
+        Err(RegistryError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
 
     // The cosign tags above stand on their own; a registry that refuses the referrers lookup
