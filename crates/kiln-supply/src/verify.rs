@@ -431,4 +431,246 @@ mod tests {
         assert!(err.contains("another image"), "{err}");
         assert!(verify_statement(b"{}", &public, &digest).is_err());
     }
+
+    fn evidence(attestations: &[&str], problems: &[(Option<&str>, &str)]) -> Evidence {
+        use evidence::{ReferrersSeen, TagSeen};
+        let digest = Digest::of_bytes(b"image");
+        Evidence {
+            key_id: "sha256:0123456789abcdef".into(),
+            sig_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "sig"),
+                layers: None,
+            },
+            att_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "att"),
+                layers: Some(attestations.len() + problems.len()),
+            },
+            sbom_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "sbom"),
+                layers: None,
+            },
+            referrers: ReferrersSeen::Listed {
+                discovered: kiln_registry::Discovered {
+                    source: kiln_registry::ReferrersSource::Api,
+                    fallback_tag: kiln_registry::referrers_fallback_tag(&digest),
+                    descriptors: Vec::new(),
+                },
+                bundles: 0,
+                envelopes: 0,
+            },
+            signatures: Vec::new(),
+            sig_problems: Vec::new(),
+            attestations: attestations
+                .iter()
+                .map(|t| Verified {
+                    predicate_type: (*t).to_owned(),
+                    source: "bundle referrer sha256:0123456789ab".into(),
+                })
+                .collect(),
+            att_problems: problems
+                .iter()
+                .map(|(t, p)| (t.map(str::to_owned), (*p).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn issue_10_slsa_v02_is_named_not_missing() {
+        let ev = evidence(
+            &["https://slsa.dev/provenance/v0.2", SPDX_PREDICATE_TYPE],
+            &[],
+        );
+        let c = provenance_check(&ev);
+        assert!(!c.passed);
+        assert!(
+            c.detail.starts_with(
+                "provenance found but SLSA v0.2 (https://slsa.dev/provenance/v0.2, bundle referrer"
+            ) && c
+                .detail
+                .contains("kiln requires https://slsa.dev/provenance/v1"),
+            "{}",
+            c.detail
+        );
+        // With v1 present as well, v1 wins.
+        let ev = evidence(
+            &["https://slsa.dev/provenance/v0.2", SLSA_PROVENANCE_V1],
+            &[],
+        );
+        assert!(provenance_check(&ev).passed);
+        // A v0.2 that did not verify: the key failure and the version rule are both said.
+        let ev = evidence(
+            &[],
+            &[(
+                Some("https://slsa.dev/provenance/v0.2"),
+                "bundle referrer sha256:0123: does not verify with key k",
+            )],
+        );
+        let c = provenance_check(&ev);
+        assert!(
+            c.detail
+                .contains("(bundle referrer sha256:0123: does not verify with key k), but v1"),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn problems_are_reported_by_the_check_they_concern() {
+        let ev = evidence(
+            &[SLSA_PROVENANCE_V1],
+            &[
+                (Some(SPDX_PREDICATE_TYPE), "spdx problem"),
+                (None, "unreadable problem"),
+            ],
+        );
+        let sbom = attestation_check("sbom", "SBOM", &ev, is_sbom);
+        assert!(!sbom.passed);
+        assert!(
+            sbom.detail.contains("spdx problem")
+                && sbom.detail.contains("unreadable problem")
+                && sbom.detail.contains(
+                    "verified attestations of other types: https://slsa.dev/provenance/v1"
+                )
+                && sbom
+                    .detail
+                    .contains("signed by key sha256:0123456789abcdef"),
+            "{}",
+            sbom.detail
+        );
+        let prov = provenance_check(&ev);
+        assert!(prov.passed, "{}", prov.detail);
+        let ev = evidence(&[], &[(Some(SPDX_PREDICATE_TYPE), "spdx problem")]);
+        let prov = provenance_check(&ev);
+        assert!(!prov.detail.contains("spdx problem"), "{}", prov.detail);
+    }
+
+    #[test]
+    fn missing_signature_says_what_was_searched() {
+        let ev = evidence(&[], &[]);
+        let digest = Digest::of_bytes(b"image");
+        let repo = Repository::new("127.0.0.1:5000", "app").unwrap();
+        let c = signature_check(&ev, &repo, &digest);
+        assert!(!c.passed);
+        assert!(
+            c.detail.contains(&format!("no signature for {digest}"))
+                && c.detail.contains(&format!("tag sha256-{}.sig absent", digest.hex()))
+                && c.detail.contains("0 referrer(s) (0 Sigstore bundle(s), 0 DSSE envelope(s)) found via the referrers API, none a signature bundle for this key"),
+            "{}",
+            c.detail
+        );
+        let mut ev = evidence(&[], &[]);
+        ev.sig_problems
+            .push("bundle referrer x: does not verify".into());
+        let c = signature_check(&ev, &repo, &digest);
+        assert!(
+            c.detail
+                .contains("verifies with key sha256:0123456789abcdef: bundle referrer x"),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn bundles_are_filed_by_what_they_sign_and_must_name_the_digest() {
+        use base64::Engine as _;
+        let (key, public) = keys();
+        let digest = Digest::of_bytes(b"image");
+        let bundle = |predicate_type: &str, subject: &Digest| {
+            let stmt = statement(
+                &[("app".into(), *subject)],
+                predicate_type,
+                serde_json::json!({}),
+            );
+            let env = sign_envelope(
+                &key,
+                IN_TOTO_PAYLOAD_TYPE,
+                &serde_json::to_vec(&stmt).unwrap(),
+            );
+            serde_json::to_vec(&serde_json::json!({
+                "mediaType": kiln_attest::SIGSTORE_BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {"publicKey": {"hint": ""}},
+                "dsseEnvelope": {
+                    "payload": env.payload,
+                    "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                    "signatures": [{"sig": env.signatures[0].sig}],
+                },
+            }))
+            .unwrap()
+        };
+        let mut ev = evidence(&[], &[]);
+        let sign = bundle(kiln_attest::COSIGN_SIGN_PREDICATE_TYPE, &digest);
+        evidence::check_bundle(
+            &sign,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer a",
+            &mut ev,
+        );
+        let spdx = bundle(SPDX_PREDICATE_TYPE, &digest);
+        evidence::check_bundle(
+            &spdx,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer b",
+            &mut ev,
+        );
+        assert_eq!(ev.signatures.len(), 1);
+        assert_eq!(ev.attestations[0].predicate_type, SPDX_PREDICATE_TYPE);
+        // A signature bundle copied from another image verifies with the key, but fails.
+        let copied = bundle(
+            kiln_attest::COSIGN_SIGN_PREDICATE_TYPE,
+            &Digest::of_bytes(b"other"),
+        );
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &copied,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer c",
+            &mut ev,
+        );
+        assert!(ev.signatures.is_empty());
+        assert!(
+            ev.sig_problems[0].contains("about another image"),
+            "{:?}",
+            ev.sig_problems
+        );
+        // A message signature over the manifest bytes is a signature of this digest.
+        let manifest = b"{\"schemaVersion\":2}";
+        let msg = serde_json::to_vec(&serde_json::json!({
+            "mediaType": kiln_attest::SIGSTORE_BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {"publicKey": {}},
+            "messageSignature": {
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": base64::engine::general_purpose::STANDARD.encode(Digest::of_bytes(manifest).as_raw()),
+                },
+                "signature": sign_payload(&key, manifest),
+            },
+        }))
+        .unwrap();
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &msg,
+            &public,
+            &digest,
+            manifest,
+            "bundle referrer d",
+            &mut ev,
+        );
+        assert_eq!(ev.signatures[0].predicate_type, "message signature");
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &msg,
+            &public,
+            &digest,
+            b"other manifest",
+            "bundle referrer d",
+            &mut ev,
+        );
+        assert!(ev.signatures.is_empty() && !ev.sig_problems.is_empty());
+    }
 }

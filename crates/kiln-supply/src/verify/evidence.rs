@@ -276,7 +276,7 @@ pub(super) async fn collect(
 }
 
 /// Verifies one Sigstore bundle and files it as a signature or an attestation.
-fn check_bundle(
+pub(super) fn check_bundle(
     bytes: &[u8],
     key: &PublicKey,
     digest: &Digest,
