@@ -97,7 +97,18 @@ pub async fn verify_image(
     let contents = load_image(client, &ImageSource::Registry(pinned)).await?;
     checks.push(static_check(&contents));
     if let Some(policy) = policy {
-        checks.extend(policy_checks(policy, &contents, has_sbom, has_provenance));
+        let other_provenance = ev
+            .attestations
+            .iter()
+            .map(|v| v.predicate_type.as_str())
+            .find(|t| t.starts_with(SLSA_PROVENANCE_PREFIX) && *t != SLSA_PROVENANCE_V1);
+        checks.extend(policy_checks(
+            policy,
+            &contents,
+            has_sbom,
+            has_provenance,
+            other_provenance,
+        ));
     }
     Ok(VerifyReport {
         image: reference.to_string(),
@@ -327,6 +338,7 @@ pub fn policy_facts(contents: &ImageContents, has_sbom: bool, has_provenance: bo
                     .collect(),
                 has_sbom,
                 has_provenance,
+                other_provenance: None,
             }
         })
         .collect()
@@ -337,14 +349,17 @@ fn policy_checks(
     contents: &ImageContents,
     has_sbom: bool,
     has_provenance: bool,
+    other_provenance: Option<&str>,
 ) -> Vec<Check> {
     let multi = contents.images.len() > 1;
     let mut out = Vec::new();
-    for (img, facts) in contents
-        .images
-        .iter()
-        .zip(policy_facts(contents, has_sbom, has_provenance))
+    for (img, mut facts) in
+        contents
+            .images
+            .iter()
+            .zip(policy_facts(contents, has_sbom, has_provenance))
     {
+        facts.other_provenance = other_provenance.map(str::to_owned);
         for v in evaluate(policy, &facts) {
             let prefix = match (&img.platform, multi) {
                 (Some(p), true) => format!("{p}: "),

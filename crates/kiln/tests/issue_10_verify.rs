@@ -335,6 +335,14 @@ fn bundle_layout(t: &Target) {
             && detail.contains("kiln requires https://slsa.dev/provenance/v1"),
         "{detail}"
     );
+    // The policy rule says the same.
+    std::fs::write(d.join("policy.toml"), "require_provenance = true\n").unwrap();
+    let (_, report) = verify_json(d, &old_image, "cosign.pub", Some(&d.join("policy.toml")));
+    let (ok, detail) = check(&report, "policy:require_provenance").unwrap();
+    assert!(
+        !ok && detail.contains("provenance found but it is https://slsa.dev/provenance/v0.2"),
+        "{detail}"
+    );
     // ... and with the wrong key it is still named as the v0.2 it claims to be.
     let (_, report) = verify_json(d, &old_image, "other.pub", None);
     let (ok, detail) = check(&report, "provenance").unwrap();
