@@ -142,3 +142,29 @@ impl Client {
         Ok(Some(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searched_names_the_place_looked_at() {
+        let subject = Digest::of_bytes(b"image");
+        let tag = referrers_fallback_tag(&subject);
+        let found = |source| Discovered {
+            source,
+            fallback_tag: tag.clone(),
+            descriptors: Vec::new(),
+        };
+        assert_eq!(found(ReferrersSource::Api).searched(), "the referrers API");
+        assert_eq!(
+            found(ReferrersSource::FallbackTag).searched(),
+            format!("fallback tag {tag} (the registry has no referrers API)")
+        );
+        assert_eq!(
+            found(ReferrersSource::Nowhere).searched(),
+            format!("fallback tag {tag} (absent; the registry has no referrers API)")
+        );
+        assert_eq!(tag, format!("sha256-{}", subject.hex()));
+    }
+}
