@@ -1,8 +1,9 @@
 //! CycloneDX 1.6 JSON writer.
 //!
 //! Same content as the SPDX document: the subject as `metadata.component`, one component
-//! per Go executable, per compiled module and for the base image (with its files nested),
-//! and a dependency graph subject -> executables -> main module -> dependencies.
+//! per Go executable, per compiled module (main module included), per Go standard library
+//! version and for the base image (with its files nested), and a dependency graph
+//! subject -> executables -> main module -> dependencies and stdlib.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,10 +12,10 @@ use sha1::{Digest as _, Sha1};
 
 use crate::error::Result;
 use crate::model::{
-    h1_to_sha256_hex, oci_purl, unique_modules, BinaryInfo, CreationInfo, GoModule, SbomSubject,
-    SubjectKind,
+    go_version_label, h1_to_sha256_hex, oci_purl, stdlib_purl, unique_go_versions, unique_modules,
+    BinaryInfo, CreationInfo, GoModule, SbomSubject, SubjectKind,
 };
-use crate::spdx::{module_spdx_id, spdx_id};
+use crate::spdx::{module_spdx_id, spdx_id, stdlib_spdx_id};
 
 /// Media type of CycloneDX JSON documents (used as OCI artifact type).
 pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
@@ -52,6 +53,26 @@ pub fn serial_number(subject: &SbomSubject) -> String {
     format!("urn:uuid:{}", uuid_v5(&UUID_NAMESPACE_URL, name.as_bytes()))
 }
 
+/// A `bom-ref` from the SPDX identifier of the same element, without the `SPDXRef-` prefix:
+/// the two documents stay easy to correlate, and CycloneDX refs do not pretend to be SPDX ids.
+fn bom_ref(spdx_id: &str) -> String {
+    spdx_id
+        .strip_prefix("SPDXRef-")
+        .unwrap_or(spdx_id)
+        .to_owned()
+}
+
+fn stdlib_component(go_version: &str) -> Value {
+    json!({
+        "type": "library",
+        "bom-ref": bom_ref(&stdlib_spdx_id(go_version)),
+        "name": "stdlib",
+        "version": go_version,
+        "purl": stdlib_purl(go_version),
+        "description": "the Go standard library compiled into the executables",
+    })
+}
+
 fn prop(name: &str, value: impl Into<String>) -> Value {
     json!({"name": name, "value": value.into()})
 }
@@ -71,8 +92,8 @@ fn module_component(m: &GoModule) -> Result<Value> {
     let eff = m.effective();
     let mut c = json!({
         "type": "library",
-        "bom-ref": module_spdx_id(m),
-        "name": m.path,
+        "bom-ref": bom_ref(&module_spdx_id(m)),
+        "name": m.sbom_name(),
         "purl": m.purl(),
     });
     if let Some(v) = eff.known_version() {
@@ -83,11 +104,13 @@ fn module_component(m: &GoModule) -> Result<Value> {
         c["hashes"] = json!([{"alg": "SHA-256", "content": h1_to_sha256_hex(&eff.path, sum)?}]);
         props.push(prop("kiln:go:sum", sum.clone()));
     }
-    if let Some(r) = &m.replace {
-        props.push(prop(
-            "kiln:go:replace",
-            format!("{} {}", r.path, r.version).trim_end(),
-        ));
+    match (m.module_replacement(), &m.replace) {
+        (Some(_), _) => props.push(prop(
+            "kiln:go:replaces",
+            format!("{} {}", m.path, m.version).trim_end(),
+        )),
+        (None, Some(r)) => props.push(prop("kiln:go:replace", r.path.clone())),
+        (None, None) => {}
     }
     if !props.is_empty() {
         c["properties"] = json!(props);
@@ -99,11 +122,11 @@ fn module_component(m: &GoModule) -> Result<Value> {
 pub fn to_cyclonedx(subject: &SbomSubject, creation: &CreationInfo) -> Result<Value> {
     let is_image = subject.kind == SubjectKind::Image;
     let digest_hex = subject.digest.hex();
-    let root_ref = spdx_id(
+    let root_ref = bom_ref(&spdx_id(
         if is_image { "image" } else { "binary" },
         &subject.name,
         &[&subject.name, &digest_hex],
-    );
+    ));
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     deps.entry(root_ref.clone()).or_default();
 
@@ -134,11 +157,11 @@ pub fn to_cyclonedx(subject: &SbomSubject, creation: &CreationInfo) -> Result<Va
             root_props.extend(binary_properties(bin));
             root_ref.clone()
         } else {
-            let r = spdx_id(
+            let r = bom_ref(&spdx_id(
                 "bin",
                 &bin.path_in_image,
                 &[&bin.path_in_image, &bin.sha256.hex()],
-            );
+            ));
             let mut c = json!({
                 "type": "application",
                 "bom-ref": r,
@@ -153,15 +176,18 @@ pub fn to_cyclonedx(subject: &SbomSubject, creation: &CreationInfo) -> Result<Va
             deps.entry(root_ref.clone()).or_default().insert(r.clone());
             r
         };
-        let main_ref = module_spdx_id(&bin.main_module);
+        let main_ref = bom_ref(&module_spdx_id(&bin.main_module));
+        let std_ref = bom_ref(&stdlib_spdx_id(go_version_label(&bin.go_version)));
         deps.entry(bin_ref).or_default().insert(main_ref.clone());
         let main_deps = deps.entry(main_ref).or_default();
+        main_deps.insert(std_ref.clone());
         for dep in &bin.deps {
-            main_deps.insert(module_spdx_id(dep));
+            main_deps.insert(bom_ref(&module_spdx_id(dep)));
         }
         for dep in &bin.deps {
-            deps.entry(module_spdx_id(dep)).or_default();
+            deps.entry(bom_ref(&module_spdx_id(dep))).or_default();
         }
+        deps.entry(std_ref).or_default();
     }
     if !root_props.is_empty() {
         root["properties"] = json!(root_props);
@@ -169,9 +195,16 @@ pub fn to_cyclonedx(subject: &SbomSubject, creation: &CreationInfo) -> Result<Va
     for m in unique_modules(subject) {
         components.push(module_component(m)?);
     }
+    for go in unique_go_versions(subject) {
+        components.push(stdlib_component(go));
+    }
 
     if let Some(base) = &subject.base {
-        let base_ref = spdx_id("base", &base.name, &[&base.name, &base.digest.hex()]);
+        let base_ref = bom_ref(&spdx_id(
+            "base",
+            &base.name,
+            &[&base.name, &base.digest.hex()],
+        ));
         let mut files = base.files.clone();
         files.sort();
         let nested: Vec<Value> = files
@@ -179,7 +212,7 @@ pub fn to_cyclonedx(subject: &SbomSubject, creation: &CreationInfo) -> Result<Va
             .map(|(path, sha)| {
                 json!({
                     "type": "file",
-                    "bom-ref": spdx_id("file", path, &[&base.digest.hex(), path, &sha.hex()]),
+                    "bom-ref": bom_ref(&spdx_id("file", path, &[&base.digest.hex(), path, &sha.hex()])),
                     "name": path,
                     "hashes": [{"alg": "SHA-256", "content": sha.hex()}],
                 })

@@ -32,8 +32,10 @@ pub struct Envelope {
 /// One signature of an [`Envelope`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeSignature {
-    /// Key hint; cosign leaves it empty for key-file signatures.
-    pub keyid: String,
+    /// Key hint. The DSSE spec makes it optional and unauthenticated: cosign 2 writes `""`,
+    /// cosign 3 leaves it out, so it is parsed when present and never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
     /// Standard base64 of the DER ECDSA signature over the PAE.
     pub sig: String,
 }
@@ -59,7 +61,9 @@ pub fn sign_envelope(key: &PrivateKey, payload_type: &str, payload: &[u8]) -> En
         payload: B64.encode(payload),
         payload_type: payload_type.to_owned(),
         signatures: vec![EnvelopeSignature {
-            keyid: String::new(),
+            // An empty key id, as cosign 2 writes for key-file signatures: keeps kiln's
+            // envelopes byte-identical to before keyid became optional.
+            keyid: Some(String::new()),
             sig: B64.encode(sig),
         }],
     }
@@ -89,6 +93,9 @@ impl Envelope {
 
 /// Verifies that at least one signature of `env` was made by `key` over a payload of type
 /// `expected_type`; returns the payload bytes.
+///
+/// Every signature is tried whatever its `keyid`: the key id is an unauthenticated hint, so
+/// a missing or different one neither selects nor rejects a signature.
 pub fn verify_envelope(key: &PublicKey, env: &Envelope, expected_type: &str) -> Result<Vec<u8>> {
     if env.payload_type != expected_type {
         return Err(AttestError::MalformedEnvelope {
@@ -161,5 +168,33 @@ mod tests {
             verify_envelope(&other.public_key(), &parsed, IN_TOTO_PAYLOAD_TYPE),
             Err(AttestError::BadSignature)
         ));
+    }
+
+    #[test]
+    fn keyid_is_optional_and_only_a_hint() {
+        let key = PrivateKey::generate().unwrap();
+        let signed = sign_envelope(&key, IN_TOTO_PAYLOAD_TYPE, b"{}");
+        // As cosign 3 writes it: no keyid at all.
+        let json = format!(
+            r#"{{"payload":"{}","payloadType":"{IN_TOTO_PAYLOAD_TYPE}","signatures":[{{"sig":"{}"}}]}}"#,
+            signed.payload, signed.signatures[0].sig
+        );
+        let env = Envelope::from_json(json.as_bytes()).unwrap();
+        assert_eq!(env.signatures[0].keyid, None);
+        assert_eq!(
+            verify_envelope(&key.public_key(), &env, IN_TOTO_PAYLOAD_TYPE).unwrap(),
+            b"{}"
+        );
+        assert!(!String::from_utf8(env.to_json().unwrap())
+            .unwrap()
+            .contains("keyid"));
+        // A keyid naming some other key does not stop the signature from verifying.
+        let mut hinted = env.clone();
+        hinted.signatures[0].keyid = Some("SHA256:not-this-key".into());
+        assert!(verify_envelope(&key.public_key(), &hinted, IN_TOTO_PAYLOAD_TYPE).is_ok());
+        // kiln's own envelopes keep the empty keyid cosign 2 writes.
+        assert!(String::from_utf8(signed.to_json().unwrap())
+            .unwrap()
+            .contains(r#""keyid":"""#));
     }
 }

@@ -74,6 +74,12 @@ pub enum AttestError {
         /// What was wrong.
         reason: String,
     },
+    /// A Sigstore bundle cannot be read or is not one kiln verifies.
+    #[error("malformed Sigstore bundle: {reason}")]
+    MalformedBundle {
+        /// What was wrong.
+        reason: String,
+    },
     /// A Go module checksum in the SBOM input is not a `h1:` hash.
     #[error("invalid go.sum hash {sum:?} for module {module}: {reason}")]
     InvalidModuleSum {

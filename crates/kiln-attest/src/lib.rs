@@ -8,6 +8,7 @@
 //! - SBOMs: SPDX 2.3 ([`to_spdx`]) and CycloneDX 1.6 ([`to_cyclonedx`]) JSON,
 //! - SLSA v1 provenance in an in-toto Statement v1 ([`provenance_statement`]),
 //! - DSSE envelopes ([`sign_envelope`], [`verify_envelope`]),
+//! - Sigstore bundles as cosign 3 stores them, verified with a key ([`Bundle`]),
 //! - cosign-compatible keys ([`generate_keypair`], [`load_private_key`]) and signatures
 //!   ([`simple_signing_payload`], [`sign_payload`], [`verify_signature`]),
 //! - the OCI objects cosign stores them in ([`signature_manifest`],
@@ -33,6 +34,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod bundle;
 mod cosign;
 mod cyclonedx;
 mod dsse;
@@ -44,6 +46,10 @@ mod provenance;
 mod sign;
 mod spdx;
 
+pub use bundle::{
+    Bundle, BundleContent, HashOutput, MessageSignature, PublicKeyHint, VerificationMaterial,
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIGN_PREDICATE_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE,
+};
 pub use cosign::{
     attestation_manifest, cosign_tag, referrer_manifest, signature_image, signature_manifest,
     simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact, SignedLayer,
@@ -66,13 +72,13 @@ pub use keys::{
     LEGACY_ENCRYPTED_KEY_LABEL,
 };
 pub use model::{
-    format_rfc3339, go_purl, h1_to_sha256_hex, now_epoch, oci_purl, BaseImageInfo, BinaryInfo,
-    CreationInfo, GoModule, SbomSubject, SubjectKind,
+    format_rfc3339, go_purl, go_version_number, h1_to_sha256_hex, now_epoch, oci_purl, stdlib_purl,
+    BaseImageInfo, BinaryInfo, CreationInfo, GoModule, SbomSubject, SubjectKind,
 };
 pub use policy::{evaluate, is_root_user, BinaryFact, Facts, ModuleFact, Policy, Violation};
 pub use provenance::{
-    provenance_statement, statement, ProvenanceInput, KILN_BUILD_TYPE, SLSA_PROVENANCE_V1,
-    STATEMENT_TYPE,
+    provenance_statement, statement, ProvenanceInput, BUILTIN_BASE_NAME, KILN_BUILD_TYPE,
+    SLSA_PROVENANCE_V1, STATEMENT_TYPE,
 };
 pub use sign::{sign_payload, verify_signature};
 pub use spdx::{default_namespace, to_spdx, to_spdx_bytes, SPDX_MEDIA_TYPE};

@@ -112,6 +112,57 @@ impl GoModule {
         let v = self.version.as_str();
         (!v.is_empty() && v != "(devel)").then_some(v)
     }
+
+    /// The replacement when it is another module (not a local directory): then the SBOM
+    /// describes that module, as syft does, and names the original as what it replaces.
+    pub fn module_replacement(&self) -> Option<&GoModule> {
+        self.replace.as_deref().filter(|r| !r.is_local_dir())
+    }
+
+    /// The name an SBOM gives the compiled code: the replacement module's path, or the
+    /// module's own path (also for a local-directory replacement, which has no module path).
+    pub fn sbom_name(&self) -> &str {
+        self.module_replacement().map_or(&self.path, |r| &r.path)
+    }
+}
+
+/// Package URL of Go's standard library as syft writes it, which vulnerability scanners match
+/// stdlib CVEs on: `pkg:golang/stdlib@1.26.8` for `go1.26.8` (the version without `go`).
+pub fn stdlib_purl(go_version: &str) -> String {
+    go_purl("stdlib", go_version_number(go_version))
+}
+
+/// `1.26.8` from `go1.26.8`, `go1.26.8 X:boringcrypto` or `devel go1.27-abcdef ...`; `None`
+/// when no word starts with `go` and a digit.
+pub fn go_version_number(go_version: &str) -> Option<&str> {
+    go_version
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("go"))
+        .find(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The toolchain version as an SBOM records it (`go1.26.8`): the first word of Go's version
+/// string, or the word naming the version for a `devel` toolchain.
+pub(crate) fn go_version_label(go_version: &str) -> &str {
+    go_version
+        .split_whitespace()
+        .find(|w| {
+            w.strip_prefix("go")
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .unwrap_or(go_version.trim())
+}
+
+/// Go toolchain versions of the subject's executables, each once, sorted.
+pub(crate) fn unique_go_versions(subject: &SbomSubject) -> Vec<&str> {
+    let mut v: Vec<&str> = subject
+        .binaries
+        .iter()
+        .map(|b| go_version_label(&b.go_version))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The base image of an image subject.
@@ -359,6 +410,32 @@ mod tests {
         assert_eq!(m.purl(), "pkg:golang/example.com/fork/lib@v1.2.0");
         assert!(GoModule::new("C:\\src\\lib", "").is_local_dir());
         assert!(!GoModule::new("golang.org/x/sys", "v0.1.0").is_local_dir());
+    }
+
+    #[test]
+    fn stdlib_purl_drops_the_go_prefix() {
+        assert_eq!(stdlib_purl("go1.26.8"), "pkg:golang/stdlib@1.26.8");
+        assert_eq!(
+            stdlib_purl("go1.22.1 X:boringcrypto"),
+            "pkg:golang/stdlib@1.22.1"
+        );
+        assert_eq!(stdlib_purl("go1.27rc1"), "pkg:golang/stdlib@1.27rc1");
+        assert_eq!(
+            go_version_label("devel go1.27-abcdef Tue Dec 1"),
+            "go1.27-abcdef"
+        );
+        assert_eq!(stdlib_purl("weird"), "pkg:golang/stdlib");
+    }
+
+    #[test]
+    fn replaced_module_is_named_by_its_replacement() {
+        let mut m = GoModule::new("example.com/orig", "v1.0.0");
+        assert_eq!(m.sbom_name(), "example.com/orig");
+        m.replace = Some(Box::new(GoModule::new("example.com/fork", "v1.0.1")));
+        assert_eq!(m.sbom_name(), "example.com/fork");
+        m.replace = Some(Box::new(GoModule::new("../orig", "")));
+        assert_eq!(m.sbom_name(), "example.com/orig");
+        assert!(m.module_replacement().is_none());
     }
 
     #[test]

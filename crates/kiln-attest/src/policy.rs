@@ -4,6 +4,7 @@ use kiln_types::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AttestError, Result};
+use crate::provenance::SLSA_PROVENANCE_V1;
 
 /// A policy file (TOML). Every key is optional; an empty file allows everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,10 @@ pub struct Facts {
     pub has_sbom: bool,
     /// Whether provenance is attached.
     pub has_provenance: bool,
+    /// Predicate type of a signed provenance kiln does not accept (e.g. SLSA v0.2), so a
+    /// missing v1 provenance is reported as what it is instead of as "no provenance".
+    #[serde(default)]
+    pub other_provenance: Option<String>,
 }
 
 /// One broken rule.
@@ -143,10 +148,13 @@ pub fn evaluate(policy: &Policy, facts: &Facts) -> Vec<Violation> {
         out.push(violation("require_sbom", "no SBOM is attached".into()));
     }
     if policy.require_provenance && !facts.has_provenance {
-        out.push(violation(
-            "require_provenance",
-            "no provenance is attached".into(),
-        ));
+        let message = match &facts.other_provenance {
+            Some(t) => {
+                format!("provenance found but it is {t}; kiln requires {SLSA_PROVENANCE_V1}")
+            }
+            None => "no provenance is attached".into(),
+        };
+        out.push(violation("require_provenance", message));
     }
     out
 }
@@ -179,6 +187,7 @@ mod tests {
             }],
             has_sbom: true,
             has_provenance: true,
+            other_provenance: None,
         }
     }
 
@@ -224,6 +233,23 @@ mod tests {
         // Denying a path must not match a longer path sharing the prefix (github.com/x/yy).
         let msgs: Vec<String> = evaluate(&p, &f).into_iter().map(|v| v.message).collect();
         assert!(!msgs.iter().any(|m| m.contains("github.com/x/yy")));
+        assert_eq!(msgs.last().unwrap(), "no provenance is attached");
+    }
+
+    #[test]
+    fn issue_10_older_provenance_is_named() {
+        let p = Policy {
+            require_provenance: true,
+            ..Policy::default()
+        };
+        let mut f = facts();
+        f.has_provenance = false;
+        f.other_provenance = Some("https://slsa.dev/provenance/v0.2".into());
+        let v = evaluate(&p, &f);
+        assert_eq!(
+            v[0].message,
+            "provenance found but it is https://slsa.dev/provenance/v0.2; kiln requires https://slsa.dev/provenance/v1"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::Result;
-use crate::model::go_purl;
+use crate::model::{oci_purl, stdlib_purl};
 
 /// `_type` of in-toto Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -72,11 +72,16 @@ pub fn provenance_statement(input: &ProvenanceInput) -> Result<Value> {
         resolved.push(dep);
     }
     if let Some((name, d)) = &input.base_image {
-        resolved.push(json!({"uri": name, "name": "base-image", "digest": {"sha256": d.hex()}}));
+        resolved.push(json!({
+            "uri": base_image_uri(name, d),
+            "name": "base-image",
+            "digest": {"sha256": d.hex()},
+            "annotations": {"reference": name},
+        }));
     }
     if let Some(go) = &input.go_version {
         resolved.push(json!({
-            "uri": go_purl("stdlib", Some(go)),
+            "uri": stdlib_purl(go),
             "name": "go-toolchain",
             "annotations": {"version": go},
         }));
@@ -104,6 +109,25 @@ pub fn provenance_statement(input: &ProvenanceInput) -> Result<Value> {
     }))
 }
 
+/// Name of kiln's built-in base (the `org.opencontainers.image.base.name` kiln writes for it).
+pub const BUILTIN_BASE_NAME: &str = "kiln";
+
+/// `resolvedDependencies[].uri` of a base image; SLSA wants a URI, and a purl is one (scheme
+/// `pkg:`) that SLSA recommends for packages.
+///
+/// A pulled base is `pkg:oci/<name>@sha256:...?repository_url=<repo>`, resolvable like any
+/// image reference. kiln's built-in base is no registry image: kiln writes that layer itself,
+/// so the resource is "the base of this kiln release", `pkg:cargo/kiln@<version>`, and the
+/// sha256 digest beside it pins the exact bytes (an https URL would name a web page, not the
+/// artifact, and `oci://` is no registered scheme).
+fn base_image_uri(name: &str, digest: &Digest) -> String {
+    if name == BUILTIN_BASE_NAME || name.is_empty() {
+        format!("pkg:cargo/kiln@{}", env!("CARGO_PKG_VERSION"))
+    } else {
+        oci_purl(name, digest, None)
+    }
+}
+
 /// A generic in-toto statement wrapping any predicate (e.g. an SBOM document).
 pub fn statement(subjects: &[(String, Digest)], predicate_type: &str, predicate: Value) -> Value {
     let subject: Vec<Value> = subjects
@@ -116,4 +140,25 @@ pub fn statement(subjects: &[(String, Digest)], predicate_type: &str, predicate:
         "predicateType": predicate_type,
         "predicate": predicate,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_image_uris_are_uris() {
+        let d = Digest::of_bytes(b"base");
+        assert_eq!(
+            base_image_uri(BUILTIN_BASE_NAME, &d),
+            format!("pkg:cargo/kiln@{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            base_image_uri("cgr.dev/chainguard/static:latest", &d),
+            format!(
+                "pkg:oci/static@sha256:{}?repository_url=cgr.dev/chainguard/static",
+                d.hex()
+            )
+        );
+    }
 }

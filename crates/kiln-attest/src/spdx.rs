@@ -1,7 +1,9 @@
 //! SPDX 2.3 JSON writer.
 //!
 //! Shape: one package for the subject (image or binary), one per Go executable, one per
-//! compiled Go module, one for the base image and one per base-image file. Files are
+//! compiled Go module (the main module included), one per Go standard library version
+//! (`pkg:golang/stdlib@1.26.8`, as syft writes it), one for the base image and one per
+//! base-image file. Files are
 //! modelled as packages with purpose `FILE` because SPDX 2.3 `files` entries require a
 //! SHA1 checksum, which kiln does not compute. Identifiers are derived from names and
 //! content so the same input always gives the same bytes.
@@ -12,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::error::Result;
 use crate::model::{
-    h1_to_sha256_hex, module_key, oci_purl, short_hash, unique_modules, CreationInfo, GoModule,
-    SbomSubject, SubjectKind,
+    go_version_label, h1_to_sha256_hex, module_key, oci_purl, short_hash, stdlib_purl,
+    unique_go_versions, unique_modules, CreationInfo, GoModule, SbomSubject, SubjectKind,
 };
 
 /// Media type of SPDX JSON documents (used as OCI artifact type).
@@ -39,16 +41,52 @@ pub(crate) fn spdx_id(kind: &str, readable: &str, identity: &[&str]) -> String {
     format!("SPDXRef-{kind}-{clean}-{}", short_hash(&parts))
 }
 
+/// The readable part names what the package describes, so it agrees with `name` and
+/// `versionInfo`: the replacement module for a module replacement, `-local` for a local
+/// directory (which has no version); the hash covers original and replacement.
 pub(crate) fn module_spdx_id(m: &GoModule) -> String {
     let (p, v, ep, ev) = module_key(m);
-    spdx_id("gomod", &format!("{p}-{v}"), &[&p, &v, &ep, &ev])
+    let readable = match (m.module_replacement(), &m.replace) {
+        (Some(r), _) => format!("{}-{}", r.path, r.version),
+        (None, Some(_)) => format!("{p}-local"),
+        (None, None) => match m.known_version() {
+            Some(v) => format!("{p}-{v}"),
+            None => p.clone(),
+        },
+    };
+    spdx_id("gomod", &readable, &[&p, &v, &ep, &ev])
+}
+
+/// Identifier of the Go standard library package of one toolchain version.
+pub(crate) fn stdlib_spdx_id(go_version: &str) -> String {
+    spdx_id("stdlib", go_version, &["stdlib", go_version])
+}
+
+fn stdlib_package(go_version: &str) -> Value {
+    json!({
+        "SPDXID": stdlib_spdx_id(go_version),
+        "name": "stdlib",
+        "versionInfo": go_version,
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": false,
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": NOASSERTION,
+        "copyrightText": NOASSERTION,
+        "primaryPackagePurpose": "LIBRARY",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": stdlib_purl(go_version),
+        }],
+        "comment": "the Go standard library compiled into the executables",
+    })
 }
 
 fn module_package(m: &GoModule, is_main: bool) -> Result<Value> {
     let eff = m.effective();
     let mut pkg = json!({
         "SPDXID": module_spdx_id(m),
-        "name": m.path,
+        "name": m.sbom_name(),
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": false,
         "licenseConcluded": NOASSERTION,
@@ -74,12 +112,14 @@ fn module_package(m: &GoModule, is_main: bool) -> Result<Value> {
             "SHA256 is the go.sum hash {sum} (base64 of the SHA-256 of Go's dirhash summary) in hex"
         ));
     }
-    if let Some(r) = &m.replace {
-        comments.push(
-            format!("replaced by {} {}", r.path, r.version)
+    match (m.module_replacement(), &m.replace) {
+        (Some(_), _) => comments.push(
+            format!("replaces {} {}", m.path, m.version)
                 .trim_end()
                 .to_owned(),
-        );
+        ),
+        (None, Some(r)) => comments.push(format!("replaced by local directory {}", r.path)),
+        (None, None) => {}
     }
     if !comments.is_empty() {
         pkg["comment"] = json!(comments.join("; "));
@@ -179,6 +219,9 @@ pub fn to_spdx(subject: &SbomSubject, creation: &CreationInfo, namespace: &str) 
         }
         let main_id = module_spdx_id(&bin.main_module);
         rels.insert(relationship(&bin_id, "CONTAINS", &main_id));
+        let std_id = stdlib_spdx_id(go_version_label(&bin.go_version));
+        rels.insert(relationship(&bin_id, "CONTAINS", &std_id));
+        rels.insert(relationship(&main_id, "DEPENDS_ON", &std_id));
         for dep in &bin.deps {
             let dep_id = module_spdx_id(dep);
             rels.insert(relationship(&bin_id, "CONTAINS", &dep_id));
@@ -193,6 +236,9 @@ pub fn to_spdx(subject: &SbomSubject, creation: &CreationInfo, namespace: &str) 
         .collect();
     for m in unique_modules(subject) {
         packages.push(module_package(m, mains.contains(&module_key(m)))?);
+    }
+    for go in unique_go_versions(subject) {
+        packages.push(stdlib_package(go));
     }
 
     if let Some(base) = &subject.base {

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use kiln_attest::{
     attestation_manifest, provenance_statement, sign_envelope, verify_envelope, PrivateKey,
-    ProvenanceInput, IN_TOTO_PAYLOAD_TYPE, KILN_BUILD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_TYPE,
+    ProvenanceInput, BUILTIN_BASE_NAME, IN_TOTO_PAYLOAD_TYPE, KILN_BUILD_TYPE, SLSA_PROVENANCE_V1,
+    STATEMENT_TYPE,
 };
 use kiln_types::Digest;
 use serde_json::Value;
@@ -82,11 +83,45 @@ fn statement_structure() {
     assert!(deps
         .iter()
         .all(|d| d.get("uri").is_some() || d.get("digest").is_some()));
+    // Issue 10: every uri is a URI (has a scheme), never a bare name such as `kiln`.
+    for d in deps {
+        let uri = d["uri"].as_str().unwrap();
+        let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
+        assert!(
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)),
+            "{uri} is not a URI"
+        );
+    }
+    assert_eq!(go["uri"], "pkg:golang/stdlib@1.27.1");
+    assert_eq!(
+        base["uri"],
+        format!(
+            "pkg:oci/static@sha256:{}?repository_url=kiln/static",
+            Digest::of_bytes(b"base").hex()
+        )
+    );
     let rd = &st["predicate"]["runDetails"];
     assert_eq!(rd["builder"]["id"], inp.builder_id.as_str());
     assert_eq!(rd["metadata"]["invocationId"], inp.invocation_id.as_str());
     assert_eq!(rd["metadata"]["startedOn"], "2026-11-24T10:00:00Z");
     assert_eq!(rd["metadata"]["finishedOn"], "2026-11-24T10:01:30Z");
+}
+
+#[test]
+fn issue_10_builtin_base_is_a_kiln_purl() {
+    let mut inp = input();
+    inp.base_image = Some((BUILTIN_BASE_NAME.into(), Digest::of_bytes(b"base")));
+    let st = provenance_statement(&inp).unwrap();
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let base = deps.iter().find(|d| d["name"] == "base-image").unwrap();
+    let uri = base["uri"].as_str().unwrap();
+    assert!(uri.starts_with("pkg:cargo/kiln@"), "{uri}");
+    assert_eq!(base["digest"]["sha256"], Digest::of_bytes(b"base").hex());
 }
 
 #[test]

@@ -82,6 +82,18 @@ fn image_subject() -> SbomSubject {
         sum: None,
         replace: Some(Box::new(GoModule::new("../lib", ""))),
     });
+    // A module replaced by another module (a fork): described as the fork.
+    server_deps.push(GoModule {
+        path: "example.com/upstream/log".into(),
+        version: "v1.0.0".into(),
+        sum: None,
+        replace: Some(Box::new(GoModule {
+            path: "example.com/fork/log".into(),
+            version: "v1.0.1-fix".into(),
+            sum: Some("h1:NIvaJDMOsjHA8n1jAhLSgzrAzy1Hgr+hNrb57e+94F0=".into()),
+            replace: None,
+        })),
+    });
     SbomSubject {
         name: "registry.example:5000/team/kiln-demo".into(),
         version: Some("1.0.0".into()),
@@ -446,4 +458,165 @@ fn purls_round_trip_through_the_reference_parser() {
     );
     let round: Vec<&str> = stdout.lines().collect();
     assert_eq!(round, purls.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn issue_10_stdlib_and_main_module_are_components() {
+    let s = image_subject();
+    let spdx = to_spdx(&s, &creation(), &default_namespace(&s)).unwrap();
+    let pkgs = spdx["packages"].as_array().unwrap();
+    let std: Vec<&Value> = pkgs.iter().filter(|p| p["name"] == "stdlib").collect();
+    // Both executables were built with go1.27.1: one stdlib package.
+    assert_eq!(std.len(), 1, "{std:?}");
+    assert_eq!(std[0]["versionInfo"], "go1.27.1");
+    assert_eq!(
+        std[0]["externalRefs"][0]["referenceLocator"],
+        "pkg:golang/stdlib@1.27.1"
+    );
+    let std_id = std[0]["SPDXID"].as_str().unwrap();
+    let id_of = |name: &str| {
+        pkgs.iter().find(|p| p["name"] == name).unwrap()["SPDXID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let main_id = id_of("example.com/kiln-demo");
+    let rels = spdx["relationships"].as_array().unwrap();
+    let has = |a: &str, kind: &str, b: &str| {
+        rels.iter().any(|r| {
+            r["spdxElementId"] == a && r["relationshipType"] == kind && r["relatedSpdxElement"] == b
+        })
+    };
+    assert!(has(&main_id, "DEPENDS_ON", std_id));
+    assert!(has(&id_of("/usr/bin/server"), "CONTAINS", std_id));
+    assert!(has(&id_of("/usr/bin/cli"), "CONTAINS", &main_id));
+
+    let cdx = to_cyclonedx(&s, &creation()).unwrap();
+    let comps = cdx["components"].as_array().unwrap();
+    let std = comps.iter().find(|c| c["name"] == "stdlib").unwrap();
+    assert_eq!(std["purl"], "pkg:golang/stdlib@1.27.1");
+    assert_eq!(std["version"], "go1.27.1");
+    let main = comps
+        .iter()
+        .find(|c| c["name"] == "example.com/kiln-demo")
+        .unwrap();
+    assert_eq!(main["purl"], "pkg:golang/example.com/kiln-demo");
+    let main_deps = cdx["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == main["bom-ref"])
+        .unwrap();
+    let on: Vec<&str> = main_deps["dependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(on.contains(&std["bom-ref"].as_str().unwrap()), "{on:?}");
+    let uuid = comps
+        .iter()
+        .find(|c| c["name"] == "github.com/google/uuid")
+        .unwrap();
+    assert!(on.contains(&uuid["bom-ref"].as_str().unwrap()), "{on:?}");
+
+    // A binary built with another toolchain adds its own stdlib version.
+    let mut two = s.clone();
+    two.binaries[1].go_version = "go1.26.8".into();
+    let cdx = to_cyclonedx(&two, &creation()).unwrap();
+    let purls: Vec<&str> = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "stdlib")
+        .map(|c| c["purl"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        purls,
+        ["pkg:golang/stdlib@1.26.8", "pkg:golang/stdlib@1.27.1"]
+    );
+    assert_cyclonedx_valid(&to_cyclonedx_bytes(&two, &creation()).unwrap());
+}
+
+#[test]
+fn issue_10_bom_refs_are_not_spdx_ids() {
+    for s in [image_subject(), binary_subject()] {
+        let cdx = to_cyclonedx(&s, &creation()).unwrap();
+        let mut refs = vec![cdx["metadata"]["component"]["bom-ref"]
+            .as_str()
+            .unwrap()
+            .to_owned()];
+        fn walk(comps: &Value, out: &mut Vec<String>) {
+            for c in comps.as_array().into_iter().flatten() {
+                out.push(c["bom-ref"].as_str().unwrap().to_owned());
+                walk(&c["components"], out);
+            }
+        }
+        walk(&cdx["components"], &mut refs);
+        assert!(refs.len() > 5);
+        for r in &refs {
+            assert!(!r.starts_with("SPDXRef-"), "{r}");
+        }
+        let mut unique = refs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), refs.len(), "bom-refs are unique");
+    }
+}
+
+#[test]
+fn issue_10_replaced_module_ids_agree_with_versions() {
+    let s = image_subject();
+    let spdx = to_spdx(&s, &creation(), &default_namespace(&s)).unwrap();
+    let pkgs = spdx["packages"].as_array().unwrap();
+    // Replaced by a fork: name, versionInfo, SPDXID and purl all describe the fork; the
+    // comment names what it replaces.
+    let fork = pkgs
+        .iter()
+        .find(|p| p["name"] == "example.com/fork/log")
+        .unwrap();
+    assert_eq!(fork["versionInfo"], "v1.0.1-fix");
+    let id = fork["SPDXID"].as_str().unwrap();
+    assert!(
+        id.starts_with("SPDXRef-gomod-example.com-fork-log-v1.0.1-fix-"),
+        "{id}"
+    );
+    assert!(!id.contains("v1.0.0"), "{id}");
+    assert_eq!(
+        fork["externalRefs"][0]["referenceLocator"],
+        "pkg:golang/example.com/fork/log@v1.0.1-fix"
+    );
+    assert!(fork["comment"]
+        .as_str()
+        .unwrap()
+        .contains("replaces example.com/upstream/log v1.0.0"));
+    assert!(!pkgs.iter().any(|p| p["name"] == "example.com/upstream/log"));
+    // Replaced by a local directory: no version anywhere, the id says local.
+    let local = pkgs
+        .iter()
+        .find(|p| p["name"] == "example.com/internal/lib")
+        .unwrap();
+    assert!(local.get("versionInfo").is_none());
+    let id = local["SPDXID"].as_str().unwrap();
+    assert!(
+        id.starts_with("SPDXRef-gomod-example.com-internal-lib-local-"),
+        "{id}"
+    );
+    assert!(!id.contains("v0.0.0"), "{id}");
+
+    let cdx = to_cyclonedx(&s, &creation()).unwrap();
+    let fork = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "example.com/fork/log")
+        .unwrap();
+    assert_eq!(fork["version"], "v1.0.1-fix");
+    assert!(fork["bom-ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("gomod-example.com-fork-log-v1.0.1-fix-"));
+    assert!(fork["properties"].as_array().unwrap().iter().any(
+        |p| p["name"] == "kiln:go:replaces" && p["value"] == "example.com/upstream/log v1.0.0"
+    ));
 }

@@ -15,7 +15,8 @@
 //!   no-op re-push is only HEAD requests. The [`PushReport`] says what was skipped, mounted, sent.
 //! - Pull: [`Client::get_manifest`], [`Client::get_manifest_for_platform`],
 //!   [`Client::get_blob_to_file`], all digest-verified, with an optional local cache.
-//! - Referrers: [`Client::get_referrers`] and [`Client::list_tags`].
+//! - Referrers: [`Client::get_referrers`] and [`Client::list_tags`]; for verifiers,
+//!   [`Client::discover_referrers`] (API or fallback tag index, saying which).
 //!
 //! The API is async (tokio). A synchronous caller creates a runtime and `block_on`s:
 //!
@@ -34,6 +35,7 @@
 
 mod auth;
 mod client;
+mod discover;
 mod error;
 pub mod media;
 mod pull;
@@ -44,6 +46,7 @@ mod report;
 
 pub use auth::{credential_from_docker_config, Credential};
 pub use client::{Client, ClientConfig, RetryPolicy};
+pub use discover::{Discovered, ReferrersSource};
 pub use error::{RegistryError, Result};
 pub use pull::PulledManifest;
 pub use push::{

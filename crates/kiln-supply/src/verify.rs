@@ -1,10 +1,8 @@
 //! Checking side of `kiln verify`: signature, attestations, static binaries, policy.
 
-use kiln_attest::{
-    cosign_tag, evaluate, verify_envelope, verify_signature, verify_simple_signing, BinaryFact,
-    Envelope, Facts, ModuleFact, Policy, PublicKey, SignedLayer, DSSE_ENVELOPE_MEDIA_TYPE,
-    IN_TOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SLSA_PROVENANCE_V1,
-};
+mod evidence;
+
+use kiln_attest::{evaluate, BinaryFact, Facts, ModuleFact, Policy, PublicKey, SLSA_PROVENANCE_V1};
 use kiln_registry::{Client, Reference, Repository};
 use kiln_types::Digest;
 use kiln_verify::{check, Expectation, Severity};
@@ -12,8 +10,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::image::{load_image, ImageContents, ImageSource};
-use crate::oci::{fetch_blob, read_tagged};
 use crate::subject::{CYCLONEDX_PREDICATE_TYPE, SPDX_PREDICATE_TYPE};
+use evidence::{Evidence, Verified};
 
 /// One check of `kiln verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +49,9 @@ pub struct VerifyReport {
     pub image: String,
     /// The digest the reference resolved to; every check is about this digest.
     pub digest: Digest,
+    /// Short id of the public key checked against (`sha256:` + 16 hex digits of the SHA-256 of
+    /// its DER), as the check details name it.
+    pub key_id: String,
     /// Every check in order.
     pub checks: Vec<Check>,
     /// True when every check passed.
@@ -59,14 +60,20 @@ pub struct VerifyReport {
 
 /// Verifies the image `reference` points at against `key` (and `policy`, if given):
 ///
-/// 1. `signature`: a `.sig` layer whose signature verifies with `key` and whose simple-signing
-///    payload names this exact digest,
-/// 2. `sbom` and `provenance`: DSSE attestations under `.att` (or OCI referrers) signed by
-///    `key` whose in-toto subject is this digest,
+/// 1. `signature`: a signature made by `key` over this exact digest: a `.sig` layer (cosign 2,
+///    cosign 3 `--new-bundle-format=false`, kiln) whose simple-signing payload names the
+///    digest, or a Sigstore bundle referrer (cosign 3's default) whose DSSE statement
+///    (`https://sigstore.dev/cosign/sign/v1`) names it,
+/// 2. `sbom` and `provenance`: in-toto attestations signed by `key` whose subject is this
+///    digest, from `.att`, kiln's DSSE referrers or cosign 3's bundle referrers; provenance
+///    must be SLSA v1,
 /// 3. `static-binaries`: every executable in the image is statically linked,
 /// 4. `policy`: the rules of `policy`, evaluated by kiln-attest.
 ///
-/// A failed check is data in the report; `Err` means the image could not be read at all.
+/// Referrers come from the registry's referrers API or, without it, the OCI 1.1 fallback tag
+/// index. Bundles are verified with the key only: transparency-log entries are neither
+/// required nor checked. A failed check is data in the report and says what was searched;
+/// `Err` means the image could not be read at all.
 pub async fn verify_image(
     client: &Client,
     reference: &Reference,
@@ -76,218 +83,192 @@ pub async fn verify_image(
     let root = client.get_manifest(reference).await?;
     let digest = root.digest;
     let repo = &reference.repository;
-    let mut checks = vec![check_signature(client, repo, &digest, key).await?];
+    let ev = evidence::collect(client, repo, &digest, &root.bytes, key).await?;
+    let mut checks = vec![signature_check(&ev, repo, &digest)];
 
-    let att = read_attestations(client, repo, &digest, key).await?;
-    let has_sbom = att
-        .verified
-        .iter()
-        .any(|t| t == SPDX_PREDICATE_TYPE || t == CYCLONEDX_PREDICATE_TYPE);
-    let has_provenance = att.verified.iter().any(|t| t == SLSA_PROVENANCE_V1);
-    checks.push(attestation_check("sbom", "SBOM", has_sbom, &att, |t| {
-        t == SPDX_PREDICATE_TYPE || t == CYCLONEDX_PREDICATE_TYPE
-    }));
-    checks.push(attestation_check(
-        "provenance",
-        "SLSA provenance",
-        has_provenance,
-        &att,
-        |t| t == SLSA_PROVENANCE_V1,
-    ));
+    let sbom = sbom_check(&ev);
+    let has_sbom = sbom.passed;
+    checks.push(sbom);
+    let provenance = provenance_check(&ev);
+    let has_provenance = provenance.passed;
+    checks.push(provenance);
 
     let pinned = Reference::by_digest(repo.clone(), digest);
     let contents = load_image(client, &ImageSource::Registry(pinned)).await?;
     checks.push(static_check(&contents));
     if let Some(policy) = policy {
-        checks.extend(policy_checks(policy, &contents, has_sbom, has_provenance));
+        let other_provenance = ev
+            .attestations
+            .iter()
+            .map(|v| v.predicate_type.as_str())
+            .find(|t| t.starts_with(SLSA_PROVENANCE_PREFIX) && *t != SLSA_PROVENANCE_V1);
+        checks.extend(policy_checks(
+            policy,
+            &contents,
+            has_sbom,
+            has_provenance,
+            other_provenance,
+        ));
     }
     Ok(VerifyReport {
         image: reference.to_string(),
         digest,
+        key_id: ev.key_id.clone(),
         passed: checks.iter().all(|c| c.passed),
         checks,
     })
 }
 
-async fn check_signature(
-    client: &Client,
-    repo: &Repository,
-    digest: &Digest,
-    key: &PublicKey,
-) -> Result<Check> {
+fn is_sbom(predicate_type: &str) -> bool {
+    predicate_type == SPDX_PREDICATE_TYPE || predicate_type == CYCLONEDX_PREDICATE_TYPE
+}
+
+fn sbom_check(ev: &Evidence) -> Check {
+    let mut check = attestation_check("sbom", "SBOM", ev, is_sbom);
+    if let (false, Some(note)) = (check.passed, ev.unsigned_sbom_note()) {
+        check.detail.push_str("; ");
+        check.detail.push_str(&note);
+    }
+    check
+}
+
+/// Predicate types of SLSA provenance of any version (v0.1, v0.2, v1).
+const SLSA_PROVENANCE_PREFIX: &str = "https://slsa.dev/provenance/";
+
+fn signature_check(ev: &Evidence, repo: &Repository, digest: &Digest) -> Check {
     const NAME: &str = "signature";
-    let tag = cosign_tag(digest, "sig");
-    let Some(sig_image) = read_tagged(client, repo, &tag).await? else {
-        return Ok(Check::fail(
-            NAME,
-            format!("no signature for {digest} (tag {tag} does not exist); the image is unsigned or changed after it was signed; hint: kiln sign {repo}@{digest} --key KEY"),
-        ));
-    };
-    let mut problems = Vec::new();
-    for layer in &sig_image.layers {
-        match verify_sig_layer(layer, key, digest) {
-            Ok(reference) => {
-                return Ok(Check::pass(
-                    NAME,
-                    format!("signed by the key; payload names {digest} ({reference})"),
-                ))
-            }
-            Err(e) => problems.push(e),
-        }
-    }
-    if problems.is_empty() {
-        problems.push("the signature image has no signature layers".into());
-    }
-    problems.dedup();
-    Ok(Check::fail(NAME, problems.join("; ")))
-}
-
-fn verify_sig_layer(
-    layer: &SignedLayer,
-    key: &PublicKey,
-    digest: &Digest,
-) -> Result<String, String> {
-    if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
-        return Err(format!(
-            "layer of type {} is not a cosign signature",
-            layer.media_type
-        ));
-    }
-    let sig = layer
-        .annotations
-        .get(SIGNATURE_ANNOTATION)
-        .ok_or_else(|| format!("signature layer lacks the {SIGNATURE_ANNOTATION} annotation"))?;
-    verify_signature(key, &layer.bytes, sig).map_err(|e| e.to_string())?;
-    let doc = verify_simple_signing(&layer.bytes, digest).map_err(|e| e.to_string())?;
-    Ok(doc.docker_reference)
-}
-
-/// Predicate types of attestations that verified, and why the others did not.
-struct Attestations {
-    tag_found: bool,
-    verified: Vec<String>,
-    problems: Vec<String>,
-}
-
-async fn read_attestations(
-    client: &Client,
-    repo: &Repository,
-    digest: &Digest,
-    key: &PublicKey,
-) -> Result<Attestations> {
-    let tag = cosign_tag(digest, "att");
-    let mut out = Attestations {
-        tag_found: false,
-        verified: Vec::new(),
-        problems: Vec::new(),
-    };
-    let mut envelopes: Vec<Vec<u8>> = Vec::new();
-    if let Some(att) = read_tagged(client, repo, &tag).await? {
-        out.tag_found = true;
-        envelopes.extend(
-            att.layers
-                .into_iter()
-                .filter(|l| l.media_type == DSSE_ENVELOPE_MEDIA_TYPE)
-                .map(|l| l.bytes),
-        );
-    }
-    // The cosign tags above are authoritative; referrers are extra, so a registry that
-    // refuses the lookup (no tag listing, no API) must not fail the whole verification.
-    let descriptors = match client
-        .get_referrers(repo, digest, Some(DSSE_ENVELOPE_MEDIA_TYPE))
-        .await
-    {
-        Ok(r) => r.descriptors,
-        Err(e) => {
-            out.problems.push(format!("referrers lookup failed: {e}"));
-            Vec::new()
-        }
-    };
-    for d in descriptors {
-        let m = client
-            .get_manifest(&Reference::by_digest(repo.clone(), d.digest))
-            .await?;
-        let layers: Vec<Digest> = serde_json::from_slice::<serde_json::Value>(&m.bytes)
-            .ok()
-            .and_then(|v| {
-                v["layers"].as_array().map(|ls| {
-                    ls.iter()
-                        .filter_map(|l| l["digest"].as_str()?.parse().ok())
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
-        for l in layers {
-            envelopes.push(fetch_blob(client, repo, &l).await?);
-            out.tag_found = true;
-        }
-    }
-    for bytes in envelopes {
-        match verify_statement(&bytes, key, digest) {
-            Ok(t) => out.verified.push(t),
-            Err(e) => out.problems.push(e),
-        }
-    }
-    out.verified.sort();
-    out.verified.dedup();
-    out.problems.dedup();
-    Ok(out)
-}
-
-fn verify_statement(bytes: &[u8], key: &PublicKey, digest: &Digest) -> Result<String, String> {
-    let env = Envelope::from_json(bytes).map_err(|e| e.to_string())?;
-    let payload = verify_envelope(key, &env, IN_TOTO_PAYLOAD_TYPE)
-        .map_err(|e| format!("attestation: {e}"))?;
-    let stmt: serde_json::Value = serde_json::from_slice(&payload)
-        .map_err(|e| format!("attestation payload is not JSON: {e}"))?;
-    let predicate_type = stmt["predicateType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let names_digest = stmt["subject"].as_array().is_some_and(|subjects| {
-        subjects
+    if !ev.signatures.is_empty() {
+        let found: Vec<String> = ev
+            .signatures
             .iter()
-            .any(|s| s["digest"]["sha256"].as_str() == Some(digest.hex().as_str()))
-    });
-    if !names_digest {
-        return Err(format!(
-            "{predicate_type} attestation is about another image, not {digest}"
-        ));
-    }
-    Ok(predicate_type)
-}
-
-fn attestation_check(
-    name: &str,
-    what: &str,
-    present: bool,
-    att: &Attestations,
-    wanted: impl Fn(&str) -> bool,
-) -> Check {
-    if present {
-        let types: Vec<&str> = att
-            .verified
-            .iter()
-            .map(String::as_str)
-            .filter(|t| wanted(t))
+            .map(|v| format!("{} ({})", v.source, v.predicate_type))
             .collect();
         return Check::pass(
-            name,
-            format!("signed attestation present: {}", types.join(", ")),
+            NAME,
+            format!(
+                "signed by the key {}; payload names {digest}: {}",
+                ev.key_id,
+                found.join(", ")
+            ),
         );
     }
-    if !att.tag_found {
+    let searched = format!(
+        "searched {}; {}",
+        ev.sig_tag_summary(),
+        ev.referrers_summary("a signature bundle")
+    );
+    if ev.sig_problems.is_empty() {
+        return Check::fail(
+            NAME,
+            format!("no signature for {digest} ({searched}); the image is unsigned or changed after it was signed; hint: kiln sign {repo}@{digest} --key KEY"),
+        );
+    }
+    Check::fail(
+        NAME,
+        format!(
+            "no signature for {digest} verifies with key {}: {} ({searched})",
+            ev.key_id,
+            ev.sig_problems.join("; ")
+        ),
+    )
+}
+
+fn attestation_check(name: &str, what: &str, ev: &Evidence, wanted: fn(&str) -> bool) -> Check {
+    let found: Vec<String> = ev
+        .attestations
+        .iter()
+        .filter(|v| wanted(&v.predicate_type))
+        .map(|v| format!("{} ({})", v.predicate_type, v.source))
+        .collect();
+    if !found.is_empty() {
+        return Check::pass(
+            name,
+            format!("signed attestation present: {}", found.join(", ")),
+        );
+    }
+    let searched = format!(
+        "searched {}; {}",
+        ev.att_tag_summary(),
+        ev.referrers_summary(&format!("a matching {what} attestation"))
+    );
+    if !ev.any_attestation_found() {
         return Check::fail(
             name,
-            format!("no {what} attached (no attestations for this digest); hint: kiln sign --attest or kiln image --push --sign"),
+            format!("no {what} attached (no attestations for this digest; {searched}); hint: kiln sign --attest or kiln image --push --sign"),
         );
     }
-    let mut detail = format!("no {what} attestation signed by the key for this digest");
-    if !att.problems.is_empty() {
+    let mut detail = format!(
+        "no {what} attestation signed by key {} for this digest",
+        ev.key_id
+    );
+    // Problems of attestations claiming another predicate type are about another check.
+    let problems: Vec<&str> = ev
+        .att_problems
+        .iter()
+        .filter(|(t, _)| t.as_deref().is_none_or(wanted))
+        .map(|(_, p)| p.as_str())
+        .collect();
+    if !problems.is_empty() {
         detail.push_str(": ");
-        detail.push_str(&att.problems.join("; "));
+        detail.push_str(&problems.join("; "));
     }
+    let others: Vec<&str> = ev
+        .attestations
+        .iter()
+        .map(|v| v.predicate_type.as_str())
+        .collect();
+    if !others.is_empty() {
+        detail.push_str(&format!(
+            "; verified attestations of other types: {}",
+            others.join(", ")
+        ));
+    }
+    detail.push_str(&format!(" ({searched})"));
     Check::fail(name, detail)
+}
+
+fn provenance_check(ev: &Evidence) -> Check {
+    let check = attestation_check("provenance", "SLSA provenance", ev, |t| {
+        t == SLSA_PROVENANCE_V1
+    });
+    if check.passed {
+        return check;
+    }
+    // Older SLSA provenance signed by the key: found, but not what kiln accepts.
+    let older: Vec<&Verified> = ev
+        .attestations
+        .iter()
+        .filter(|v| v.predicate_type.starts_with(SLSA_PROVENANCE_PREFIX))
+        .collect();
+    if let Some(v) = older.first() {
+        let version = v
+            .predicate_type
+            .trim_start_matches(SLSA_PROVENANCE_PREFIX)
+            .to_owned();
+        return Check::fail(
+            "provenance",
+            format!(
+                "provenance found but SLSA {version} ({}, {}); kiln requires {SLSA_PROVENANCE_V1}; hint: attest with predicate type {SLSA_PROVENANCE_V1} (cosign attest --type slsaprovenance1, or kiln sign --attest)",
+                v.predicate_type, v.source
+            ),
+        );
+    }
+    // An older provenance that did not verify: say so in the terms of the version rule too.
+    let unverified_older = ev.att_problems.iter().find_map(|(t, problem)| {
+        t.as_deref()
+            .filter(|t| t.starts_with(SLSA_PROVENANCE_PREFIX) && *t != SLSA_PROVENANCE_V1)
+            .map(|t| (t, problem))
+    });
+    match unverified_older {
+        Some((t, problem)) => Check::fail(
+            "provenance",
+            format!(
+                "{}; an attestation for predicate {t} was found ({problem}), but v1 ({SLSA_PROVENANCE_V1}) is required",
+                check.detail
+            ),
+        ),
+        None => check,
+    }
 }
 
 fn static_check(contents: &ImageContents) -> Check {
@@ -357,6 +338,7 @@ pub fn policy_facts(contents: &ImageContents, has_sbom: bool, has_provenance: bo
                     .collect(),
                 has_sbom,
                 has_provenance,
+                other_provenance: None,
             }
         })
         .collect()
@@ -367,14 +349,17 @@ fn policy_checks(
     contents: &ImageContents,
     has_sbom: bool,
     has_provenance: bool,
+    other_provenance: Option<&str>,
 ) -> Vec<Check> {
     let multi = contents.images.len() > 1;
     let mut out = Vec::new();
-    for (img, facts) in contents
-        .images
-        .iter()
-        .zip(policy_facts(contents, has_sbom, has_provenance))
+    for (img, mut facts) in
+        contents
+            .images
+            .iter()
+            .zip(policy_facts(contents, has_sbom, has_provenance))
     {
+        facts.other_provenance = other_provenance.map(str::to_owned);
         for v in evaluate(policy, &facts) {
             let prefix = match (&img.platform, multi) {
                 (Some(p), true) => format!("{p}: "),
@@ -395,10 +380,11 @@ fn policy_checks(
 
 #[cfg(test)]
 mod tests {
+    use super::evidence::{verify_sig_layer, verify_statement};
     use super::*;
     use kiln_attest::{
         generate_keypair, load_private_key, load_public_key, sign_envelope, sign_payload,
-        simple_signing_payload, statement,
+        simple_signing_payload, statement, SignedLayer, IN_TOTO_PAYLOAD_TYPE, SIGNATURE_ANNOTATION,
     };
 
     fn keys() -> (kiln_attest::PrivateKey, PublicKey) {
@@ -459,5 +445,247 @@ mod tests {
         let err = verify_statement(&env, &public, &Digest::of_bytes(b"x")).unwrap_err();
         assert!(err.contains("another image"), "{err}");
         assert!(verify_statement(b"{}", &public, &digest).is_err());
+    }
+
+    fn evidence(attestations: &[&str], problems: &[(Option<&str>, &str)]) -> Evidence {
+        use evidence::{ReferrersSeen, TagSeen};
+        let digest = Digest::of_bytes(b"image");
+        Evidence {
+            key_id: "sha256:0123456789abcdef".into(),
+            sig_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "sig"),
+                layers: None,
+            },
+            att_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "att"),
+                layers: Some(attestations.len() + problems.len()),
+            },
+            sbom_tag: TagSeen {
+                tag: kiln_attest::cosign_tag(&digest, "sbom"),
+                layers: None,
+            },
+            referrers: ReferrersSeen::Listed {
+                discovered: kiln_registry::Discovered {
+                    source: kiln_registry::ReferrersSource::Api,
+                    fallback_tag: kiln_registry::referrers_fallback_tag(&digest),
+                    descriptors: Vec::new(),
+                },
+                bundles: 0,
+                envelopes: 0,
+            },
+            signatures: Vec::new(),
+            sig_problems: Vec::new(),
+            attestations: attestations
+                .iter()
+                .map(|t| Verified {
+                    predicate_type: (*t).to_owned(),
+                    source: "bundle referrer sha256:0123456789ab".into(),
+                })
+                .collect(),
+            att_problems: problems
+                .iter()
+                .map(|(t, p)| (t.map(str::to_owned), (*p).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn issue_10_slsa_v02_is_named_not_missing() {
+        let ev = evidence(
+            &["https://slsa.dev/provenance/v0.2", SPDX_PREDICATE_TYPE],
+            &[],
+        );
+        let c = provenance_check(&ev);
+        assert!(!c.passed);
+        assert!(
+            c.detail.starts_with(
+                "provenance found but SLSA v0.2 (https://slsa.dev/provenance/v0.2, bundle referrer"
+            ) && c
+                .detail
+                .contains("kiln requires https://slsa.dev/provenance/v1"),
+            "{}",
+            c.detail
+        );
+        // With v1 present as well, v1 wins.
+        let ev = evidence(
+            &["https://slsa.dev/provenance/v0.2", SLSA_PROVENANCE_V1],
+            &[],
+        );
+        assert!(provenance_check(&ev).passed);
+        // A v0.2 that did not verify: the key failure and the version rule are both said.
+        let ev = evidence(
+            &[],
+            &[(
+                Some("https://slsa.dev/provenance/v0.2"),
+                "bundle referrer sha256:0123: does not verify with key k",
+            )],
+        );
+        let c = provenance_check(&ev);
+        assert!(
+            c.detail
+                .contains("(bundle referrer sha256:0123: does not verify with key k), but v1"),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn problems_are_reported_by_the_check_they_concern() {
+        let ev = evidence(
+            &[SLSA_PROVENANCE_V1],
+            &[
+                (Some(SPDX_PREDICATE_TYPE), "spdx problem"),
+                (None, "unreadable problem"),
+            ],
+        );
+        let sbom = attestation_check("sbom", "SBOM", &ev, is_sbom);
+        assert!(!sbom.passed);
+        assert!(
+            sbom.detail.contains("spdx problem")
+                && sbom.detail.contains("unreadable problem")
+                && sbom.detail.contains(
+                    "verified attestations of other types: https://slsa.dev/provenance/v1"
+                )
+                && sbom
+                    .detail
+                    .contains("signed by key sha256:0123456789abcdef"),
+            "{}",
+            sbom.detail
+        );
+        let prov = provenance_check(&ev);
+        assert!(prov.passed, "{}", prov.detail);
+        let ev = evidence(&[], &[(Some(SPDX_PREDICATE_TYPE), "spdx problem")]);
+        let prov = provenance_check(&ev);
+        assert!(!prov.detail.contains("spdx problem"), "{}", prov.detail);
+    }
+
+    #[test]
+    fn missing_signature_says_what_was_searched() {
+        let ev = evidence(&[], &[]);
+        let digest = Digest::of_bytes(b"image");
+        let repo = Repository::new("127.0.0.1:5000", "app").unwrap();
+        let c = signature_check(&ev, &repo, &digest);
+        assert!(!c.passed);
+        assert!(
+            c.detail.contains(&format!("no signature for {digest}"))
+                && c.detail.contains(&format!("tag sha256-{}.sig absent", digest.hex()))
+                && c.detail.contains("0 referrer(s) (0 Sigstore bundle(s), 0 DSSE envelope(s)) found via the referrers API, none a signature bundle for this key"),
+            "{}",
+            c.detail
+        );
+        let mut ev = evidence(&[], &[]);
+        ev.sig_problems
+            .push("bundle referrer x: does not verify".into());
+        let c = signature_check(&ev, &repo, &digest);
+        assert!(
+            c.detail
+                .contains("verifies with key sha256:0123456789abcdef: bundle referrer x"),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn bundles_are_filed_by_what_they_sign_and_must_name_the_digest() {
+        use base64::Engine as _;
+        let (key, public) = keys();
+        let digest = Digest::of_bytes(b"image");
+        let bundle = |predicate_type: &str, subject: &Digest| {
+            let stmt = statement(
+                &[("app".into(), *subject)],
+                predicate_type,
+                serde_json::json!({}),
+            );
+            let env = sign_envelope(
+                &key,
+                IN_TOTO_PAYLOAD_TYPE,
+                &serde_json::to_vec(&stmt).unwrap(),
+            );
+            serde_json::to_vec(&serde_json::json!({
+                "mediaType": kiln_attest::SIGSTORE_BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {"publicKey": {"hint": ""}},
+                "dsseEnvelope": {
+                    "payload": env.payload,
+                    "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                    "signatures": [{"sig": env.signatures[0].sig}],
+                },
+            }))
+            .unwrap()
+        };
+        let mut ev = evidence(&[], &[]);
+        let sign = bundle(kiln_attest::COSIGN_SIGN_PREDICATE_TYPE, &digest);
+        evidence::check_bundle(
+            &sign,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer a",
+            &mut ev,
+        );
+        let spdx = bundle(SPDX_PREDICATE_TYPE, &digest);
+        evidence::check_bundle(
+            &spdx,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer b",
+            &mut ev,
+        );
+        assert_eq!(ev.signatures.len(), 1);
+        assert_eq!(ev.attestations[0].predicate_type, SPDX_PREDICATE_TYPE);
+        // A signature bundle copied from another image verifies with the key, but fails.
+        let copied = bundle(
+            kiln_attest::COSIGN_SIGN_PREDICATE_TYPE,
+            &Digest::of_bytes(b"other"),
+        );
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &copied,
+            &public,
+            &digest,
+            b"manifest",
+            "bundle referrer c",
+            &mut ev,
+        );
+        assert!(ev.signatures.is_empty());
+        assert!(
+            ev.sig_problems[0].contains("about another image"),
+            "{:?}",
+            ev.sig_problems
+        );
+        // A message signature over the manifest bytes is a signature of this digest.
+        let manifest = b"{\"schemaVersion\":2}";
+        let msg = serde_json::to_vec(&serde_json::json!({
+            "mediaType": kiln_attest::SIGSTORE_BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {"publicKey": {}},
+            "messageSignature": {
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": base64::engine::general_purpose::STANDARD.encode(Digest::of_bytes(manifest).as_raw()),
+                },
+                "signature": sign_payload(&key, manifest),
+            },
+        }))
+        .unwrap();
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &msg,
+            &public,
+            &digest,
+            manifest,
+            "bundle referrer d",
+            &mut ev,
+        );
+        assert_eq!(ev.signatures[0].predicate_type, "message signature");
+        let mut ev = evidence(&[], &[]);
+        evidence::check_bundle(
+            &msg,
+            &public,
+            &digest,
+            b"other manifest",
+            "bundle referrer d",
+            &mut ev,
+        );
+        assert!(ev.signatures.is_empty() && !ev.sig_problems.is_empty());
     }
 }

@@ -77,11 +77,13 @@ pub fn run(dir: &Path, env: &Env, args: VerifyArgs, ui: Ui) -> Result<ExitCode> 
         }
         print!("{}", t.render());
         let failed = report.checks.iter().filter(|c| !c.passed).count();
+        // The key file as given plus its id, which the check details use.
+        let key = format!("key {} ({})", args.key.display(), report.key_id);
         if report.passed {
-            println!("verified {} ({})", report.image, report.digest);
+            println!("verified {} ({}) with {key}", report.image, report.digest);
         } else {
             println!(
-                "NOT verified {} ({}): {failed} of {} checks failed",
+                "NOT verified {} ({}) with {key}: {failed} of {} checks failed",
                 report.image,
                 report.digest,
                 report.checks.len()
