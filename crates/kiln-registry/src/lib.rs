@@ -15,7 +15,9 @@
 //!   no-op re-push is only HEAD requests. The [`PushReport`] says what was skipped, mounted, sent.
 //! - Pull: [`Client::get_manifest`], [`Client::get_manifest_for_platform`],
 //!   [`Client::get_blob_to_file`], all digest-verified, with an optional local cache.
-//! - Referrers: [`Client::get_referrers`] and [`Client::list_tags`].
+//! - Referrers: [`Client::get_referrers`] and [`Client::list_tags`] for readers;
+//!   [`Client::referrers_index`], [`referrers_fallback_index`] and [`Client::delete_manifest`]
+//!   for writers that keep the OCI 1.1 fallback tag index on registries without the API.
 //!
 //! The API is async (tokio). A synchronous caller creates a runtime and `block_on`s:
 //!
@@ -47,8 +49,9 @@ pub use client::{Client, ClientConfig, RetryPolicy};
 pub use error::{RegistryError, Result};
 pub use pull::PulledManifest;
 pub use push::{
-    BlobOutcome, BlobReport, BlobUpload, ImageUpload, ManifestReport, ManifestUpload, PushReport,
+    BlobOutcome, BlobReport, BlobUpload, DeleteOutcome, ImageUpload, ManifestReport,
+    ManifestUpload, PushReport,
 };
 pub use reference::{Reference, Repository, DOCKER_HUB, DOCKER_HUB_API_HOST};
-pub use referrers::{referrers_fallback_tag, Referrers};
+pub use referrers::{referrers_fallback_index, referrers_fallback_tag, Referrers, ReferrersIndex};
 pub use report::Reporter;

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use kiln_attest::{
-    cosign_tag, format_rfc3339, now_epoch, provenance_statement, referrer_manifest, sign_envelope,
-    sign_payload, signature_image, simple_signing_payload, statement, Descriptor, PrivateKey,
-    ProvenanceInput, SbomSubject, SignedLayer, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
-    PREDICATE_TYPE_ANNOTATION, SLSA_PROVENANCE_V1,
+    cosign_tag, format_rfc3339, provenance_statement, sign_envelope, sign_payload, signature_image,
+    simple_signing_payload, statement, Descriptor, PrivateKey, ProvenanceInput, SbomSubject,
+    SignedLayer, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
+    SLSA_PROVENANCE_V1,
 };
 use kiln_registry::{Client, Reference, Repository};
 use kiln_types::Digest;
@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::image::{load_image, ImageSource};
 use crate::oci::{docker_reference, push_artifact, read_tagged};
+#[cfg(doc)]
+use crate::referrers::KILN_ATTACHMENT_ANNOTATION;
+use crate::referrers::{attach_referrers, ReferrersReport, WantedReferrer};
 use crate::subject::{render_sbom, SbomFormat};
 
-/// Media types cosign gives SBOM layers under the `.sbom` tag (`cosign attach sbom`).
+/// Media type cosign gives an SPDX JSON layer under the `.sbom` tag (`cosign attach sbom
+/// --type spdxjson`).
 const COSIGN_SBOM_SPDX_JSON: &str = "text/spdx+json";
-const COSIGN_SBOM_CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
 
 /// What `kiln sign` / `kiln image --sign` pushed for one digest.
 #[derive(Debug, Clone, Serialize)]
@@ -94,9 +97,9 @@ pub struct BuildParams {
     pub targets: Vec<String>,
     /// User-controlled flags that influenced the build.
     pub flags: Vec<String>,
-    /// Build start, RFC 3339 (default: now).
+    /// Build start, RFC 3339 (default: the build's `date`).
     pub started_on: Option<String>,
-    /// Build end, RFC 3339 (default: now).
+    /// Build end, RFC 3339 (default: the build's `date`).
     pub finished_on: Option<String>,
     /// The build's date, seconds since 1970: the creation time of the attached SBOMs. The CLI
     /// resolves it once (`SOURCE_DATE_EPOCH`, else the commit time, else 0).
@@ -105,12 +108,17 @@ pub struct BuildParams {
 
 /// The SLSA provenance input for an image: subject, base image and Go version from the SBOM
 /// subject, the rest from `build`.
+///
+/// Nothing comes from the clock: times the caller does not know are the build's date, and the
+/// invocation id is the image digest and that date. So attesting the same image twice gives
+/// byte-identical provenance (ECDSA signatures are deterministic too), and kiln pushes nothing
+/// new the second time.
 pub fn provenance_input(
     subject: &SbomSubject,
     docker_ref: &str,
     build: &BuildParams,
 ) -> ProvenanceInput {
-    let now = format_rfc3339(now_epoch());
+    let date = format_rfc3339(i64::try_from(build.date).unwrap_or(i64::MAX));
     ProvenanceInput {
         subjects: vec![(docker_ref.to_owned(), subject.digest)],
         repo: build.repo.clone(),
@@ -125,9 +133,9 @@ pub fn provenance_input(
             env!("CARGO_PKG_VERSION")
         )
         .to_owned(),
-        invocation_id: format!("{}-{}", &subject.digest.hex()[..16], now_epoch()),
-        started_on: build.started_on.clone().unwrap_or_else(|| now.clone()),
-        finished_on: build.finished_on.clone().unwrap_or(now),
+        invocation_id: format!("{}-{}", &subject.digest.hex()[..16], build.date),
+        started_on: build.started_on.clone().unwrap_or_else(|| date.clone()),
+        finished_on: build.finished_on.clone().unwrap_or(date),
     }
 }
 
@@ -138,25 +146,47 @@ pub struct AttachReport {
     pub repository: String,
     /// The image digest the attachments describe.
     pub digest: Digest,
-    /// cosign tag of the plain SBOMs (`sha256-<hex>.sbom`).
+    /// cosign tag of the plain SPDX SBOM (`sha256-<hex>.sbom`, one layer, as `cosign attach
+    /// sbom` writes it and `cosign download sbom` reads it).
     pub sbom_tag: String,
     /// cosign tag of the signed attestations (`sha256-<hex>.att`).
     pub attestation_tag: String,
-    /// Predicate types of the attestations pushed.
+    /// Predicate types of the attestations kiln wrote (its layers in `.att`).
     pub predicate_types: Vec<String>,
-    /// Whether the registry has the OCI referrers API (then referrer artifacts were pushed too).
+    /// Layers under `.att` that other tools wrote (other predicate types), kept as they were.
+    pub attestations_kept: usize,
+    /// Whether the registry has the OCI referrers API (else the fallback tag index is written).
     pub referrers_api: bool,
-    /// Digests of the referrer artifact manifests pushed (empty without the API).
+    /// kiln's referrer manifests (plain SPDX and CycloneDX SBOMs, one DSSE attestation per
+    /// predicate type) attached after this run: listed by the referrers API, or in the
+    /// `sha256-<hex>` fallback index.
     pub referrers: Vec<Digest>,
+    /// Details: which referrers were new, which replaced, what the registry refused.
+    pub referrers_detail: ReferrersReport,
 }
 
-/// Attaches SPDX and CycloneDX SBOMs and SLSA provenance to `digest`:
+/// Slot of a plain SBOM referrer (see [`KILN_ATTACHMENT_ANNOTATION`]).
+fn sbom_slot(format: SbomFormat) -> String {
+    format!("sbom:{}", format.media_type())
+}
+
+/// Slot of an attestation referrer.
+fn attestation_slot(predicate_type: &str) -> String {
+    format!("attestation:{predicate_type}")
+}
+
+/// Attaches SPDX and CycloneDX SBOMs and SLSA provenance to `digest`, next to whatever other
+/// tools attached:
 ///
-/// - the plain SBOMs under cosign's `.sbom` tag (as `cosign attach sbom` does),
+/// - the plain SPDX SBOM under cosign's `.sbom` tag, one layer (`cosign download sbom` reads
+///   exactly one); the CycloneDX SBOM is reachable as its attestation and as a referrer;
 /// - all three as DSSE-signed in-toto attestations under the `.att` tag (as `cosign attest`
-///   does; kiln replaces the attestation image instead of appending to it),
-/// - and, when the registry implements the OCI referrers API, as artifact manifests whose
-///   `subject` is the image, so OCI 1.1 tools find them without the tag scheme.
+///   does): layers of the predicate types kiln writes are replaced, every other layer is kept
+///   (like `cosign attest --replace`);
+/// - both SBOMs and the three envelopes as OCI 1.1 referrer artifacts whose `subject` is the
+///   image: through the referrers API when the registry has it, else listed in the
+///   `sha256-<hex>` fallback tag index. A manifest already attached is not pushed again;
+///   kiln's earlier referrers of the same kind are replaced (see [`ReferrersReport`]).
 ///
 /// `date` (seconds since 1970) is the SBOMs' creation time: the build's date, not the clock.
 pub async fn attach_attestations(
@@ -173,20 +203,16 @@ pub async fn attach_attestations(
     let spdx = render_sbom(subject, SbomFormat::Spdx, date)?;
     let cdx = render_sbom(subject, SbomFormat::Cyclonedx, date)?;
 
-    let sbom_layers = [
-        (COSIGN_SBOM_SPDX_JSON, &spdx),
-        (COSIGN_SBOM_CYCLONEDX_JSON, &cdx),
-    ]
-    .map(|(media_type, bytes)| SignedLayer {
-        bytes: bytes.clone(),
-        media_type: media_type.to_owned(),
-        annotations: BTreeMap::new(),
-    });
     let sbom_tag = cosign_tag(digest, "sbom");
+    let sbom_layer = SignedLayer {
+        bytes: spdx.clone(),
+        media_type: COSIGN_SBOM_SPDX_JSON.to_owned(),
+        annotations: BTreeMap::new(),
+    };
     push_artifact(
         client,
         repo,
-        &signature_image(&sbom_layers)?,
+        &signature_image(&[sbom_layer])?,
         Some(&sbom_tag),
     )
     .await?;
@@ -213,14 +239,24 @@ pub async fn attach_attestations(
         (SLSA_PROVENANCE_V1, provenance_statement(&provenance)?),
     ];
     let mut envelopes = Vec::new();
-    let mut att_layers = Vec::new();
+    let mut kiln_layers = Vec::new();
     for (predicate_type, stmt) in &statements {
         let payload = serde_json::to_vec(stmt).map_err(kiln_attest::AttestError::from)?;
         let env = sign_envelope(key, IN_TOTO_PAYLOAD_TYPE, &payload);
-        att_layers.push(SignedLayer::attestation(&env, predicate_type)?);
+        kiln_layers.push(SignedLayer::attestation(&env, predicate_type)?);
         envelopes.push((*predicate_type, env));
     }
+    let kiln_types: Vec<&str> = statements.iter().map(|(t, _)| *t).collect();
     let attestation_tag = cosign_tag(digest, "att");
+    let mut att_layers = merge_attestations(
+        read_tagged(client, repo, &attestation_tag)
+            .await?
+            .map(|t| t.layers)
+            .unwrap_or_default(),
+        &kiln_types,
+    );
+    let attestations_kept = att_layers.len();
+    att_layers.extend(kiln_layers);
     push_artifact(
         client,
         repo,
@@ -229,53 +265,62 @@ pub async fn attach_attestations(
     )
     .await?;
 
-    // Best effort: the cosign tags are already pushed and are what every tool reads; a
-    // registry that errors on the referrers probe simply does not get referrer artifacts.
-    let referrers_api = client
-        .referrers_supported(repo, digest)
-        .await
-        .unwrap_or(false);
-    let mut referrers = Vec::new();
-    if referrers_api {
-        let root = client
-            .get_manifest(&Reference::by_digest(repo.clone(), *digest))
-            .await?;
-        let subject_desc = Descriptor::of(&root.media_type, &root.bytes);
-        let mut items: Vec<(String, Vec<u8>, BTreeMap<String, String>)> = vec![
-            (
-                SbomFormat::Spdx.media_type().to_owned(),
-                spdx.clone(),
-                BTreeMap::new(),
-            ),
-            (
-                SbomFormat::Cyclonedx.media_type().to_owned(),
-                cdx.clone(),
-                BTreeMap::new(),
-            ),
-        ];
-        for (predicate_type, env) in &envelopes {
-            let mut ann = BTreeMap::new();
-            ann.insert(
+    let root = client
+        .get_manifest(&Reference::by_digest(repo.clone(), *digest))
+        .await?;
+    let subject_desc = Descriptor::of(&root.media_type, &root.bytes);
+    let mut wanted = vec![
+        WantedReferrer {
+            artifact_type: SbomFormat::Spdx.media_type().to_owned(),
+            content: spdx,
+            annotations: BTreeMap::new(),
+            slot: sbom_slot(SbomFormat::Spdx),
+        },
+        WantedReferrer {
+            artifact_type: SbomFormat::Cyclonedx.media_type().to_owned(),
+            content: cdx,
+            annotations: BTreeMap::new(),
+            slot: sbom_slot(SbomFormat::Cyclonedx),
+        },
+    ];
+    for (predicate_type, env) in &envelopes {
+        wanted.push(WantedReferrer {
+            artifact_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            // The same envelope bytes as the `.att` layer: the two places cannot drift.
+            content: env.to_json()?,
+            annotations: BTreeMap::from([(
                 PREDICATE_TYPE_ANNOTATION.to_owned(),
                 (*predicate_type).to_owned(),
-            );
-            items.push((DSSE_ENVELOPE_MEDIA_TYPE.to_owned(), env.to_json()?, ann));
-        }
-        for (artifact_type, content, ann) in items {
-            let art = referrer_manifest(&artifact_type, &content, subject_desc.clone(), ann)?;
-            push_artifact(client, repo, &art, None).await?;
-            referrers.push(art.manifest_digest);
-        }
+            )]),
+            slot: attestation_slot(predicate_type),
+        });
     }
+    let referrers_detail = attach_referrers(client, repo, digest, &subject_desc, &wanted).await?;
     Ok(AttachReport {
         repository: repo.to_string(),
         digest: *digest,
         sbom_tag,
         attestation_tag,
-        predicate_types: statements.iter().map(|(t, _)| (*t).to_owned()).collect(),
-        referrers_api,
-        referrers,
+        predicate_types: kiln_types.iter().map(|t| (*t).to_owned()).collect(),
+        attestations_kept,
+        referrers_api: referrers_detail.api,
+        referrers: referrers_detail.attached.clone(),
+        referrers_detail,
     })
+}
+
+/// The layers of an existing `.att` image that stay: everything except kiln's own predicate
+/// types (`replacing`), in their order. A layer without a `predicateType` annotation is not
+/// kiln's and stays.
+fn merge_attestations(existing: Vec<SignedLayer>, replacing: &[&str]) -> Vec<SignedLayer> {
+    existing
+        .into_iter()
+        .filter(|l| {
+            !l.annotations
+                .get(PREDICATE_TYPE_ANNOTATION)
+                .is_some_and(|t| replacing.contains(&t.as_str()))
+        })
+        .collect()
 }
 
 /// Everything `kiln image --push --sign` (or `kiln sign --attest`) did for one digest.
