@@ -60,7 +60,7 @@ struct FallbackIndex<'a> {
 /// (go-containerregistry, and with it cosign, sorts the same way).
 pub fn referrers_fallback_index(entries: &[Descriptor]) -> Result<Vec<u8>> {
     let mut sorted: Vec<&Descriptor> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+    sorted.sort_by_key(|d| d.digest.to_string());
     sorted.dedup_by(|a, b| a.digest == b.digest);
     serde_json::to_vec(&FallbackIndex {
         schema_version: 2,

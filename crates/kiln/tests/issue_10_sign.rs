@@ -5,8 +5,9 @@
 //! go-containerregistry's registry with the referrers API.
 
 mod supply_support;
-#[allow(dead_code)]
-mod support;
+// Only the peers part of `support`: its registry module is already in `supply_support`.
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::path::Path;
 
@@ -14,8 +15,8 @@ use kiln_attest::cosign_tag;
 use kiln_registry::{referrers_fallback_tag, Reference, Repository};
 use kiln_supply::KILN_ATTACHMENT_ANNOTATION;
 use kiln_types::Digest;
+use peers::{cosign_ok, ReferrersRegistry};
 use supply_support::*;
-use support::peers::{cosign_ok, ReferrersRegistry};
 
 /// cosign flags for an offline check against a plain-HTTP loopback registry.
 const OFFLINE: [&str; 3] = [
@@ -118,13 +119,19 @@ fn layers(repo: &Repository, tag: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// The referrers of `digest` as the registry lists them: the API's answer, or the entries of
-/// the fallback tag index (read independently of kiln's writer code).
+/// The referrers of `digest` as the registry lists them, sorted by digest (go-containerregistry
+/// lists them in map order): the API's answer, or the entries of the fallback tag index (read
+/// independently of kiln's writer code).
 fn referrers(reg: &Reg, repo: &Repository, digest: &Digest) -> Vec<serde_json::Value> {
+    let mut list = listed_referrers(reg, repo, digest);
+    list.sort_by_key(|d| d["digest"].as_str().unwrap().to_owned());
+    list
+}
+
+fn listed_referrers(reg: &Reg, repo: &Repository, digest: &Digest) -> Vec<serde_json::Value> {
     if reg.has_api() {
         let url = format!("/v2/{}/referrers/{digest}", repo.name);
-        let port = reg.host().rsplit(':').next().unwrap().parse().unwrap();
-        let (status, body) = support::registry::http_get(port, &url).unwrap();
+        let (status, body) = http_get(&reg.host(), &url);
         assert_eq!(status, 200, "{body}");
         let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
         doc["manifests"].as_array().unwrap().clone()
@@ -140,6 +147,21 @@ fn referrers(reg: &Reg, repo: &Repository, digest: &Digest) -> Vec<serde_json::V
     }
 }
 
+/// A plain HTTP/1.0 GET to a loopback registry: `(status, body)`.
+fn http_get(host: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap();
+    (status, body)
+}
+
 fn kiln_referrers(list: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     list.iter()
         .filter(|d| d["annotations"][KILN_ATTACHMENT_ANNOTATION].is_string())
@@ -149,7 +171,7 @@ fn kiln_referrers(list: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 fn keys(d: &Path) {
     kiln_ok(d, &["keygen", "--output-prefix", "kiln"]);
     // The other tool's key pair, made by cosign itself (empty password, as the harness sets).
-    let out = std::process::Command::new(support::peers::tool("cosign"))
+    let out = std::process::Command::new(peers::tool("cosign"))
         .args(["generate-key-pair"])
         .current_dir(d)
         .env("COSIGN_PASSWORD", "")
@@ -362,8 +384,10 @@ fn others_survive_and_nothing_piles_up(reg: Reg) {
         );
     }
 
-    // Everything verifies: cosign's own attestation in both layouts, kiln's with cosign. A bundle
-    // among the referrers makes cosign 3 read bundles only, so the legacy layout is asked for.
+    // Everything verifies: cosign's own attestation in both layouts, kiln's with cosign. A cosign
+    // bundle among the referrers makes cosign 3 (by default) read bundles only and then fail on
+    // kiln's legacy-layout signature and attestations ("no matching attestations"; checked with
+    // v3.1.2), so the legacy layout is asked for: what the docs tell users to do.
     let mut args = vec!["verify-attestation", "--key", &cosign_pub, "--type", "vuln"];
     args.extend(OFFLINE);
     args.push(&image);
