@@ -365,3 +365,82 @@ pub async fn sign_and_attest(
         attachments,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(predicate_type: Option<&str>, bytes: &[u8]) -> SignedLayer {
+        let mut annotations = BTreeMap::new();
+        if let Some(t) = predicate_type {
+            annotations.insert(PREDICATE_TYPE_ANNOTATION.to_owned(), t.to_owned());
+        }
+        SignedLayer {
+            bytes: bytes.to_vec(),
+            media_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            annotations,
+        }
+    }
+
+    #[test]
+    fn issue_10_att_merge_replaces_only_kiln_predicate_types() {
+        let vuln = layer(
+            Some("https://cosign.sigstore.dev/attestation/vuln/v1"),
+            b"v",
+        );
+        let untyped = layer(None, b"u");
+        let existing = vec![
+            layer(Some(SLSA_PROVENANCE_V1), b"old provenance"),
+            vuln.clone(),
+            layer(Some("https://spdx.dev/Document"), b"old spdx"),
+            untyped.clone(),
+        ];
+        let kept = merge_attestations(
+            existing,
+            &[
+                "https://spdx.dev/Document",
+                "https://cyclonedx.org/bom",
+                SLSA_PROVENANCE_V1,
+            ],
+        );
+        assert_eq!(
+            kept,
+            vec![vuln, untyped],
+            "other tools' layers stay, in order"
+        );
+    }
+
+    #[test]
+    fn issue_10_provenance_input_does_not_read_the_clock() {
+        let subject = SbomSubject {
+            name: "127.0.0.1:5000/app".into(),
+            version: None,
+            kind: kiln_attest::SubjectKind::Image,
+            digest: Digest::of_bytes(b"image"),
+            platform: None,
+            binaries: Vec::new(),
+            base: None,
+        };
+        let build = BuildParams {
+            date: 1_700_000_000,
+            ..BuildParams::default()
+        };
+        let a = provenance_input(&subject, "127.0.0.1:5000/app", &build);
+        let b = provenance_input(&subject, "127.0.0.1:5000/app", &build);
+        assert_eq!(a.started_on, "2023-11-14T22:13:20Z");
+        assert_eq!(a.finished_on, a.started_on);
+        assert_eq!(
+            (&a.invocation_id, &a.started_on),
+            (&b.invocation_id, &b.started_on)
+        );
+        let later = provenance_input(
+            &subject,
+            "127.0.0.1:5000/app",
+            &BuildParams {
+                date: 1_700_000_001,
+                ..build
+            },
+        );
+        assert_ne!(later.invocation_id, a.invocation_id);
+    }
+}
