@@ -46,9 +46,10 @@ mod spdx;
 
 pub use cosign::{
     attestation_manifest, cosign_tag, referrer_manifest, signature_image, signature_manifest,
-    simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact, SignedLayer,
-    SimpleSigning, COSIGN_SIGNATURE_TYPE, OCI_CONFIG_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION,
+    sigstore_bundle, simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact,
+    SignedLayer, SimpleSigning, BUNDLE_CONTENT_ANNOTATION, BUNDLE_PREDICATE_TYPE_ANNOTATION,
+    COSIGN_SIGNATURE_TYPE, OCI_CONFIG_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+    PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 };
 pub use cyclonedx::{

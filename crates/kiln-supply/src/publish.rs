@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use kiln_attest::{
     cosign_tag, format_rfc3339, provenance_statement, sign_envelope, sign_payload, signature_image,
-    simple_signing_payload, statement, Descriptor, PrivateKey, ProvenanceInput, SbomSubject,
-    SignedLayer, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
-    SLSA_PROVENANCE_V1,
+    sigstore_bundle, simple_signing_payload, statement, Descriptor, PrivateKey, ProvenanceInput,
+    SbomSubject, SignedLayer, BUNDLE_CONTENT_ANNOTATION, BUNDLE_PREDICATE_TYPE_ANNOTATION,
+    DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
+    SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SLSA_PROVENANCE_V1,
 };
 use kiln_registry::{Client, Reference, Repository};
 use kiln_types::Digest;
@@ -175,6 +176,11 @@ fn attestation_slot(predicate_type: &str) -> String {
     format!("attestation:{predicate_type}")
 }
 
+/// Slot of an attestation's Sigstore bundle referrer.
+fn bundle_slot(predicate_type: &str) -> String {
+    format!("bundle:{predicate_type}")
+}
+
 /// Attaches SPDX and CycloneDX SBOMs and SLSA provenance to `digest`, next to whatever other
 /// tools attached:
 ///
@@ -283,6 +289,7 @@ pub async fn attach_attestations(
             slot: sbom_slot(SbomFormat::Cyclonedx),
         },
     ];
+    let public = key.public_key();
     for (predicate_type, env) in &envelopes {
         wanted.push(WantedReferrer {
             artifact_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
@@ -293,6 +300,26 @@ pub async fn attach_attestations(
                 (*predicate_type).to_owned(),
             )]),
             slot: attestation_slot(predicate_type),
+        });
+    }
+    // The same envelopes once more, as cosign 3 stores attestations: a Sigstore bundle per
+    // referrer. cosign 3 reads only bundles as soon as any bundle refers to the image (one of
+    // its own, say), so without these kiln's attestations would stop verifying there.
+    for (predicate_type, env) in &envelopes {
+        wanted.push(WantedReferrer {
+            artifact_type: SIGSTORE_BUNDLE_V03_MEDIA_TYPE.to_owned(),
+            content: sigstore_bundle(env, &public)?,
+            annotations: BTreeMap::from([
+                (
+                    BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                    "dsse-envelope".to_owned(),
+                ),
+                (
+                    BUNDLE_PREDICATE_TYPE_ANNOTATION.to_owned(),
+                    (*predicate_type).to_owned(),
+                ),
+            ]),
+            slot: bundle_slot(predicate_type),
         });
     }
     let referrers_detail = attach_referrers(client, repo, digest, &subject_desc, &wanted).await?;

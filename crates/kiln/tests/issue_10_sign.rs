@@ -1,6 +1,6 @@
 //! Issue 10, writing side: what `kiln sign --attest` leaves in a registry is read by the real
-//! cosign (v3, the pinned `.ci/tools.sh` build), keeps other tools' attestations, and does not
-//! pile up. Every scenario runs on both kinds of registry: Debian's docker-registry (no
+//! cosign (v3, the pinned `.ci/tools.sh` build) in its default (bundle) and legacy layouts,
+//! keeps other tools' attestations, and does not pile up. Every scenario runs on both kinds of registry: Debian's docker-registry (no
 //! referrers API: cosign tags plus the OCI 1.1 `sha256-<hex>` fallback index) and
 //! go-containerregistry's registry with the referrers API.
 
@@ -34,6 +34,34 @@ const LEGACY: [&str; 5] = [
     "--allow-http-registry=true",
     "--allow-insecure-registry=true",
 ];
+
+/// kiln's referrers per image: plain SPDX and CycloneDX, and each of the three attestations
+/// as a DSSE envelope and as a Sigstore bundle.
+const KILN_REFERRERS: usize = 8;
+
+/// `cosign verify` and `cosign verify-attestation` of each of kiln's types pass with kiln's key,
+/// both with cosign 3's defaults (bundles) and in the legacy layout.
+fn cosign_verifies_kiln(pubkey: &str, image: &str, digest: &Digest) {
+    for layout in [None, Some("--new-bundle-format=false")] {
+        let mut args = vec!["verify", "--key", pubkey];
+        args.extend(layout);
+        args.extend(OFFLINE);
+        args.push(image);
+        let out = cosign_ok(&args);
+        assert!(
+            stdout(&out).contains(&digest.to_string()),
+            "{}",
+            stdout(&out)
+        );
+        for ty in ["slsaprovenance1", "spdxjson", "cyclonedx"] {
+            let mut args = vec!["verify-attestation", "--key", pubkey, "--type", ty];
+            args.extend(layout);
+            args.extend(OFFLINE);
+            args.push(image);
+            cosign_ok(&args);
+        }
+    }
+}
 
 /// The two registries under test, by host.
 enum Reg {
@@ -213,7 +241,11 @@ fn kiln_to_cosign(reg: Reg) {
     let report = sign_attest(d, &format!("{}/team/app:v1", reg.host()));
     let a = &report["attachments"];
     assert_eq!(a["referrers_api"], reg.has_api(), "{report:#}");
-    assert_eq!(a["referrers"].as_array().unwrap().len(), 5, "{report:#}");
+    assert_eq!(
+        a["referrers"].as_array().unwrap().len(),
+        KILN_REFERRERS,
+        "{report:#}"
+    );
     if !reg.has_api() {
         assert_eq!(
             a["referrers_detail"]["fallback_tag"],
@@ -226,27 +258,22 @@ fn kiln_to_cosign(reg: Reg) {
         layers(&repo, &cosign_tag(&digest, "sbom")),
         vec![("text/spdx+json".to_owned(), None)]
     );
+    // cosign 3 by default (kiln's Sigstore bundle referrers) and in the legacy layout (the
+    // `.sig` / `.att` tags cosign 2 reads).
     let pubkey = path(d, "kiln.pub");
-    let mut verify = vec!["verify", "--key", &pubkey];
-    verify.extend(OFFLINE);
-    verify.push(&image);
-    let out = cosign_ok(&verify);
-    assert!(
-        stdout(&out).contains(&digest.to_string()),
-        "{}",
-        stdout(&out)
-    );
-    for ty in ["slsaprovenance1", "spdxjson", "cyclonedx"] {
-        let mut args = vec!["verify-attestation", "--key", &pubkey, "--type", ty];
-        args.extend(OFFLINE);
-        args.push(&image);
-        cosign_ok(&args);
-    }
+    cosign_verifies_kiln(&pubkey, &image, &digest);
+    // Another key fails: the checks above can fail.
+    let other = path(d, "cosign.pub");
+    let mut args = vec!["verify-attestation", "--key", &other, "--type", "spdxjson"];
+    args.extend(OFFLINE);
+    args.push(&image);
+    let out = peers::cosign(&args);
+    assert!(!out.status.success(), "verified with another key");
     let out = cosign_ok(&["download", "sbom", "--allow-http-registry=true", &image]);
     let sbom: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sbom["spdxVersion"], "SPDX-2.3", "{sbom:#}");
 
-    // cosign tree: the three cosign tags and kiln's five referrers (through the API, or through
+    // cosign tree: the three cosign tags and kiln's referrers (through the API, or through
     // the fallback index on docker-registry).
     let out = cosign_ok(&["tree", "--allow-http-registry=true", &image]);
     let tree = stdout(&out);
@@ -266,11 +293,11 @@ fn kiln_to_cosign(reg: Reg) {
     }
     assert_eq!(
         tree.matches("artifacts via OCI referrer").count(),
-        5,
-        "cosign tree should list kiln's 5 referrers:\n{tree}"
+        KILN_REFERRERS,
+        "cosign tree should list kiln's referrers:\n{tree}"
     );
     let listed = referrers(&reg, &repo, &digest);
-    assert_eq!(kiln_referrers(&listed).len(), 5, "{listed:#?}");
+    assert_eq!(kiln_referrers(&listed).len(), KILN_REFERRERS, "{listed:#?}");
     // The fallback index entries carry what `oras discover` shows: artifact type + annotations.
     if !reg.has_api() {
         let types: Vec<&str> = listed
@@ -281,6 +308,7 @@ fn kiln_to_cosign(reg: Reg) {
             "application/spdx+json",
             "application/vnd.cyclonedx+json",
             "application/vnd.dsse.envelope.v1+json",
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
         ] {
             assert!(types.contains(&t), "{t} not in {types:?}");
         }
@@ -376,7 +404,11 @@ fn others_survive_and_nothing_piles_up(reg: Reg) {
     );
     assert_eq!(layers(&repo, &cosign_tag(&digest, "sig")).len(), 2);
     let after = referrers(&reg, &repo, &digest);
-    assert_eq!(after.len(), 6, "cosign's bundle + kiln's 5: {after:#?}");
+    assert_eq!(
+        after.len(),
+        1 + KILN_REFERRERS,
+        "cosign's bundle + kiln's: {after:#?}"
+    );
     for b in &before {
         assert!(
             after.contains(b),
@@ -384,35 +416,20 @@ fn others_survive_and_nothing_piles_up(reg: Reg) {
         );
     }
 
-    // Everything verifies: cosign's own attestation in both layouts, kiln's with cosign. A cosign
-    // bundle among the referrers makes cosign 3 (by default) read bundles only and then fail on
-    // kiln's legacy-layout signature and attestations ("no matching attestations"; checked with
-    // v3.1.2), so the legacy layout is asked for: what the docs tell users to do.
+    // Everything verifies: cosign's own signature and attestation in both layouts, and kiln's
+    // with cosign 3's defaults too (a bundle among the referrers makes cosign 3 read bundles
+    // only: kiln's bundle referrers are what it then finds) and in the legacy layout.
     let mut args = vec!["verify-attestation", "--key", &cosign_pub, "--type", "vuln"];
     args.extend(OFFLINE);
     args.push(&image);
     cosign_ok(&args);
     args.insert(args.len() - 1, "--new-bundle-format=false");
     cosign_ok(&args);
-    for (key, cmd) in [(&cosign_pub, "verify"), (&kiln_pub, "verify")] {
-        let mut args = vec![cmd, "--key", key.as_str(), "--new-bundle-format=false"];
-        args.extend(OFFLINE);
-        args.push(&image);
-        cosign_ok(&args);
-    }
-    for ty in ["slsaprovenance1", "spdxjson", "cyclonedx"] {
-        let mut args = vec![
-            "verify-attestation",
-            "--key",
-            &kiln_pub,
-            "--type",
-            ty,
-            "--new-bundle-format=false",
-        ];
-        args.extend(OFFLINE);
-        args.push(&image);
-        cosign_ok(&args);
-    }
+    let mut args = vec!["verify", "--key", &cosign_pub, "--new-bundle-format=false"];
+    args.extend(OFFLINE);
+    args.push(&image);
+    cosign_ok(&args);
+    cosign_verifies_kiln(&kiln_pub, &image, &digest);
 
     // Signing again: no new referrer, no new layer, the same manifests under every tag.
     let tags_before: Vec<_> = ["sig", "att", "sbom"]
@@ -443,20 +460,17 @@ fn others_survive_and_nothing_piles_up(reg: Reg) {
         fallback_before
     );
     assert_eq!(referrers(&reg, &repo, &digest), after);
-    // `.att` and the referrers hold the same kiln attestations.
-    let envelopes: Vec<_> = kiln_referrers(&after)
-        .iter()
-        .filter(|d| d["annotations"]["predicateType"].is_string())
-        .map(|d| {
-            d["annotations"]["predicateType"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(envelopes.len(), 3, "{after:#?}");
-    for t in &envelopes {
-        assert!(types.contains(&t.as_str()), "{t} only in the referrers");
+    // `.att` and the referrers hold the same kiln attestations (as envelopes and as bundles).
+    for key in ["predicateType", "dev.sigstore.bundle.predicateType"] {
+        let listed: Vec<_> = kiln_referrers(&after)
+            .iter()
+            .filter_map(|d| d["annotations"][key].as_str())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(listed.len(), 3, "{key}: {after:#?}");
+        for t in &listed {
+            assert!(types.contains(&t.as_str()), "{t} only in the referrers");
+        }
     }
 }
 
@@ -491,8 +505,16 @@ fn changed_attachments_replace_kiln_referrers(reg: Reg) {
     assert!(out.status.success(), "{}", text(&out));
     let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &second["attachments"]["referrers_detail"];
-    assert_eq!(r["replaced"].as_array().unwrap().len(), 5, "{second:#}");
-    assert_eq!(r["pushed"].as_array().unwrap().len(), 5, "{second:#}");
+    assert_eq!(
+        r["replaced"].as_array().unwrap().len(),
+        KILN_REFERRERS,
+        "{second:#}"
+    );
+    assert_eq!(
+        r["pushed"].as_array().unwrap().len(),
+        KILN_REFERRERS,
+        "{second:#}"
+    );
     let listed = referrers(&reg, &repo, &digest);
     let kiln: Vec<_> = kiln_referrers(&listed)
         .iter()

@@ -120,7 +120,7 @@ fn sign_verify_round_trip_and_tampering() {
     assert_eq!(signed["attachments"]["referrers_api"], false);
     assert_eq!(
         signed["attachments"]["referrers"].as_array().unwrap().len(),
-        5
+        8
     );
     let t = tags(&repo);
     assert!(t.contains(&format!("sha256-{}", a.hex())), "{t:?}");
