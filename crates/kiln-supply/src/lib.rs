@@ -49,7 +49,7 @@ pub use image::{
 pub use oci::docker_reference;
 pub use publish::{
     attach_attestations, provenance_input, resolve_digest, sign_and_attest, sign_digest,
-    sign_image, AttachReport, BuildParams, PublishReport, SignReport,
+    sign_image, AttachReport, BuildParams, PublishReport, SignReport, COSIGN_SIGN_PREDICATE_TYPE,
 };
 pub use referrers::{ReferrersReport, KILN_ATTACHMENT_ANNOTATION};
 pub use subject::{

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use kiln_attest::{
     cosign_tag, format_rfc3339, provenance_statement, sign_envelope, sign_payload, signature_image,
-    sigstore_bundle, simple_signing_payload, statement, Descriptor, PrivateKey, ProvenanceInput,
-    SbomSubject, SignedLayer, BUNDLE_CONTENT_ANNOTATION, BUNDLE_PREDICATE_TYPE_ANNOTATION,
-    DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, PREDICATE_TYPE_ANNOTATION,
-    SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SLSA_PROVENANCE_V1,
+    sigstore_bundle, simple_signing_payload, statement, Descriptor, Envelope, PrivateKey,
+    ProvenanceInput, PublicKey, SbomSubject, SignedLayer, BUNDLE_CONTENT_ANNOTATION,
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
+    PREDICATE_TYPE_ANNOTATION, SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SLSA_PROVENANCE_V1,
 };
 use kiln_registry::{Client, Reference, Repository};
 use kiln_types::Digest;
@@ -38,6 +38,8 @@ pub struct SignReport {
     pub signature_manifest: Digest,
     /// Signatures in the signature image (earlier signers are kept).
     pub signatures: usize,
+    /// The signature's Sigstore bundle referrer.
+    pub referrers: ReferrersReport,
 }
 
 /// Resolves `reference` to its manifest digest (a tag is read once; signing uses the digest).
@@ -56,9 +58,19 @@ pub async fn sign_image(
     sign_digest(client, &reference.repository, &digest, key).await
 }
 
-/// Signs `digest` in `repo`. Signatures already under the `.sig` tag are kept (cosign adds a
-/// layer per signer); signing twice with one key is idempotent because ECDSA nonces are
-/// deterministic (RFC 6979).
+/// Predicate type of the in-toto statement cosign 3 signs for `cosign sign` in its bundle
+/// layout (the statement names the image digest; the predicate is empty).
+pub const COSIGN_SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Signs `digest` in `repo`, in both of cosign's layouts:
+///
+/// - a simple-signing layer under the `.sig` tag (cosign 2, cosign 3 `--new-bundle-format=false`).
+///   Signatures already there are kept (a layer per signer);
+/// - a Sigstore bundle referrer over a [`COSIGN_SIGN_PREDICATE_TYPE`] statement, as `cosign sign`
+///   3 writes it, which cosign 3 reads by default. Bundles of other keys are kept (one per
+///   signing key; see [`crate::KILN_ATTACHMENT_ANNOTATION`]).
+///
+/// Signing twice with one key is idempotent because ECDSA nonces are deterministic (RFC 6979).
 pub async fn sign_digest(
     client: &Client,
     repo: &Repository,
@@ -78,12 +90,73 @@ pub async fn sign_digest(
     }
     let artifact = signature_image(&layers)?;
     push_artifact(client, repo, &artifact, Some(&tag)).await?;
+
+    let stmt = statement(
+        &[(docker_reference(repo), *digest)],
+        COSIGN_SIGN_PREDICATE_TYPE,
+        serde_json::json!({}),
+    );
+    let payload = serde_json::to_vec(&stmt).map_err(kiln_attest::AttestError::from)?;
+    let env = sign_envelope(key, IN_TOTO_PAYLOAD_TYPE, &payload);
+    let public = key.public_key();
+    let wanted = [WantedReferrer {
+        slot: format!(
+            "{}:{}",
+            bundle_slot(COSIGN_SIGN_PREDICATE_TYPE),
+            public.key_id()?
+        ),
+        ..bundle_referrer(&env, &public, COSIGN_SIGN_PREDICATE_TYPE)?
+    }];
+    let referrers = attach_referrers(
+        client,
+        repo,
+        digest,
+        &subject_descriptor(client, repo, digest).await?,
+        &wanted,
+    )
+    .await?;
     Ok(SignReport {
         repository: repo.to_string(),
         digest: *digest,
         tag,
         signature_manifest: artifact.manifest_digest,
         signatures: layers.len(),
+        referrers,
+    })
+}
+
+/// The descriptor of the manifest `digest` (a referrer's `subject`).
+async fn subject_descriptor(
+    client: &Client,
+    repo: &Repository,
+    digest: &Digest,
+) -> Result<Descriptor> {
+    let root = client
+        .get_manifest(&Reference::by_digest(repo.clone(), *digest))
+        .await?;
+    Ok(Descriptor::of(&root.media_type, &root.bytes))
+}
+
+/// A Sigstore bundle referrer for `env`, annotated as cosign 3 annotates its own.
+fn bundle_referrer(
+    env: &Envelope,
+    public: &PublicKey,
+    predicate_type: &str,
+) -> Result<WantedReferrer> {
+    Ok(WantedReferrer {
+        artifact_type: SIGSTORE_BUNDLE_V03_MEDIA_TYPE.to_owned(),
+        content: sigstore_bundle(env, public)?,
+        annotations: BTreeMap::from([
+            (
+                BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "dsse-envelope".to_owned(),
+            ),
+            (
+                BUNDLE_PREDICATE_TYPE_ANNOTATION.to_owned(),
+                predicate_type.to_owned(),
+            ),
+        ]),
+        slot: bundle_slot(predicate_type),
     })
 }
 
@@ -271,10 +344,7 @@ pub async fn attach_attestations(
     )
     .await?;
 
-    let root = client
-        .get_manifest(&Reference::by_digest(repo.clone(), *digest))
-        .await?;
-    let subject_desc = Descriptor::of(&root.media_type, &root.bytes);
+    let subject_desc = subject_descriptor(client, repo, digest).await?;
     let mut wanted = vec![
         WantedReferrer {
             artifact_type: SbomFormat::Spdx.media_type().to_owned(),
@@ -306,21 +376,7 @@ pub async fn attach_attestations(
     // referrer. cosign 3 reads only bundles as soon as any bundle refers to the image (one of
     // its own, say), so without these kiln's attestations would stop verifying there.
     for (predicate_type, env) in &envelopes {
-        wanted.push(WantedReferrer {
-            artifact_type: SIGSTORE_BUNDLE_V03_MEDIA_TYPE.to_owned(),
-            content: sigstore_bundle(env, &public)?,
-            annotations: BTreeMap::from([
-                (
-                    BUNDLE_CONTENT_ANNOTATION.to_owned(),
-                    "dsse-envelope".to_owned(),
-                ),
-                (
-                    BUNDLE_PREDICATE_TYPE_ANNOTATION.to_owned(),
-                    (*predicate_type).to_owned(),
-                ),
-            ]),
-            slot: bundle_slot(predicate_type),
-        });
+        wanted.push(bundle_referrer(env, &public, predicate_type)?);
     }
     let referrers_detail = attach_referrers(client, repo, digest, &subject_desc, &wanted).await?;
     Ok(AttachReport {

@@ -48,7 +48,7 @@ pub struct ReferrersReport {
     pub pushed: Vec<Digest>,
     /// kiln's earlier referrers of the same slots, taken out of the list.
     pub replaced: Vec<Digest>,
-    /// Referrers of other tools (or other kiln slots) left as they were.
+    /// Referrers of other tools left as they were.
     pub kept: usize,
     /// What could not be done (a refused delete, an unreadable referrers list); never fatal.
     pub notes: Vec<String>,
@@ -126,10 +126,7 @@ pub(crate) async fn attach_referrers(
         current.descriptors.iter().partition(|d| {
             slot_of(d).is_some_and(|s| slots.contains(s)) && !wanted_digests.contains(&d.digest)
         });
-    report.kept = kept
-        .iter()
-        .filter(|d| !wanted_digests.contains(&d.digest))
-        .count();
+    report.kept = kept.iter().filter(|d| slot_of(d).is_none()).count();
     report.replaced = stale.iter().map(|d| d.digest).collect();
 
     if !current.api_supported {

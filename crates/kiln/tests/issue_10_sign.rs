@@ -35,9 +35,11 @@ const LEGACY: [&str; 5] = [
     "--allow-insecure-registry=true",
 ];
 
-/// kiln's referrers per image: plain SPDX and CycloneDX, and each of the three attestations
-/// as a DSSE envelope and as a Sigstore bundle.
-const KILN_REFERRERS: usize = 8;
+/// kiln's referrers per image from `--attest`: plain SPDX and CycloneDX, and each of the three
+/// attestations as a DSSE envelope and as a Sigstore bundle.
+const ATTACH_REFERRERS: usize = 8;
+/// All of kiln's referrers after `kiln sign --attest`: those plus the signature's bundle.
+const KILN_REFERRERS: usize = ATTACH_REFERRERS + 1;
 
 /// `cosign verify` and `cosign verify-attestation` of each of kiln's types pass with kiln's key,
 /// both with cosign 3's defaults (bundles) and in the legacy layout.
@@ -243,7 +245,7 @@ fn kiln_to_cosign(reg: Reg) {
     assert_eq!(a["referrers_api"], reg.has_api(), "{report:#}");
     assert_eq!(
         a["referrers"].as_array().unwrap().len(),
-        KILN_REFERRERS,
+        ATTACH_REFERRERS,
         "{report:#}"
     );
     if !reg.has_api() {
@@ -460,11 +462,13 @@ fn others_survive_and_nothing_piles_up(reg: Reg) {
         fallback_before
     );
     assert_eq!(referrers(&reg, &repo, &digest), after);
-    // `.att` and the referrers hold the same kiln attestations (as envelopes and as bundles).
+    // `.att` and the referrers hold the same kiln attestations (as envelopes and as bundles; the
+    // signature's bundle aside).
     for key in ["predicateType", "dev.sigstore.bundle.predicateType"] {
         let listed: Vec<_> = kiln_referrers(&after)
             .iter()
             .filter_map(|d| d["annotations"][key].as_str())
+            .filter(|t| *t != kiln_supply::COSIGN_SIGN_PREDICATE_TYPE)
             .map(str::to_owned)
             .collect();
         assert_eq!(listed.len(), 3, "{key}: {after:#?}");
@@ -507,12 +511,12 @@ fn changed_attachments_replace_kiln_referrers(reg: Reg) {
     let r = &second["attachments"]["referrers_detail"];
     assert_eq!(
         r["replaced"].as_array().unwrap().len(),
-        KILN_REFERRERS,
+        ATTACH_REFERRERS,
         "{second:#}"
     );
     assert_eq!(
         r["pushed"].as_array().unwrap().len(),
-        KILN_REFERRERS,
+        ATTACH_REFERRERS,
         "{second:#}"
     );
     let listed = referrers(&reg, &repo, &digest);
@@ -555,4 +559,70 @@ fn issue_10_changed_attachments_replace_kiln_referrers_on_docker_registry() {
 #[test]
 fn issue_10_changed_attachments_replace_kiln_referrers_on_referrers_registry() {
     changed_attachments_replace_kiln_referrers(Reg::Referrers(ReferrersRegistry::start()));
+}
+
+/// Plain `kiln sign` (no `--attest`) with two keys: each key's signature is a `.sig` layer and a
+/// cosign 3 bundle referrer, both verify with cosign 3's defaults (also beside a cosign bundle),
+/// and signing again adds nothing.
+fn plain_signatures_per_key(reg: Reg) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keys(d);
+    kiln_ok(d, &["keygen", "--output-prefix", "second"]);
+    let repo = reg.repo("team/cli");
+    let digest = push(&reg, "team/cli", "v1", "plain-sign");
+    let image = format!("{}/team/cli@{digest}", reg.host());
+    let sign = |key: &str| -> serde_json::Value {
+        let out = kiln_ok(d, &["sign", &image, "--key", key, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    sign("kiln.key");
+    let second = sign("second.key");
+    assert_eq!(second["signatures"], 2, "{second:#}");
+    assert_eq!(layers(&repo, &cosign_tag(&digest, "sig")).len(), 2);
+    let listed = referrers(&reg, &repo, &digest);
+    assert_eq!(
+        kiln_referrers(&listed).len(),
+        2,
+        "one bundle per key: {listed:#?}"
+    );
+    // A cosign 3 bundle beside them: cosign then reads bundles only, and finds kiln's.
+    let cosign_key = path(d, "cosign.key");
+    cosign_ok(&[
+        "sign",
+        "--key",
+        &cosign_key,
+        "--tlog-upload=false",
+        "--use-signing-config=false",
+        "--allow-http-registry=true",
+        "--allow-insecure-registry=true",
+        &image,
+    ]);
+    for key in ["kiln.pub", "second.pub", "cosign.pub"] {
+        let key = path(d, key);
+        let mut args = vec!["verify", "--key", &key];
+        args.extend(OFFLINE);
+        args.push(&image);
+        cosign_ok(&args);
+    }
+    let before = referrers(&reg, &repo, &digest);
+    assert_eq!(before.len(), 3, "{before:#?}");
+    let again = sign("kiln.key");
+    assert_eq!(again["signatures"], 2, "{again:#}");
+    assert_eq!(
+        again["referrers"]["pushed"].as_array().unwrap().len(),
+        0,
+        "{again:#}"
+    );
+    assert_eq!(referrers(&reg, &repo, &digest), before);
+}
+
+#[test]
+fn issue_10_plain_signatures_per_key_on_docker_registry() {
+    plain_signatures_per_key(Reg::Plain(Registry::start()));
+}
+
+#[test]
+fn issue_10_plain_signatures_per_key_on_referrers_registry() {
+    plain_signatures_per_key(Reg::Referrers(ReferrersRegistry::start()));
 }

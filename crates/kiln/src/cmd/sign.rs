@@ -76,7 +76,8 @@ pub fn run(dir: &Path, env: &Env, args: SignArgs, ui: Ui) -> Result<ExitCode> {
             println!("signed {}@{} ({})", s.repository, s.digest, s.tag);
             print_attachments(&report.attachments);
         }
-        warn_notes(&report.attachments, ui);
+        warn_notes(&report.signature.referrers.notes, ui);
+        warn_notes(&report.attachments.referrers_detail.notes, ui);
     } else {
         let report = rt.block_on(kiln_supply::sign_image(&client, &reference, &key))?;
         if args.json {
@@ -87,6 +88,7 @@ pub fn run(dir: &Path, env: &Env, args: SignArgs, ui: Ui) -> Result<ExitCode> {
                 report.repository, report.digest, report.tag, report.signatures
             );
         }
+        warn_notes(&report.referrers.notes, ui);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -124,11 +126,11 @@ fn print_attachments(a: &kiln_supply::AttachReport) {
 
 /// What the registry refused (a delete) or could not give (a referrers list): warnings on
 /// stderr, never a failure.
-fn warn_notes(a: &kiln_supply::AttachReport, ui: Ui) {
+fn warn_notes(notes: &[String], ui: Ui) {
     if ui.quiet {
         return;
     }
-    for note in &a.referrers_detail.notes {
+    for note in notes {
         eprintln!("warning: {note}");
     }
 }
@@ -165,7 +167,8 @@ pub fn sign_pushed(
                 report.signature.tag,
                 report.attachments.attestation_tag
             );
-            for note in &report.attachments.referrers_detail.notes {
+            let s = &report.signature.referrers.notes;
+            for note in s.iter().chain(&report.attachments.referrers_detail.notes) {
                 eprintln!("warning: {note}");
             }
         }
