@@ -10,7 +10,7 @@
 //!   walked with whiteouts applied, executables found by magic and inspected in-process; the base
 //!   image comes from the `org.opencontainers.image.base.*` manifest annotations).
 //! - Signing: [`sign_image`] / [`sign_digest`] push a cosign-compatible `.sig` image for the
-//!   resolved digest.
+//!   resolved digest, and the same signature as a cosign 3 Sigstore bundle referrer.
 //! - Attaching: [`attach_attestations`] pushes the SPDX SBOM under `.sbom`, DSSE-signed SPDX,
 //!   CycloneDX and SLSA v1 provenance attestations under `.att` (other tools' attestations
 //!   stay), and OCI referrer artifacts (through the referrers API, or listed in the

@@ -231,9 +231,9 @@ pub struct AttachReport {
     pub attestations_kept: usize,
     /// Whether the registry has the OCI referrers API (else the fallback tag index is written).
     pub referrers_api: bool,
-    /// kiln's referrer manifests (plain SPDX and CycloneDX SBOMs, one DSSE attestation per
-    /// predicate type) attached after this run: listed by the referrers API, or in the
-    /// `sha256-<hex>` fallback index.
+    /// kiln's referrer manifests (plain SPDX and CycloneDX SBOMs, and per predicate type the
+    /// DSSE envelope and its Sigstore bundle) attached after this run: listed by the referrers
+    /// API, or in the `sha256-<hex>` fallback index.
     pub referrers: Vec<Digest>,
     /// Details: which referrers were new, which replaced, what the registry refused.
     pub referrers_detail: ReferrersReport,
@@ -262,9 +262,9 @@ fn bundle_slot(predicate_type: &str) -> String {
 /// - all three as DSSE-signed in-toto attestations under the `.att` tag (as `cosign attest`
 ///   does): layers of the predicate types kiln writes are replaced, every other layer is kept
 ///   (like `cosign attest --replace`);
-/// - both SBOMs and the three envelopes as OCI 1.1 referrer artifacts whose `subject` is the
-///   image: through the referrers API when the registry has it, else listed in the
-///   `sha256-<hex>` fallback tag index. A manifest already attached is not pushed again;
+/// - both SBOMs, the three envelopes, and the envelopes again as Sigstore bundles (cosign 3's
+///   layout) as OCI 1.1 referrer artifacts whose `subject` is the image: through the referrers
+///   API when the registry has it, else listed in the `sha256-<hex>` fallback tag index. A manifest already attached is not pushed again;
 ///   kiln's earlier referrers of the same kind are replaced (see [`ReferrersReport`]).
 ///
 /// `date` (seconds since 1970) is the SBOMs' creation time: the build's date, not the clock.
