@@ -65,10 +65,11 @@ fn cosign_verifies_kiln(pubkey: &str, image: &str, digest: &Digest) {
     }
 }
 
-/// The two registries under test, by host.
+/// The registries under test, by host.
 enum Reg {
     Plain(Registry),
     Referrers(ReferrersRegistry),
+    NoDelete(NoDeleteRegistry),
 }
 
 impl Reg {
@@ -76,6 +77,7 @@ impl Reg {
         match self {
             Reg::Plain(r) => r.host(),
             Reg::Referrers(r) => r.host(),
+            Reg::NoDelete(r) => format!("127.0.0.1:{}", r.port),
         }
     }
     fn repo(&self, name: &str) -> Repository {
@@ -83,6 +85,66 @@ impl Reg {
     }
     fn has_api(&self) -> bool {
         matches!(self, Reg::Referrers(_))
+    }
+}
+
+/// Debian's docker-registry with manifest deletes disabled (`storage.delete.enabled: false`,
+/// distribution's documented default): it answers DELETE with 405. Killed on drop.
+struct NoDeleteRegistry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl NoDeleteRegistry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("storage").display()
+                ),
+            )
+            .unwrap();
+            let mut child = std::process::Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("docker-registry is missing: apt-get install -y docker-registry");
+            for _ in 0..300 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not come up on 127.0.0.1");
+    }
+}
+
+impl Drop for NoDeleteRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -554,6 +616,51 @@ fn changed_attachments_replace_kiln_referrers(reg: Reg) {
 #[test]
 fn issue_10_changed_attachments_replace_kiln_referrers_on_docker_registry() {
     changed_attachments_replace_kiln_referrers(Reg::Plain(Registry::start()));
+}
+
+/// A registry that refuses deletes: kiln still replaces its referrers in the fallback index,
+/// says for each old manifest that the delete was refused, and succeeds.
+#[test]
+fn issue_10_refused_deletes_are_reported_not_fatal() {
+    let reg = Reg::NoDelete(NoDeleteRegistry::start());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kiln_ok(d, &["keygen", "--output-prefix", "kiln"]);
+    let repo = reg.repo("team/nodel");
+    let digest = push(&reg, "team/nodel", "v1", "no-delete");
+    let image = format!("{}/team/nodel@{digest}", reg.host());
+    let first = sign_attest(d, &image);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["sign", &image, "--key", "kiln.key", "--attest"])
+        .current_dir(d)
+        .env("KILN_PASSWORD", PASSWORD)
+        .env("DOCKER_CONFIG", d.join("no-docker-config"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let old: Vec<&str> = first["attachments"]["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(old.len(), ATTACH_REFERRERS);
+    let listed = referrers(&reg, &repo, &digest);
+    for o in &old {
+        assert!(
+            stderr.contains(&format!(
+                "warning: the registry refused to delete kiln's replaced referrer {o} (HTTP 405"
+            )),
+            "no warning for {o}:\n{stderr}"
+        );
+        assert!(
+            listed.iter().all(|d| d["digest"] != *o),
+            "{o} still in the fallback index"
+        );
+    }
+    assert_eq!(kiln_referrers(&listed).len(), KILN_REFERRERS, "{listed:#?}");
 }
 
 #[test]
