@@ -145,26 +145,31 @@ pub(crate) async fn attach_referrers(
         report.fallback_tag = Some(tag);
     }
 
+    let mut refused: Vec<String> = Vec::new();
+    let mut reason = String::new();
     for d in &stale {
-        let note = match client.delete_manifest(repo, &d.digest).await {
-            Ok(DeleteOutcome::Deleted | DeleteOutcome::NotFound) => None,
-            Ok(DeleteOutcome::Refused { status, detail }) => Some(format!(
-                "the registry refused to delete kiln's replaced referrer {} (HTTP {status}: {detail})",
-                d.digest
-            )),
-            Err(e) => Some(format!(
-                "cannot delete kiln's replaced referrer {}: {e}",
-                d.digest
-            )),
+        let why = match client.delete_manifest(repo, &d.digest).await {
+            Ok(DeleteOutcome::Deleted | DeleteOutcome::NotFound) => continue,
+            Ok(DeleteOutcome::Refused { status, detail }) => format!("HTTP {status}: {detail}"),
+            Err(e) => e.to_string(),
         };
-        if let Some(n) = note {
-            let tail = if current.api_supported {
-                "; it stays listed as a referrer beside the new one until it is deleted"
-            } else {
-                "; it is no longer in the fallback index, only its manifest stays stored"
-            };
-            report.notes.push(format!("{n}{tail}"));
+        refused.push(d.digest.to_string());
+        if reason.is_empty() {
+            reason = why;
         }
+    }
+    if !refused.is_empty() {
+        // One note for the lot: a registry that refuses one delete refuses them all.
+        let tail = if current.api_supported {
+            "they stay listed as referrers beside the new ones until they are deleted"
+        } else {
+            "they are no longer in the fallback index, only their manifests stay stored"
+        };
+        report.notes.push(format!(
+            "the registry refused to delete {} replaced referrer manifest(s) of kiln ({reason}): {}; {tail}",
+            refused.len(),
+            refused.join(", ")
+        ));
     }
     Ok(report)
 }
