@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dsse::{Envelope, DSSE_ENVELOPE_MEDIA_TYPE};
 use crate::error::{AttestError, Result};
+use crate::keys::PublicKey;
 
 /// Media type of the simple-signing payload layer.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -25,6 +26,9 @@ pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1
 pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 /// OCI 1.1 empty descriptor media type.
 pub const OCI_EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+use crate::bundle::SIGSTORE_BUNDLE_MEDIA_TYPE;
+/// Referrer manifest annotation saying what a bundle holds (`dsse-envelope`).
+pub const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Identity {
@@ -311,6 +315,30 @@ pub fn attestation_manifest(envelope: &Envelope, predicate_type: &str) -> Result
     signature_image(&[SignedLayer::attestation(envelope, predicate_type)?])
 }
 
+/// A key-based Sigstore bundle v0.3 (protobuf JSON, as cosign 3 writes with `--key` and no
+/// transparency log) around a DSSE envelope: the public key is named by its hint, base64 of the
+/// SHA-256 of its SPKI DER, and there are no transparency-log entries or timestamps, so
+/// verifiers need their "ignore tlog" option (`cosign --insecure-ignore-tlog=true`).
+pub fn sigstore_bundle(envelope: &Envelope, key: &PublicKey) -> Result<Vec<u8>> {
+    let hint = B64.encode(Digest::of_bytes(&key.to_der()?).as_raw());
+    // Only `sig`: an empty keyid is omitted in protobuf JSON, as cosign writes it.
+    let signatures: Vec<serde_json::Value> = envelope
+        .signatures
+        .iter()
+        .map(|s| serde_json::json!({ "sig": s.sig }))
+        .collect();
+    let bundle = serde_json::json!({
+        "mediaType": SIGSTORE_BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": { "publicKey": { "hint": hint } },
+        "dsseEnvelope": {
+            "payload": envelope.payload,
+            "payloadType": envelope.payload_type,
+            "signatures": signatures,
+        },
+    });
+    Ok(serde_json::to_vec(&bundle)?)
+}
+
 /// An OCI 1.1 referrer artifact: one layer `content` of `artifact_type`, the empty config,
 /// and `subject` pointing at the image manifest it describes.
 pub fn referrer_manifest(
@@ -353,4 +381,33 @@ fn finish(manifest: Manifest<'_>, config: Blob, layers: Vec<Blob>) -> Result<Oci
         manifest: bytes,
         manifest_media_type: OCI_MANIFEST_MEDIA_TYPE.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsse::{sign_envelope, IN_TOTO_PAYLOAD_TYPE};
+    use crate::keys::PrivateKey;
+
+    #[test]
+    fn issue_10_bundle_is_cosign_3s_key_based_shape() {
+        let key = PrivateKey::generate().unwrap();
+        let env = sign_envelope(&key, IN_TOTO_PAYLOAD_TYPE, b"{\"_type\":\"x\"}");
+        let public = key.public_key();
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&sigstore_bundle(&env, &public).unwrap()).unwrap();
+        assert_eq!(bundle["mediaType"], SIGSTORE_BUNDLE_MEDIA_TYPE);
+        // cosign's hint: base64 of the SHA-256 of the SPKI DER.
+        let der = public.to_der().unwrap();
+        assert_eq!(
+            bundle["verificationMaterial"]["publicKey"]["hint"],
+            B64.encode(Digest::of_bytes(&der).as_raw())
+        );
+        let dsse = &bundle["dsseEnvelope"];
+        assert_eq!(dsse["payload"], env.payload);
+        assert_eq!(dsse["payloadType"], IN_TOTO_PAYLOAD_TYPE);
+        assert_eq!(dsse["signatures"][0]["sig"], env.signatures[0].sig);
+        assert!(dsse["signatures"][0].get("keyid").is_none());
+        assert!(bundle["verificationMaterial"].get("tlogEntries").is_none());
+    }
 }

@@ -52,10 +52,10 @@ pub use bundle::{
 };
 pub use cosign::{
     attestation_manifest, cosign_tag, referrer_manifest, signature_image, signature_manifest,
-    simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact, SignedLayer,
-    SimpleSigning, COSIGN_SIGNATURE_TYPE, OCI_CONFIG_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
+    sigstore_bundle, simple_signing_payload, verify_simple_signing, Blob, Descriptor, OciArtifact,
+    SignedLayer, SimpleSigning, BUNDLE_CONTENT_ANNOTATION, COSIGN_SIGNATURE_TYPE,
+    OCI_CONFIG_MEDIA_TYPE, OCI_EMPTY_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+    PREDICATE_TYPE_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 pub use cyclonedx::{
     serial_number, to_cyclonedx, to_cyclonedx_bytes, uuid_v5, CYCLONEDX_MEDIA_TYPE,

@@ -119,6 +119,9 @@ impl Scopes {
     pub(crate) fn push(repo: &Repository) -> Self {
         Self(vec![format!("repository:{}:pull,push", repo.name)])
     }
+    pub(crate) fn delete(repo: &Repository) -> Self {
+        Self(vec![format!("repository:{}:delete", repo.name)])
+    }
     fn key(&self) -> String {
         let mut v = self.0.clone();
         v.sort();

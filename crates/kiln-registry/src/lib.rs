@@ -16,7 +16,9 @@
 //! - Pull: [`Client::get_manifest`], [`Client::get_manifest_for_platform`],
 //!   [`Client::get_blob_to_file`], all digest-verified, with an optional local cache.
 //! - Referrers: [`Client::get_referrers`] and [`Client::list_tags`]; for verifiers,
-//!   [`Client::discover_referrers`] (API or fallback tag index, saying which).
+//!   [`Client::discover_referrers`] (API or fallback tag index, saying which); for writers that
+//!   keep the OCI 1.1 fallback tag index on registries without the API,
+//!   [`Client::referrers_index`], [`referrers_fallback_index`] and [`Client::delete_manifest`].
 //!
 //! The API is async (tokio). A synchronous caller creates a runtime and `block_on`s:
 //!
@@ -50,8 +52,9 @@ pub use discover::{Discovered, ReferrersSource};
 pub use error::{RegistryError, Result};
 pub use pull::PulledManifest;
 pub use push::{
-    BlobOutcome, BlobReport, BlobUpload, ImageUpload, ManifestReport, ManifestUpload, PushReport,
+    BlobOutcome, BlobReport, BlobUpload, DeleteOutcome, ImageUpload, ManifestReport,
+    ManifestUpload, PushReport,
 };
 pub use reference::{Reference, Repository, DOCKER_HUB, DOCKER_HUB_API_HOST};
-pub use referrers::{referrers_fallback_tag, Referrers};
+pub use referrers::{referrers_fallback_index, referrers_fallback_tag, Referrers, ReferrersIndex};
 pub use report::Reporter;

@@ -142,6 +142,24 @@ impl PushReport {
     }
 }
 
+/// What a manifest DELETE did. Registries may refuse deletes (distribution answers 405
+/// `UNSUPPORTED` unless deletion is enabled in its config); that is an answer, not an error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeleteOutcome {
+    /// The registry deleted it.
+    Deleted,
+    /// The registry did not have it (any more).
+    NotFound,
+    /// The registry refused (status and the start of its answer).
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The registry's answer, shortened.
+        detail: String,
+    },
+}
+
 /// Maps a final non-success status to the matching error.
 pub(crate) async fn response_error(
     resp: Response,
@@ -518,6 +536,28 @@ impl Client {
             digest,
             reference: reference.to_string(),
             pushed: true,
+        })
+    }
+
+    /// Deletes the manifest `digest` (never a tag: deleting by tag would remove whatever the tag
+    /// points at). A refusal is returned as [`DeleteOutcome::Refused`]; only transport
+    /// failures are errors.
+    pub async fn delete_manifest(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<DeleteOutcome> {
+        let url = self.url(repo, &format!("manifests/{digest}"))?;
+        let resp = self
+            .send(repo, &Scopes::delete(repo), Method::DELETE, &url, &|rb| rb)
+            .await?;
+        Ok(match resp.status() {
+            s if s.is_success() => DeleteOutcome::Deleted,
+            StatusCode::NOT_FOUND => DeleteOutcome::NotFound,
+            s => DeleteOutcome::Refused {
+                status: s.as_u16(),
+                detail: body_snippet(resp).await,
+            },
         })
     }
 

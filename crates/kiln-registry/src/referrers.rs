@@ -34,10 +34,91 @@ pub fn referrers_fallback_tag(subject: &Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 
+/// The referrers of one subject as a writer needs them: from the API when the registry has it,
+/// else from the OCI 1.1 fallback tag index (what the writer must merge into and push back).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferrersIndex {
+    /// Whether the registry implements the referrers API (then it keeps the list itself).
+    pub api_supported: bool,
+    /// The referrer descriptors, unfiltered (other tools' entries included).
+    pub descriptors: Vec<Descriptor>,
+    /// Without the API: whether the fallback tag exists yet.
+    pub fallback_tag_exists: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FallbackIndex<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    manifests: Vec<&'a Descriptor>,
+}
+
+/// The bytes of an OCI 1.1 referrers fallback index listing `entries`: an OCI image index,
+/// one descriptor per referrer manifest (with its `artifactType` and `annotations`), sorted by
+/// digest and without duplicates, so that the same set of referrers always gives the same digest
+/// (go-containerregistry, and with it cosign, sorts the same way).
+pub fn referrers_fallback_index(entries: &[Descriptor]) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&Descriptor> = entries.iter().collect();
+    sorted.sort_by_key(|d| d.digest.to_string());
+    sorted.dedup_by(|a, b| a.digest == b.digest);
+    serde_json::to_vec(&FallbackIndex {
+        schema_version: 2,
+        media_type: media::OCI_INDEX,
+        manifests: sorted,
+    })
+    .map_err(|e| RegistryError::Protocol {
+        registry: String::new(),
+        detail: format!("cannot encode the referrers index: {e}"),
+    })
+}
+
 impl Client {
     /// Whether the registry serves the referrers API for this repository.
     pub async fn referrers_supported(&self, repo: &Repository, subject: &Digest) -> Result<bool> {
         Ok(self.referrers_api(repo, subject, None).await?.is_some())
+    }
+
+    /// The referrers of `subject` for a writer: the API's list when the registry has the API,
+    /// else the entries of the `sha256-<hex>` fallback tag index (empty when the tag does not
+    /// exist). Unlike [`Client::get_referrers`] this does not list the repository's tags.
+    pub async fn referrers_index(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<ReferrersIndex> {
+        if let Some(descriptors) = self.referrers_api(repo, subject, None).await? {
+            return Ok(ReferrersIndex {
+                api_supported: true,
+                descriptors,
+                fallback_tag_exists: false,
+            });
+        }
+        let tag = referrers_fallback_tag(subject);
+        match self
+            .get_manifest(&Reference::by_tag(repo.clone(), &tag)?)
+            .await
+        {
+            Ok(index) if index.is_index() => Ok(ReferrersIndex {
+                api_supported: false,
+                descriptors: index.index_entries()?,
+                fallback_tag_exists: true,
+            }),
+            Ok(other) => Err(RegistryError::Protocol {
+                registry: repo.registry.clone(),
+                detail: format!(
+                    "{repo}:{tag} is a {} ({}), not the OCI 1.1 referrers index that tag is \
+                     reserved for; hint: move that image to another tag so referrers can be listed",
+                    other.media_type, other.digest
+                ),
+            }),
+            Err(RegistryError::NotFound { .. }) => Ok(ReferrersIndex {
+                api_supported: false,
+                descriptors: Vec::new(),
+                fallback_tag_exists: false,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// `None` when the API is not implemented (404 without an OCI index body).

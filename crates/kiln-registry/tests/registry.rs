@@ -422,6 +422,94 @@ fn referrers_fall_back_to_tags_on_registry_without_api() {
         .is_empty());
 }
 
+/// The writer's view of a registry without the referrers API (issue 10): the fallback index is
+/// read without listing tags, written sorted (so equal sets give equal digests), a tag that
+/// holds something else is reported, and a refused manifest delete is an answer, not an error.
+#[test]
+fn issue_10_referrers_index_fallback_and_refused_delete() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let img = make_image(work.path(), "amd64", b"subject");
+    let client = client();
+    let rt = rt();
+    let repo = reg.repo("idx/app");
+    rt.block_on(client.push_image(&repo, &single_upload(&img, "v1")))
+        .unwrap();
+    let subject = img.manifest.digest();
+    let none = rt
+        .block_on(client.referrers_index(&repo, &subject))
+        .unwrap();
+    assert!(!none.api_supported && !none.fallback_tag_exists && none.descriptors.is_empty());
+
+    let other = make_image(work.path(), "arm64", b"referrer stand-in");
+    rt.block_on(client.push_image(&repo, &single_upload(&other, "other")))
+        .unwrap();
+    let entry = |digest: Digest, size: u64, ty: &str| media::Descriptor {
+        media_type: media::OCI_MANIFEST.into(),
+        digest,
+        size,
+        artifact_type: Some(ty.into()),
+        annotations: Some(BTreeMap::from([("k".to_string(), ty.to_string())])),
+        platform: None,
+    };
+    let a = entry(
+        other.manifest.digest(),
+        other.manifest.bytes.len() as u64,
+        "application/a",
+    );
+    let b = entry(subject, img.manifest.bytes.len() as u64, "application/b");
+    let one = kiln_registry::referrers_fallback_index(&[a.clone(), b.clone(), a.clone()]).unwrap();
+    let two = kiln_registry::referrers_fallback_index(&[b.clone(), a.clone()]).unwrap();
+    assert_eq!(one, two, "order and duplicates do not change the index");
+    let tag = kiln_registry::referrers_fallback_tag(&subject);
+    rt.block_on(client.push_manifest(&repo, &tag, media::OCI_INDEX, &one))
+        .unwrap();
+    let read = rt
+        .block_on(client.referrers_index(&repo, &subject))
+        .unwrap();
+    assert!(!read.api_supported && read.fallback_tag_exists);
+    let mut want = vec![a, b];
+    want.sort_by_key(|d| d.digest.to_string());
+    assert_eq!(read.descriptors, want);
+
+    // An image (not an index) under another subject's fallback tag is reported, not merged into.
+    let squatted = Digest::of_bytes(b"squatted");
+    let stag = kiln_registry::referrers_fallback_tag(&squatted);
+    rt.block_on(client.push_manifest(&repo, &stag, &img.manifest.media_type, &img.manifest.bytes))
+        .unwrap();
+    let err = rt
+        .block_on(client.referrers_index(&repo, &squatted))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not the OCI 1.1 referrers index"),
+        "{err}"
+    );
+
+    // A delete answers what the registry did: gone when it says deleted, still there when
+    // it refused (registries may disable deletes), never an error.
+    let by_digest = Reference::by_digest(repo.clone(), other.manifest.digest());
+    let outcome = rt
+        .block_on(client.delete_manifest(&repo, &other.manifest.digest()))
+        .unwrap();
+    let after = rt.block_on(client.get_manifest(&by_digest));
+    match outcome {
+        kiln_registry::DeleteOutcome::Deleted => {
+            assert!(
+                matches!(after, Err(RegistryError::NotFound { .. })),
+                "{after:?}"
+            )
+        }
+        kiln_registry::DeleteOutcome::Refused { .. } => assert!(after.is_ok(), "{after:?}"),
+        kiln_registry::DeleteOutcome::NotFound => panic!("the manifest was there"),
+    }
+    let again = rt
+        .block_on(client.delete_manifest(&repo, &other.manifest.digest()))
+        .unwrap();
+    if outcome == kiln_registry::DeleteOutcome::Deleted {
+        assert_eq!(again, kiln_registry::DeleteOutcome::NotFound);
+    }
+}
+
 #[test]
 fn manifest_digest_reference_must_match_bytes() {
     let reg = Registry::start();

@@ -10,10 +10,12 @@
 //!   walked with whiteouts applied, executables found by magic and inspected in-process; the base
 //!   image comes from the `org.opencontainers.image.base.*` manifest annotations).
 //! - Signing: [`sign_image`] / [`sign_digest`] push a cosign-compatible `.sig` image for the
-//!   resolved digest.
-//! - Attaching: [`attach_attestations`] pushes the SBOMs under `.sbom`, DSSE-signed SPDX,
-//!   CycloneDX and SLSA v1 provenance attestations under `.att`, and OCI referrer artifacts
-//!   when the registry has the referrers API. [`sign_and_attest`] does all of it for one digest.
+//!   resolved digest, and the same signature as a cosign 3 Sigstore bundle referrer.
+//! - Attaching: [`attach_attestations`] pushes the SPDX SBOM under `.sbom`, DSSE-signed SPDX,
+//!   CycloneDX and SLSA v1 provenance attestations under `.att` (other tools' attestations
+//!   stay), and OCI referrer artifacts (through the referrers API, or listed in the
+//!   `sha256-<hex>` fallback tag index), replacing kiln's own earlier ones instead of adding.
+//!   [`sign_and_attest`] does all of it for one digest.
 //! - Verifying: [`verify_image`] returns a [`VerifyReport`] with one [`Check`] per rule.
 //!
 //! Functions that talk to a registry are async (tokio); no function prints.
@@ -36,6 +38,7 @@ mod error;
 mod image;
 mod oci;
 mod publish;
+mod referrers;
 mod subject;
 mod verify;
 
@@ -46,8 +49,9 @@ pub use image::{
 pub use oci::docker_reference;
 pub use publish::{
     attach_attestations, provenance_input, resolve_digest, sign_and_attest, sign_digest,
-    sign_image, AttachReport, BuildParams, PublishReport, SignReport,
+    sign_image, AttachReport, BuildParams, PublishReport, SignReport, COSIGN_SIGN_PREDICATE_TYPE,
 };
+pub use referrers::{ReferrersReport, KILN_ATTACHMENT_ANNOTATION};
 pub use subject::{
     binary_info, binary_subject, go_module, render_sbom, SbomFormat, CYCLONEDX_PREDICATE_TYPE,
     SPDX_PREDICATE_TYPE, TOOL,

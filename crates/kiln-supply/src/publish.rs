@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use kiln_attest::{
-    cosign_tag, format_rfc3339, now_epoch, provenance_statement, referrer_manifest, sign_envelope,
-    sign_payload, signature_image, simple_signing_payload, statement, Descriptor, PrivateKey,
-    ProvenanceInput, SbomSubject, SignedLayer, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
-    PREDICATE_TYPE_ANNOTATION, SLSA_PROVENANCE_V1,
+    cosign_tag, format_rfc3339, provenance_statement, sign_envelope, sign_payload, signature_image,
+    sigstore_bundle, simple_signing_payload, statement, Descriptor, Envelope, PrivateKey,
+    ProvenanceInput, PublicKey, SbomSubject, SignedLayer, BUNDLE_CONTENT_ANNOTATION,
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE,
+    PREDICATE_TYPE_ANNOTATION, SIGSTORE_BUNDLE_MEDIA_TYPE, SLSA_PROVENANCE_V1,
 };
 use kiln_registry::{Client, Reference, Repository};
 use kiln_types::Digest;
@@ -15,11 +16,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::image::{load_image, ImageSource};
 use crate::oci::{docker_reference, push_artifact, read_tagged};
+#[cfg(doc)]
+use crate::referrers::KILN_ATTACHMENT_ANNOTATION;
+use crate::referrers::{attach_referrers, ReferrersReport, WantedReferrer};
 use crate::subject::{render_sbom, SbomFormat};
 
-/// Media types cosign gives SBOM layers under the `.sbom` tag (`cosign attach sbom`).
+/// Media type cosign gives an SPDX JSON layer under the `.sbom` tag (`cosign attach sbom
+/// --type spdxjson`).
 const COSIGN_SBOM_SPDX_JSON: &str = "text/spdx+json";
-const COSIGN_SBOM_CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
 
 /// What `kiln sign` / `kiln image --sign` pushed for one digest.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +38,8 @@ pub struct SignReport {
     pub signature_manifest: Digest,
     /// Signatures in the signature image (earlier signers are kept).
     pub signatures: usize,
+    /// The signature's Sigstore bundle referrer.
+    pub referrers: ReferrersReport,
 }
 
 /// Resolves `reference` to its manifest digest (a tag is read once; signing uses the digest).
@@ -52,9 +58,17 @@ pub async fn sign_image(
     sign_digest(client, &reference.repository, &digest, key).await
 }
 
-/// Signs `digest` in `repo`. Signatures already under the `.sig` tag are kept (cosign adds a
-/// layer per signer); signing twice with one key is idempotent because ECDSA nonces are
-/// deterministic (RFC 6979).
+pub use kiln_attest::COSIGN_SIGN_PREDICATE_TYPE;
+
+/// Signs `digest` in `repo`, in both of cosign's layouts:
+///
+/// - a simple-signing layer under the `.sig` tag (cosign 2, cosign 3 `--new-bundle-format=false`).
+///   Signatures already there are kept (a layer per signer);
+/// - a Sigstore bundle referrer over a [`COSIGN_SIGN_PREDICATE_TYPE`] statement, as `cosign sign`
+///   3 writes it, which cosign 3 reads by default. Bundles of other keys are kept (one per
+///   signing key; see [`crate::KILN_ATTACHMENT_ANNOTATION`]).
+///
+/// Signing twice with one key is idempotent because ECDSA nonces are deterministic (RFC 6979).
 pub async fn sign_digest(
     client: &Client,
     repo: &Repository,
@@ -74,12 +88,73 @@ pub async fn sign_digest(
     }
     let artifact = signature_image(&layers)?;
     push_artifact(client, repo, &artifact, Some(&tag)).await?;
+
+    let stmt = statement(
+        &[(docker_reference(repo), *digest)],
+        COSIGN_SIGN_PREDICATE_TYPE,
+        serde_json::json!({}),
+    );
+    let payload = serde_json::to_vec(&stmt).map_err(kiln_attest::AttestError::from)?;
+    let env = sign_envelope(key, IN_TOTO_PAYLOAD_TYPE, &payload);
+    let public = key.public_key();
+    let wanted = [WantedReferrer {
+        slot: format!(
+            "{}:{}",
+            bundle_slot(COSIGN_SIGN_PREDICATE_TYPE),
+            public.key_id()?
+        ),
+        ..bundle_referrer(&env, &public, COSIGN_SIGN_PREDICATE_TYPE)?
+    }];
+    let referrers = attach_referrers(
+        client,
+        repo,
+        digest,
+        &subject_descriptor(client, repo, digest).await?,
+        &wanted,
+    )
+    .await?;
     Ok(SignReport {
         repository: repo.to_string(),
         digest: *digest,
         tag,
         signature_manifest: artifact.manifest_digest,
         signatures: layers.len(),
+        referrers,
+    })
+}
+
+/// The descriptor of the manifest `digest` (a referrer's `subject`).
+async fn subject_descriptor(
+    client: &Client,
+    repo: &Repository,
+    digest: &Digest,
+) -> Result<Descriptor> {
+    let root = client
+        .get_manifest(&Reference::by_digest(repo.clone(), *digest))
+        .await?;
+    Ok(Descriptor::of(&root.media_type, &root.bytes))
+}
+
+/// A Sigstore bundle referrer for `env`, annotated as cosign 3 annotates its own.
+fn bundle_referrer(
+    env: &Envelope,
+    public: &PublicKey,
+    predicate_type: &str,
+) -> Result<WantedReferrer> {
+    Ok(WantedReferrer {
+        artifact_type: SIGSTORE_BUNDLE_MEDIA_TYPE.to_owned(),
+        content: sigstore_bundle(env, public)?,
+        annotations: BTreeMap::from([
+            (
+                BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "dsse-envelope".to_owned(),
+            ),
+            (
+                BUNDLE_PREDICATE_TYPE_ANNOTATION.to_owned(),
+                predicate_type.to_owned(),
+            ),
+        ]),
+        slot: bundle_slot(predicate_type),
     })
 }
 
@@ -94,9 +169,9 @@ pub struct BuildParams {
     pub targets: Vec<String>,
     /// User-controlled flags that influenced the build.
     pub flags: Vec<String>,
-    /// Build start, RFC 3339 (default: now).
+    /// Build start, RFC 3339 (default: the build's `date`).
     pub started_on: Option<String>,
-    /// Build end, RFC 3339 (default: now).
+    /// Build end, RFC 3339 (default: the build's `date`).
     pub finished_on: Option<String>,
     /// The build's date, seconds since 1970: the creation time of the attached SBOMs. The CLI
     /// resolves it once (`SOURCE_DATE_EPOCH`, else the commit time, else 0).
@@ -105,12 +180,17 @@ pub struct BuildParams {
 
 /// The SLSA provenance input for an image: subject, base image and Go version from the SBOM
 /// subject, the rest from `build`.
+///
+/// Nothing comes from the clock: times the caller does not know are the build's date, and the
+/// invocation id is the image digest and that date. So attesting the same image twice gives
+/// byte-identical provenance (ECDSA signatures are deterministic too), and kiln pushes nothing
+/// new the second time.
 pub fn provenance_input(
     subject: &SbomSubject,
     docker_ref: &str,
     build: &BuildParams,
 ) -> ProvenanceInput {
-    let now = format_rfc3339(now_epoch());
+    let date = format_rfc3339(i64::try_from(build.date).unwrap_or(i64::MAX));
     ProvenanceInput {
         subjects: vec![(docker_ref.to_owned(), subject.digest)],
         repo: build.repo.clone(),
@@ -125,9 +205,9 @@ pub fn provenance_input(
             env!("CARGO_PKG_VERSION")
         )
         .to_owned(),
-        invocation_id: format!("{}-{}", &subject.digest.hex()[..16], now_epoch()),
-        started_on: build.started_on.clone().unwrap_or_else(|| now.clone()),
-        finished_on: build.finished_on.clone().unwrap_or(now),
+        invocation_id: format!("{}-{}", &subject.digest.hex()[..16], build.date),
+        started_on: build.started_on.clone().unwrap_or_else(|| date.clone()),
+        finished_on: build.finished_on.clone().unwrap_or(date),
     }
 }
 
@@ -138,25 +218,52 @@ pub struct AttachReport {
     pub repository: String,
     /// The image digest the attachments describe.
     pub digest: Digest,
-    /// cosign tag of the plain SBOMs (`sha256-<hex>.sbom`).
+    /// cosign tag of the plain SPDX SBOM (`sha256-<hex>.sbom`, one layer, as `cosign attach
+    /// sbom` writes it and `cosign download sbom` reads it).
     pub sbom_tag: String,
     /// cosign tag of the signed attestations (`sha256-<hex>.att`).
     pub attestation_tag: String,
-    /// Predicate types of the attestations pushed.
+    /// Predicate types of the attestations kiln wrote (its layers in `.att`).
     pub predicate_types: Vec<String>,
-    /// Whether the registry has the OCI referrers API (then referrer artifacts were pushed too).
+    /// Layers under `.att` that other tools wrote (other predicate types), kept as they were.
+    pub attestations_kept: usize,
+    /// Whether the registry has the OCI referrers API (else the fallback tag index is written).
     pub referrers_api: bool,
-    /// Digests of the referrer artifact manifests pushed (empty without the API).
+    /// kiln's referrer manifests (plain SPDX and CycloneDX SBOMs, and per predicate type the
+    /// DSSE envelope and its Sigstore bundle) attached after this run: listed by the referrers
+    /// API, or in the `sha256-<hex>` fallback index.
     pub referrers: Vec<Digest>,
+    /// Details: which referrers were new, which replaced, what the registry refused.
+    pub referrers_detail: ReferrersReport,
 }
 
-/// Attaches SPDX and CycloneDX SBOMs and SLSA provenance to `digest`:
+/// Slot of a plain SBOM referrer (see [`KILN_ATTACHMENT_ANNOTATION`]).
+fn sbom_slot(format: SbomFormat) -> String {
+    format!("sbom:{}", format.media_type())
+}
+
+/// Slot of an attestation referrer.
+fn attestation_slot(predicate_type: &str) -> String {
+    format!("attestation:{predicate_type}")
+}
+
+/// Slot of an attestation's Sigstore bundle referrer.
+fn bundle_slot(predicate_type: &str) -> String {
+    format!("bundle:{predicate_type}")
+}
+
+/// Attaches SPDX and CycloneDX SBOMs and SLSA provenance to `digest`, next to whatever other
+/// tools attached:
 ///
-/// - the plain SBOMs under cosign's `.sbom` tag (as `cosign attach sbom` does),
+/// - the plain SPDX SBOM under cosign's `.sbom` tag, one layer (`cosign download sbom` reads
+///   exactly one); the CycloneDX SBOM is reachable as its attestation and as a referrer;
 /// - all three as DSSE-signed in-toto attestations under the `.att` tag (as `cosign attest`
-///   does; kiln replaces the attestation image instead of appending to it),
-/// - and, when the registry implements the OCI referrers API, as artifact manifests whose
-///   `subject` is the image, so OCI 1.1 tools find them without the tag scheme.
+///   does): layers of the predicate types kiln writes are replaced, every other layer is kept
+///   (like `cosign attest --replace`);
+/// - both SBOMs, the three envelopes, and the envelopes again as Sigstore bundles (cosign 3's
+///   layout) as OCI 1.1 referrer artifacts whose `subject` is the image: through the referrers
+///   API when the registry has it, else listed in the `sha256-<hex>` fallback tag index. A manifest already attached is not pushed again;
+///   kiln's earlier referrers of the same kind are replaced (see [`ReferrersReport`]).
 ///
 /// `date` (seconds since 1970) is the SBOMs' creation time: the build's date, not the clock.
 pub async fn attach_attestations(
@@ -173,20 +280,16 @@ pub async fn attach_attestations(
     let spdx = render_sbom(subject, SbomFormat::Spdx, date)?;
     let cdx = render_sbom(subject, SbomFormat::Cyclonedx, date)?;
 
-    let sbom_layers = [
-        (COSIGN_SBOM_SPDX_JSON, &spdx),
-        (COSIGN_SBOM_CYCLONEDX_JSON, &cdx),
-    ]
-    .map(|(media_type, bytes)| SignedLayer {
-        bytes: bytes.clone(),
-        media_type: media_type.to_owned(),
-        annotations: BTreeMap::new(),
-    });
     let sbom_tag = cosign_tag(digest, "sbom");
+    let sbom_layer = SignedLayer {
+        bytes: spdx.clone(),
+        media_type: COSIGN_SBOM_SPDX_JSON.to_owned(),
+        annotations: BTreeMap::new(),
+    };
     push_artifact(
         client,
         repo,
-        &signature_image(&sbom_layers)?,
+        &signature_image(&[sbom_layer])?,
         Some(&sbom_tag),
     )
     .await?;
@@ -213,14 +316,24 @@ pub async fn attach_attestations(
         (SLSA_PROVENANCE_V1, provenance_statement(&provenance)?),
     ];
     let mut envelopes = Vec::new();
-    let mut att_layers = Vec::new();
+    let mut kiln_layers = Vec::new();
     for (predicate_type, stmt) in &statements {
         let payload = serde_json::to_vec(stmt).map_err(kiln_attest::AttestError::from)?;
         let env = sign_envelope(key, IN_TOTO_PAYLOAD_TYPE, &payload);
-        att_layers.push(SignedLayer::attestation(&env, predicate_type)?);
+        kiln_layers.push(SignedLayer::attestation(&env, predicate_type)?);
         envelopes.push((*predicate_type, env));
     }
+    let kiln_types: Vec<&str> = statements.iter().map(|(t, _)| *t).collect();
     let attestation_tag = cosign_tag(digest, "att");
+    let mut att_layers = merge_attestations(
+        read_tagged(client, repo, &attestation_tag)
+            .await?
+            .map(|t| t.layers)
+            .unwrap_or_default(),
+        &kiln_types,
+    );
+    let attestations_kept = att_layers.len();
+    att_layers.extend(kiln_layers);
     push_artifact(
         client,
         repo,
@@ -229,53 +342,66 @@ pub async fn attach_attestations(
     )
     .await?;
 
-    // Best effort: the cosign tags are already pushed and are what every tool reads; a
-    // registry that errors on the referrers probe simply does not get referrer artifacts.
-    let referrers_api = client
-        .referrers_supported(repo, digest)
-        .await
-        .unwrap_or(false);
-    let mut referrers = Vec::new();
-    if referrers_api {
-        let root = client
-            .get_manifest(&Reference::by_digest(repo.clone(), *digest))
-            .await?;
-        let subject_desc = Descriptor::of(&root.media_type, &root.bytes);
-        let mut items: Vec<(String, Vec<u8>, BTreeMap<String, String>)> = vec![
-            (
-                SbomFormat::Spdx.media_type().to_owned(),
-                spdx.clone(),
-                BTreeMap::new(),
-            ),
-            (
-                SbomFormat::Cyclonedx.media_type().to_owned(),
-                cdx.clone(),
-                BTreeMap::new(),
-            ),
-        ];
-        for (predicate_type, env) in &envelopes {
-            let mut ann = BTreeMap::new();
-            ann.insert(
+    let subject_desc = subject_descriptor(client, repo, digest).await?;
+    let mut wanted = vec![
+        WantedReferrer {
+            artifact_type: SbomFormat::Spdx.media_type().to_owned(),
+            content: spdx,
+            annotations: BTreeMap::new(),
+            slot: sbom_slot(SbomFormat::Spdx),
+        },
+        WantedReferrer {
+            artifact_type: SbomFormat::Cyclonedx.media_type().to_owned(),
+            content: cdx,
+            annotations: BTreeMap::new(),
+            slot: sbom_slot(SbomFormat::Cyclonedx),
+        },
+    ];
+    let public = key.public_key();
+    for (predicate_type, env) in &envelopes {
+        wanted.push(WantedReferrer {
+            artifact_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            // The same envelope bytes as the `.att` layer: the two places cannot drift.
+            content: env.to_json()?,
+            annotations: BTreeMap::from([(
                 PREDICATE_TYPE_ANNOTATION.to_owned(),
                 (*predicate_type).to_owned(),
-            );
-            items.push((DSSE_ENVELOPE_MEDIA_TYPE.to_owned(), env.to_json()?, ann));
-        }
-        for (artifact_type, content, ann) in items {
-            let art = referrer_manifest(&artifact_type, &content, subject_desc.clone(), ann)?;
-            push_artifact(client, repo, &art, None).await?;
-            referrers.push(art.manifest_digest);
-        }
+            )]),
+            slot: attestation_slot(predicate_type),
+        });
     }
+    // The same envelopes once more, as cosign 3 stores attestations: a Sigstore bundle per
+    // referrer. cosign 3 reads only bundles as soon as any bundle refers to the image (one of
+    // its own, say), so without these kiln's attestations would stop verifying there.
+    for (predicate_type, env) in &envelopes {
+        wanted.push(bundle_referrer(env, &public, predicate_type)?);
+    }
+    let referrers_detail = attach_referrers(client, repo, digest, &subject_desc, &wanted).await?;
     Ok(AttachReport {
         repository: repo.to_string(),
         digest: *digest,
         sbom_tag,
         attestation_tag,
-        predicate_types: statements.iter().map(|(t, _)| (*t).to_owned()).collect(),
-        referrers_api,
-        referrers,
+        predicate_types: kiln_types.iter().map(|t| (*t).to_owned()).collect(),
+        attestations_kept,
+        referrers_api: referrers_detail.api,
+        referrers: referrers_detail.attached.clone(),
+        referrers_detail,
     })
+}
+
+/// The layers of an existing `.att` image that stay: everything except kiln's own predicate
+/// types (`replacing`), in their order. A layer without a `predicateType` annotation is not
+/// kiln's and stays.
+fn merge_attestations(existing: Vec<SignedLayer>, replacing: &[&str]) -> Vec<SignedLayer> {
+    existing
+        .into_iter()
+        .filter(|l| {
+            !l.annotations
+                .get(PREDICATE_TYPE_ANNOTATION)
+                .is_some_and(|t| replacing.contains(&t.as_str()))
+        })
+        .collect()
 }
 
 /// Everything `kiln image --push --sign` (or `kiln sign --attest`) did for one digest.
@@ -319,4 +445,83 @@ pub async fn sign_and_attest(
         signature,
         attachments,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(predicate_type: Option<&str>, bytes: &[u8]) -> SignedLayer {
+        let mut annotations = BTreeMap::new();
+        if let Some(t) = predicate_type {
+            annotations.insert(PREDICATE_TYPE_ANNOTATION.to_owned(), t.to_owned());
+        }
+        SignedLayer {
+            bytes: bytes.to_vec(),
+            media_type: DSSE_ENVELOPE_MEDIA_TYPE.to_owned(),
+            annotations,
+        }
+    }
+
+    #[test]
+    fn issue_10_att_merge_replaces_only_kiln_predicate_types() {
+        let vuln = layer(
+            Some("https://cosign.sigstore.dev/attestation/vuln/v1"),
+            b"v",
+        );
+        let untyped = layer(None, b"u");
+        let existing = vec![
+            layer(Some(SLSA_PROVENANCE_V1), b"old provenance"),
+            vuln.clone(),
+            layer(Some("https://spdx.dev/Document"), b"old spdx"),
+            untyped.clone(),
+        ];
+        let kept = merge_attestations(
+            existing,
+            &[
+                "https://spdx.dev/Document",
+                "https://cyclonedx.org/bom",
+                SLSA_PROVENANCE_V1,
+            ],
+        );
+        assert_eq!(
+            kept,
+            vec![vuln, untyped],
+            "other tools' layers stay, in order"
+        );
+    }
+
+    #[test]
+    fn issue_10_provenance_input_does_not_read_the_clock() {
+        let subject = SbomSubject {
+            name: "127.0.0.1:5000/app".into(),
+            version: None,
+            kind: kiln_attest::SubjectKind::Image,
+            digest: Digest::of_bytes(b"image"),
+            platform: None,
+            binaries: Vec::new(),
+            base: None,
+        };
+        let build = BuildParams {
+            date: 1_700_000_000,
+            ..BuildParams::default()
+        };
+        let a = provenance_input(&subject, "127.0.0.1:5000/app", &build);
+        let b = provenance_input(&subject, "127.0.0.1:5000/app", &build);
+        assert_eq!(a.started_on, "2023-11-14T22:13:20Z");
+        assert_eq!(a.finished_on, a.started_on);
+        assert_eq!(
+            (&a.invocation_id, &a.started_on),
+            (&b.invocation_id, &b.started_on)
+        );
+        let later = provenance_input(
+            &subject,
+            "127.0.0.1:5000/app",
+            &BuildParams {
+                date: 1_700_000_001,
+                ..build
+            },
+        );
+        assert_ne!(later.invocation_id, a.invocation_id);
+    }
 }

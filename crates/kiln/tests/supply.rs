@@ -108,8 +108,9 @@ fn sign_verify_round_trip_and_tampering() {
     assert!(!check(&report, "sbom").unwrap().0);
     assert!(!check(&report, "provenance").unwrap().0);
 
-    // Sign by tag: the digest is what gets signed; attestations go under cosign tags because
-    // registry 2.8 has no referrers API (the fallback).
+    // Sign by tag: the digest is what gets signed; attestations go under cosign tags, and
+    // because registry 2.8 has no referrers API the referrer artifacts are listed in the OCI 1.1
+    // fallback index `sha256-<hex>`.
     let out = kiln_ok(
         d,
         &["sign", &image, "--key", "kiln.key", "--attest", "--json"],
@@ -119,9 +120,10 @@ fn sign_verify_round_trip_and_tampering() {
     assert_eq!(signed["attachments"]["referrers_api"], false);
     assert_eq!(
         signed["attachments"]["referrers"].as_array().unwrap().len(),
-        0
+        8
     );
     let t = tags(&repo);
+    assert!(t.contains(&format!("sha256-{}", a.hex())), "{t:?}");
     for suffix in ["sig", "att", "sbom"] {
         assert!(
             t.contains(&cosign_tag(&a, suffix)),

@@ -73,18 +73,11 @@ pub fn run(dir: &Path, env: &Env, args: SignArgs, ui: Ui) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else if !ui.quiet {
             let s = &report.signature;
-            let a = &report.attachments;
             println!("signed {}@{} ({})", s.repository, s.digest, s.tag);
-            println!(
-                "attached SBOM ({}) and attestations ({}): {}",
-                a.sbom_tag,
-                a.attestation_tag,
-                a.predicate_types.join(", ")
-            );
-            if a.referrers_api {
-                println!("pushed {} OCI referrer artifacts", a.referrers.len());
-            }
+            print_attachments(&report.attachments);
         }
+        warn_notes(&report.signature.referrers.notes, ui);
+        warn_notes(&report.attachments.referrers_detail.notes, ui);
     } else {
         let report = rt.block_on(kiln_supply::sign_image(&client, &reference, &key))?;
         if args.json {
@@ -95,8 +88,51 @@ pub fn run(dir: &Path, env: &Env, args: SignArgs, ui: Ui) -> Result<ExitCode> {
                 report.repository, report.digest, report.tag, report.signatures
             );
         }
+        warn_notes(&report.referrers.notes, ui);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The human summary of what `--attest` attached, on stdout.
+fn print_attachments(a: &kiln_supply::AttachReport) {
+    println!(
+        "attached SBOM ({}) and attestations ({}): {}",
+        a.sbom_tag,
+        a.attestation_tag,
+        a.predicate_types.join(", ")
+    );
+    if a.attestations_kept > 0 {
+        println!(
+            "kept {} attestation(s) of other predicate types in {}",
+            a.attestations_kept, a.attestation_tag
+        );
+    }
+    let r = &a.referrers_detail;
+    let place = match (&r.fallback_tag, r.api) {
+        (_, true) => "via the referrers API".to_owned(),
+        (Some(tag), false) => format!("listed in the fallback index {tag}"),
+        (None, false) => "not written".to_owned(),
+    };
+    if !a.referrers.is_empty() || r.api || r.fallback_tag.is_some() {
+        println!(
+            "OCI referrers {place}: {} of kiln ({} new, {} replaced), {} of others kept",
+            a.referrers.len(),
+            r.pushed.len(),
+            r.replaced.len(),
+            r.kept
+        );
+    }
+}
+
+/// What the registry refused (a delete) or could not give (a referrers list): warnings on
+/// stderr, never a failure.
+fn warn_notes(notes: &[String], ui: Ui) {
+    if ui.quiet {
+        return;
+    }
+    for note in notes {
+        eprintln!("warning: {note}");
+    }
 }
 
 /// `kiln image --push ... --sign --key FILE`: signs every pushed root digest and attaches SBOMs
@@ -131,6 +167,10 @@ pub fn sign_pushed(
                 report.signature.tag,
                 report.attachments.attestation_tag
             );
+            let s = &report.signature.referrers.notes;
+            for note in s.iter().chain(&report.attachments.referrers_detail.notes) {
+                eprintln!("warning: {note}");
+            }
         }
         out.push(report);
     }
