@@ -385,6 +385,8 @@ impl ReapiClient {
             source,
         };
         let proto = to_proto(digest, size);
+        // Like the local store, the caller may name a file in a directory that does not exist yet.
+        std::fs::create_dir_all(dir).map_err(io)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".kiln-remote-")
             .tempfile_in(dir)

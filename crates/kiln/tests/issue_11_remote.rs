@@ -70,7 +70,7 @@ fn assert_binaries_match(m: &Machine, report: &serde_json::Value) {
         let path = binary_path(m.repo.path(), t);
         let bytes = std::fs::read(&path).expect("binary");
         assert_eq!(
-            kiln_types::Digest::of_bytes(&bytes).hex(),
+            format!("sha256:{}", kiln_types::Digest::of_bytes(&bytes).hex()),
             t["sha256"].as_str().expect("sha256"),
             "{}",
             path.display()
