@@ -335,3 +335,107 @@ impl Drop for FaultProxy {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// What the REAPI tests need of a server, so the same tests run against each.
+pub trait ReapiServer {
+    /// `127.0.0.1:PORT` of its gRPC listener.
+    fn addr(&self) -> String;
+    /// Kills it (its storage stays).
+    fn stop(&mut self);
+    /// Every CAS blob file it keeps on disk.
+    fn blob_files(&self) -> Vec<PathBuf>;
+    /// `grpc://127.0.0.1:PORT`.
+    fn url(&self) -> String {
+        format!("grpc://{}", self.addr())
+    }
+}
+
+impl ReapiServer for BazelRemote {
+    fn addr(&self) -> String {
+        self.addr.clone()
+    }
+    fn stop(&mut self) {
+        BazelRemote::stop(self);
+    }
+    fn blob_files(&self) -> Vec<PathBuf> {
+        self.cas_files()
+    }
+}
+
+fn files_under(d: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// BuildGrid (`bgd server start`) on 127.0.0.1 with a cache-only configuration: a disk storage in
+/// a temporary directory (so a test can corrupt a blob), an LRU action cache, and the ActionCache,
+/// CAS and ByteStream services on the default instance; killed on drop.
+pub struct BuildGrid {
+    child: Option<Child>,
+    /// Configuration and storage.
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl BuildGrid {
+    /// Starts it on a free port and waits until it listens (BuildGrid takes a few seconds).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let cas = dir.path().join("cas");
+        std::fs::create_dir_all(&cas).expect("mkdir cas");
+        let config = format!(
+            "server:\n  - !channel\n    address: \"{addr}\"\n    insecure-mode: true\n\
+             storages:\n  - !disk-storage &main-storage\n    path: {cas}\n\
+             caches:\n  - !lru-action-cache &main-action\n    storage: *main-storage\n    max-cached-refs: 10000\n    allow-updates: true\n    cache-failed-actions: true\n\
+             instances:\n  - name: ''\n    services:\n      - !action-cache\n        cache: *main-action\n      - !cas\n        storage: *main-storage\n      - !bytestream\n        storage: *main-storage\n",
+            cas = cas.display()
+        );
+        let cfg = write(dir.path(), "buildgrid.yml", config.as_bytes());
+        let log = std::fs::File::create(dir.path().join("bgd.log")).expect("log");
+        let mut child = Command::new(tool("bgd"))
+            .args(["server", "start"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start bgd");
+        wait_listening(&addr, "BuildGrid (bgd)", &mut child);
+        Self {
+            child: Some(child),
+            dir,
+            addr,
+        }
+    }
+}
+
+impl ReapiServer for BuildGrid {
+    fn addr(&self) -> String {
+        self.addr.clone()
+    }
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    fn blob_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        files_under(&self.dir.path().join("cas"), &mut out);
+        out
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
