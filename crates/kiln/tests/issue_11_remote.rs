@@ -10,10 +10,11 @@ mod common;
 mod support;
 
 use common::*;
-use support::peers::{BazelRemote, Fault, FaultProxy};
+use support::peers::{BazelRemote, BuildGrid, Fault, FaultProxy, ReapiServer};
 
-/// One machine: its own checkout (a copy of `origin` at another path), kiln cache, HOME, module
-/// cache and Go build cache.
+/// One machine: its own checkout (a copy of `origin` at another path), kiln cache, HOME and
+/// module cache; its own empty Go build cache too when `fresh_gocache` (else the tests' shared
+/// one, which keeps the fault tests' local builds quick).
 struct Machine {
     repo: Repo,
     env: GoEnv,
@@ -21,9 +22,16 @@ struct Machine {
 
 impl Machine {
     fn new(origin: &Repo, remote: &str) -> Self {
+        Self::with_gocache(origin, remote, false)
+    }
+
+    fn with_gocache(origin: &Repo, remote: &str, fresh_gocache: bool) -> Self {
         let repo = origin.copy();
         let mut env = GoEnv::new();
-        env.fresh_gocache().set("KILN_REMOTE_CACHE", remote);
+        if fresh_gocache {
+            env.fresh_gocache();
+        }
+        env.set("KILN_REMOTE_CACHE", remote);
         Self { repo, env }
     }
 
@@ -80,9 +88,10 @@ fn assert_binaries_match(m: &Machine, report: &serde_json::Value) {
 
 /// Machine A builds and fills the remote; machine B, elsewhere, restores every binary without
 /// running `go build` once; B's next run is all local.
-fn two_machines(url: &str) {
+fn two_machines(server: &mut dyn ReapiServer) {
+    let url = &server.url();
     let origin = shop();
-    let a = Machine::new(&origin, url);
+    let a = Machine::with_gocache(&origin, url, true);
     let (ra, _) = a.build(&[]);
     let ta = traffic(&ra);
     let count = targets(&ra).len() as u64;
@@ -95,7 +104,7 @@ fn two_machines(url: &str) {
     );
     assert!(ta.get("warnings").is_none(), "{ta:#}");
 
-    let b = Machine::new(&origin, url);
+    let b = Machine::with_gocache(&origin, url, true);
     assert_ne!(a.repo.path(), b.repo.path());
     let (rb, stderr) = b.build(&[]);
     let tb = traffic(&rb);
@@ -119,14 +128,9 @@ fn two_machines(url: &str) {
     assert_binaries_match(&b, &rb2);
 }
 
-#[test]
-fn issue_11_two_machines_share_through_bazel_remote() {
-    let server = BazelRemote::start();
-    two_machines(&server.url());
-}
-
 /// A read-only machine reads the remote but never writes it: a later machine finds nothing.
-fn read_only_writes_nothing(url: &str) {
+fn read_only_writes_nothing(server: &mut dyn ReapiServer) {
+    let url = &server.url();
     let origin = shop();
     let a = Machine::new(&origin, url);
     a.repo.write("kiln.toml", "[cache]\nread_only = true\n");
@@ -147,12 +151,6 @@ fn read_only_writes_nothing(url: &str) {
     assert_eq!(digests(&ra), digests(&rb));
 }
 
-#[test]
-fn issue_11_read_only_writes_nothing_bazel_remote() {
-    let server = BazelRemote::start();
-    read_only_writes_nothing(&server.url());
-}
-
 /// Fills a remote from a fresh machine, returning the report (the reference digests).
 fn fill(origin: &Repo, url: &str) -> serde_json::Value {
     let (r, _) = Machine::new(origin, url).build(&[]);
@@ -160,9 +158,7 @@ fn fill(origin: &Repo, url: &str) -> serde_json::Value {
     r
 }
 
-#[test]
-fn issue_11_remote_down_from_the_start_costs_one_warning_and_a_local_build() {
-    let mut server = BazelRemote::start();
+fn remote_down_from_the_start(server: &mut dyn ReapiServer) {
     let url = server.url();
     server.stop();
     let origin = shop();
@@ -178,10 +174,8 @@ fn issue_11_remote_down_from_the_start_costs_one_warning_and_a_local_build() {
     assert_binaries_match(&m, &r);
 }
 
-#[test]
-fn issue_11_remote_dies_mid_run_and_the_build_finishes_locally() {
-    let server = BazelRemote::start();
-    let proxy = FaultProxy::start(&server.addr);
+fn remote_dies_mid_run(server: &mut dyn ReapiServer) {
+    let proxy = FaultProxy::start(&server.addr());
     let origin = shop_origin();
     let reference = fill(&origin, &server.url());
     // Enough for the capabilities and the first lookups, then the server "dies" in the middle of
@@ -204,12 +198,10 @@ fn shop_origin() -> Repo {
     shop()
 }
 
-#[test]
-fn issue_11_slow_remote_within_the_time_limit_still_serves() {
-    let server = BazelRemote::start();
+fn slow_remote_still_serves(server: &mut dyn ReapiServer) {
     let origin = shop_origin();
     let reference = fill(&origin, &server.url());
-    let proxy = FaultProxy::start(&server.addr);
+    let proxy = FaultProxy::start(&server.addr());
     proxy.set(Fault::Slow(std::time::Duration::from_millis(50)));
     let m = Machine::new(&origin, &proxy.url());
     let (r, _) = m.build(&[]);
@@ -220,12 +212,10 @@ fn issue_11_slow_remote_within_the_time_limit_still_serves() {
     assert_binaries_match(&m, &r);
 }
 
-#[test]
-fn issue_11_remote_slower_than_the_time_limit_is_switched_off() {
-    let server = BazelRemote::start();
+fn remote_slower_than_the_limit_is_off(server: &mut dyn ReapiServer) {
     let origin = shop_origin();
     let reference = fill(&origin, &server.url());
-    let proxy = FaultProxy::start(&server.addr);
+    let proxy = FaultProxy::start(&server.addr());
     proxy.set(Fault::Slow(std::time::Duration::from_millis(2500)));
     let m = Machine::new(&origin, &proxy.url());
     m.repo.write("kiln.toml", "[cache]\ntimeout_secs = 1\n");
@@ -253,12 +243,10 @@ fn corrupt_all(files: &[std::path::PathBuf]) {
     }
 }
 
-#[test]
-fn issue_11_corrupted_blobs_are_misses_with_a_warning() {
-    let server = BazelRemote::start();
+fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
     let origin = shop_origin();
     let reference = fill(&origin, &server.url());
-    corrupt_all(&server.cas_files());
+    corrupt_all(&server.blob_files());
     let m = Machine::new(&origin, &server.url());
     let (r, stderr) = m.build(&[]);
     let t = traffic(&r);
@@ -272,9 +260,7 @@ fn issue_11_corrupted_blobs_are_misses_with_a_warning() {
     );
 }
 
-#[test]
-fn issue_11_cache_stats_shows_the_remote_and_its_capabilities() {
-    let server = BazelRemote::start();
+fn cache_stats_shows_the_remote(server: &mut dyn ReapiServer) {
     let m = Machine::new(&shop_origin(), &server.url());
     let out = m
         .repo
@@ -291,3 +277,37 @@ fn issue_11_cache_stats_shows_the_remote_and_its_capabilities() {
         dump(&text)
     );
 }
+
+/// Each scenario above, once against bazel-remote and once against BuildGrid.
+macro_rules! against_both {
+    ($($scenario:ident),* $(,)?) => {
+        mod issue_11_bazel_remote {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(&mut super::BazelRemote::start());
+                }
+            )*
+        }
+        mod issue_11_buildgrid {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(&mut super::BuildGrid::start());
+                }
+            )*
+        }
+    };
+}
+
+// Test names: issue_11_bazel_remote::SCENARIO and issue_11_buildgrid::SCENARIO.
+against_both!(
+    two_machines,
+    read_only_writes_nothing,
+    remote_down_from_the_start,
+    remote_dies_mid_run,
+    slow_remote_still_serves,
+    remote_slower_than_the_limit_is_off,
+    corrupted_blobs_are_misses,
+    cache_stats_shows_the_remote,
+);
