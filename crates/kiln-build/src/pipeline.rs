@@ -287,6 +287,7 @@ pub fn build(
         },
         cache_verified: verified_count,
         duration_ms: start.elapsed().as_millis() as u64,
+        remote_cache: storage.traffic(),
     })
 }
 

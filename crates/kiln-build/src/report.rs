@@ -92,6 +92,10 @@ pub struct BuildReport {
     pub cache_verified: usize,
     /// Wall time of the pipeline.
     pub duration_ms: u64,
+    /// Traffic through the remote cache tier, when one is configured: local and remote hits,
+    /// misses, bytes down and up, time spent waiting on the remote, warnings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache: Option<kiln_cache::CacheTraffic>,
 }
 
 /// `go list` answers of a plan.

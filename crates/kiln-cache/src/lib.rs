@@ -44,12 +44,14 @@ mod local;
 mod maintain;
 mod memory;
 mod record;
+mod traffic;
 
 pub use bucket::CacheBucket;
 pub use local::{default_cache_dir, LocalStore};
 pub use maintain::{BucketPrune, BucketStats, OtherDir, PruneOptions, PruneReport, Stats};
 pub use memory::MemoryStore;
 pub use record::{ActionRecord, OutputRecord};
+pub use traffic::CacheTraffic;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +135,12 @@ pub trait Storage: Send + Sync {
     fn put_record(&self, bucket: CacheBucket, key: &str, bytes: &[u8]) -> Result<(), CacheError> {
         let _ = bytes;
         check_record_key(bucket, key)
+    }
+
+    /// This run's traffic so far, for stores with a remote tier; `None` (the default) for a store
+    /// that is only local.
+    fn traffic(&self) -> Option<CacheTraffic> {
+        None
     }
 }
 

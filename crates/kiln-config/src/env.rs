@@ -18,6 +18,9 @@ use crate::ConfigError;
 
 /// Directory of kiln's action cache (default: the user cache directory + `kiln`).
 pub const KILN_CACHE_DIR: &str = "KILN_CACHE_DIR";
+/// The remote cache (`grpc://HOST:PORT`, `grpcs://HOST:PORT`), overriding kiln.toml
+/// `[cache] remote`; `off` turns a configured remote off.
+pub const KILN_REMOTE_CACHE: &str = "KILN_REMOTE_CACHE";
 /// The `go` command to run (default: `go` from `PATH`).
 pub const KILN_GO: &str = "KILN_GO";
 /// Directory to write each target's cache-key inputs into, as JSON ("why did this rebuild?").
@@ -52,6 +55,7 @@ pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 /// Every variable above, for documentation checks.
 pub const ALL: &[&str] = &[
     KILN_CACHE_DIR,
+    KILN_REMOTE_CACHE,
     KILN_GO,
     KILN_DEBUG_KEYS,
     KILN_PASSWORD,
@@ -78,6 +82,8 @@ pub struct Env {
     pub go: PathBuf,
     /// `KILN_CACHE_DIR` when set and non-empty (else the cache crate picks its default).
     pub cache_dir: Option<PathBuf>,
+    /// `KILN_REMOTE_CACHE` when set and non-empty.
+    pub remote_cache: Option<String>,
     /// `KILN_DEBUG_KEYS` when set and non-empty.
     pub debug_keys_dir: Option<PathBuf>,
     /// `DOCKER_CONFIG`, else `$HOME/.docker`; `None` without either.
@@ -110,6 +116,7 @@ impl std::fmt::Debug for Env {
             .field("cwd", &self.cwd)
             .field("go", &self.go)
             .field("cache_dir", &self.cache_dir)
+            .field("remote_cache", &self.remote_cache)
             .field("debug_keys_dir", &self.debug_keys_dir)
             .field("docker_config_dir", &self.docker_config_dir)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -134,6 +141,8 @@ impl Env {
             cwd,
             go: path(KILN_GO).unwrap_or_else(|| PathBuf::from("go")),
             cache_dir: path(KILN_CACHE_DIR),
+            remote_cache: non_empty(KILN_REMOTE_CACHE)
+                .map(|v| v.to_string_lossy().trim().to_string()),
             debug_keys_dir: path(KILN_DEBUG_KEYS),
             docker_config_dir: path(DOCKER_CONFIG)
                 .or_else(|| path(HOME).map(|h| h.join(".docker"))),

@@ -11,12 +11,14 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod cache;
 pub mod env;
 mod image;
 mod model;
 mod names;
 mod template;
 
+pub use cache::{CacheSettings, RemoteCache};
 pub use env::{BuildDate, DateSource, Env};
 pub use image::{
     check_image_platform, ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage,

@@ -176,6 +176,9 @@ pub struct Config {
     /// `[profiles.NAME]`: per-environment image env and data files.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, crate::image::Profile>,
+    /// `[cache]`: the remote cache shared between machines.
+    #[serde(default, skip_serializing_if = "crate::cache::CacheSettings::is_empty")]
+    pub cache: crate::cache::CacheSettings,
     /// Where the file was read from, for error messages (not part of the file).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -364,6 +367,7 @@ impl Config {
             }
         }
         self.validate_image(path)?;
+        self.cache.validate(path)?;
         Ok(())
     }
 

@@ -11,6 +11,9 @@
 //! - `KILN_BENCH_NOOP_RUNS` (default 5): no-op rebuilds per contender; the median is reported.
 //! - `KILN_BENCH_ONLY` (default all): comma list of `loop,batched,go-native,kiln,kiln-never,kiln-baseline`.
 //! - `KILN_BENCH_GO` (default `go` from PATH): the Go toolchain.
+//! - `KILN_BENCH_REMOTE=1`: also "fresh machine, warm remote vs cold": bazel-remote
+//!   (`.ci/tools.sh bazel-remote`) on 127.0.0.1, machine A builds cold and fills it, machine B
+//!   (another copy, empty caches) builds with it; `KILN_BENCH_ONLY=remote` runs only that case.
 //! - `KILN_BENCH_BASELINE_KILN`: another `kiln` binary (e.g. a release build of an earlier
 //!   commit), run as the `kiln-baseline` contender, so before/after figures come from one run.
 //!
@@ -148,7 +151,9 @@ fn env_usize(name: &str, default: usize) -> Res<usize> {
 fn run() -> Res<bool> {
     let services = env_usize("KILN_BENCH_SERVICES", 20)?.max(1);
     let noop_runs = env_usize("KILN_BENCH_NOOP_RUNS", 5)?.max(1);
+    let remote = std::env::var("KILN_BENCH_REMOTE").is_ok_and(|v| v == "1");
     let only: Vec<Contender> = match std::env::var("KILN_BENCH_ONLY") {
+        Ok(v) if remote && v.trim() == "remote" => Vec::new(),
         Ok(v) if !v.trim().is_empty() => v
             .split(',')
             .map(|n| {
@@ -252,8 +257,94 @@ fn run() -> Res<bool> {
             b.as_secs_f64() / k.as_secs_f64()
         );
     }
+    if remote {
+        remote_case(&bench)?;
+    }
     println!("load average at end: {}", loadavg());
     Ok(ok)
+}
+
+/// Fresh machine with a warm remote cache vs the same build cold: three workspaces (other paths,
+/// empty GOCACHE and kiln caches each), one bazel-remote.
+fn remote_case(bench: &Bench) -> Res<()> {
+    let base = std::env::var_os("KILN_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kiln-tools")))
+        .ok_or("KILN_TOOLS_DIR and HOME are unset")?;
+    let tool = base.join("bin/bazel-remote");
+    if !tool.is_file() {
+        return Err(format!(
+            "{} is missing: run `.ci/tools.sh bazel-remote` (or set KILN_TOOLS_DIR)",
+            tool.display()
+        )
+        .into());
+    }
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(&tool)
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--max_size", "5", "--grpc_address", &addr])
+        .args(["--http_address", &format!("127.0.0.1:{http}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            return Err("bazel-remote did not listen within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("grpc://{addr}");
+    eprintln!("== remote ({url})");
+    let runs = (|| -> Res<(Sample, Sample, Sample)> {
+        let cold = bench.run_kiln_with(&bench.workspace()?, "auto", None)?;
+        let fill = bench.run_kiln_with(&bench.workspace()?, "auto", Some(&url))?;
+        let warm = bench.run_kiln_with(&bench.workspace()?, "auto", Some(&url))?;
+        Ok((cold, fill, warm))
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    let (cold, fill, warm) = runs?;
+    let inv = |s: &Sample| s.kiln.as_ref().map_or(0, |k| k.invocations);
+    println!("remote cache (bazel-remote on loopback):");
+    println!(
+        "  cold, no remote:                    {}  ({} go invocations)",
+        secs(cold.wall),
+        inv(&cold)
+    );
+    println!(
+        "  cold, filling the remote (A):       {}  ({} go invocations)",
+        secs(fill.wall),
+        inv(&fill)
+    );
+    println!(
+        "  fresh machine, warm remote (B):     {}  ({} go invocations)",
+        secs(warm.wall),
+        inv(&warm)
+    );
+    let ratio = cold.wall.as_secs_f64() / warm.wall.as_secs_f64();
+    println!(
+        "goal (issue 11): fresh machine with a warm remote {ratio:.1}x faster than cold ({}); filling costs {:.2}x cold",
+        if ratio >= 5.0 { "met" } else { "NOT met" },
+        fill.wall.as_secs_f64() / cold.wall.as_secs_f64()
+    );
+    if inv(&warm) != 0 {
+        return Err(format!(
+            "the warm-remote build ran {} go invocations, expected 0",
+            inv(&warm)
+        )
+        .into());
+    }
+    Ok(())
 }
 
 impl Bench {
@@ -350,11 +441,30 @@ impl Bench {
         })
     }
 
+    /// This kiln, with or without a remote cache.
+    fn run_kiln_with(&self, ws: &Workspace, group: &str, remote: Option<&str>) -> Res<Sample> {
+        self.run_kiln_remote(&self.kiln, ws, group, remote)
+    }
+
     fn run_kiln(&self, kiln: &Path, ws: &Workspace, group: &str) -> Res<Sample> {
+        self.run_kiln_remote(kiln, ws, group, None)
+    }
+
+    fn run_kiln_remote(
+        &self,
+        kiln: &Path,
+        ws: &Workspace,
+        group: &str,
+        remote: Option<&str>,
+    ) -> Res<Sample> {
         let platforms: Vec<String> = PLATFORMS.iter().map(|(o, a)| format!("{o}/{a}")).collect();
         let mut cmd = Command::new(kiln);
         isolate(&mut cmd, ws);
         cmd.env("KILN_GO", &self.go);
+        match remote {
+            Some(url) => cmd.env("KILN_REMOTE_CACHE", url),
+            None => cmd.env_remove("KILN_REMOTE_CACHE"),
+        };
         cmd.args([
             "build",
             "./cmd/...",

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => cmd::build::run(&dir, &env, args, ui),
         Command::VerifyBin(args) => cmd::verify_bin::run(&dir, args, ui),
-        Command::Cache(args) => cmd::cache::run(args, ui),
+        Command::Cache(args) => cmd::cache::run(args, &env, ui),
         Command::Init(args) => cmd::init::run(&dir, &env, args, ui),
         Command::Keygen(args) => cmd::keygen::run(&dir, &env, args, ui),
         Command::Sign(args) => cmd::sign::run(&dir, &env, args, ui),

@@ -101,7 +101,7 @@ pub fn run(dir: &Path, env: &Env, args: BuildArgs, ui: Ui) -> Result<ExitCode> {
         verify: args.verify_cache || env.verify_cache,
         explain: args.explain,
     };
-    let (report, manifest) = execute(&plan, env, out_dir, jobs, args.group, cache, ui)?;
+    let (report, manifest) = execute(&plan, env, &config, out_dir, jobs, args.group, cache, ui)?;
     let ci = crate::ci::Ci::new(env);
     ci.build_failures(&report, &project.root);
     ci.summary(&crate::ci::build_summary_markdown("kiln build", &report));
@@ -148,16 +148,18 @@ pub struct CacheFlags {
 
 /// Runs the build pipeline over `plan` with progress on stderr and writes the build manifest
 /// (`kiln build` and `kiln image` share this step). Returns the report and the manifest's path.
+#[allow(clippy::too_many_arguments)] // each is one decision of the caller; a struct would only rename them
 pub fn execute(
     plan: &kiln_plan::Plan,
     env: &Env,
+    config: &Config,
     out_dir: std::path::PathBuf,
     jobs: usize,
     group: Group,
     cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
-    let store = super::open_store(env)?;
+    let (store, storage) = super::open_build_store(env, config, ui)?;
     let progress = Progress::new(ui);
     let opts = BuildOptions {
         out_dir,
@@ -176,9 +178,12 @@ pub fn execute(
         cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
         debug_keys_dir: env.debug_keys_dir.clone(),
     };
-    let report = build(plan, &store, &LocalExecutor, &opts, &progress);
+    let report = build(plan, storage.as_ref(), &LocalExecutor, &opts, &progress);
     progress.finish();
     let report = report?;
+    if let Some(t) = &report.remote_cache {
+        super::print_remote_traffic(t, ui);
+    }
     let manifest = write_manifest(&report).context("writing the build manifest")?;
     Ok((report, manifest))
 }

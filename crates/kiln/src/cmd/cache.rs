@@ -65,15 +65,23 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Runs `kiln cache`.
-pub fn run(args: CacheArgs, ui: Ui) -> Result<ExitCode> {
+pub fn run(args: CacheArgs, env: &kiln_config::Env, ui: Ui) -> Result<ExitCode> {
     let store = LocalStore::open_default()?;
     match args.command {
         CacheCommand::Stats { json } => {
             let s = store.stats()?;
+            let remote = remote_stats(env, ui)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                let mut v = serde_json::to_value(&s)?;
+                if let (Some(r), Some(obj)) = (remote, v.as_object_mut()) {
+                    obj.insert("remote".into(), r);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", stats_text(&s));
+                if let Some(r) = remote {
+                    print!("{}", remote_text(&r));
+                }
             }
         }
         CacheCommand::Prune { max_age, max_size } => {
@@ -101,6 +109,76 @@ pub fn run(args: CacheArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The remote cache kiln.toml (the first one found from the current directory up) or
+/// `KILN_REMOTE_CACHE` configures, and what it says about itself if it can be reached.
+fn remote_stats(env: &kiln_config::Env, ui: Ui) -> Result<Option<serde_json::Value>> {
+    let config = env
+        .cwd
+        .ancestors()
+        .find(|d| d.join(kiln_config::CONFIG_FILE).is_file())
+        .map(kiln_config::Config::load)
+        .transpose()?
+        .unwrap_or_default();
+    let Some(cfg) = super::remote_config(env, &config, ui)? else {
+        return Ok(None);
+    };
+    let (url, instance, read_only) = (cfg.url.clone(), cfg.instance.clone(), cfg.read_only);
+    let mut v = serde_json::json!({ "url": url, "instance": instance, "read_only": read_only });
+    let mut cfg = cfg;
+    // A status command: one quick try, no retries.
+    cfg.retries = 0;
+    cfg.timeout = cfg.timeout.min(Duration::from_secs(5));
+    let store = kiln_remote::RemoteStore::open(cfg)?;
+    match store.capabilities() {
+        Ok(c) => {
+            v["reachable"] = true.into();
+            v["capabilities"] = serde_json::json!({
+                "sha256": c.sha256,
+                "max_batch_total_size_bytes": c.max_batch_total_size_bytes,
+                "action_cache_update": c.action_cache_update,
+                "api_versions": c.api_versions,
+            });
+        }
+        Err(e) => {
+            v["reachable"] = false.into();
+            v["error"] = e.to_string().into();
+        }
+    }
+    Ok(Some(v))
+}
+
+fn remote_text(r: &serde_json::Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    let mut out = format!("remote:  {}", s("url"));
+    if !s("instance").is_empty() {
+        out += &format!(" (instance {})", s("instance"));
+    }
+    if r["read_only"] == true {
+        out += " (read-only)";
+    }
+    out += "\n";
+    if r["reachable"] == true {
+        let c = &r["capabilities"];
+        out += &format!(
+            "         reachable; REAPI {}, sha256 {}, max batch {}, action cache writes {}\n",
+            c["api_versions"].as_str().unwrap_or("?"),
+            if c["sha256"] == true { "yes" } else { "no" },
+            match c["max_batch_total_size_bytes"].as_u64() {
+                Some(0) | None => "unlimited".to_string(),
+                Some(n) => human_size(n),
+            },
+            if c["action_cache_update"] == true {
+                "allowed"
+            } else {
+                "refused"
+            },
+        );
+    } else {
+        out += &format!("         unreachable: {}\n", s("error"));
+    }
+    out
 }
 
 /// One line per bucket (`name: entries (size) in dir`), then directories of other layouts.

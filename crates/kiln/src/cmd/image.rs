@@ -179,6 +179,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let (report, _) = super::build::execute(
         &plan,
         env,
+        &config,
         out_dir.clone(),
         jobs,
         Group::Auto,

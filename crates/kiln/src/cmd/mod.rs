@@ -48,6 +48,87 @@ pub fn open_store(env: &Env) -> Result<kiln_cache::LocalStore> {
     })
 }
 
+/// The remote cache `config` and `env` name (`[cache] remote`, `KILN_REMOTE_CACHE`), as
+/// `kiln-remote` takes it; `None` when there is none. Notes about the settings (a token variable
+/// that is not set) are printed as warnings.
+pub fn remote_config(
+    env: &Env,
+    config: &kiln_config::Config,
+    ui: crate::Ui,
+) -> Result<Option<kiln_remote::RemoteConfig>> {
+    let Some(r) = config.cache.resolve(env)? else {
+        return Ok(None);
+    };
+    if !ui.quiet {
+        for n in &r.notes {
+            eprintln!("{} {n}", console::style("warning:").yellow().bold());
+        }
+    }
+    let mut cfg = kiln_remote::RemoteConfig::new(&r.url)?;
+    cfg.instance = r.instance;
+    cfg.read_only = r.read_only;
+    cfg.headers = r.headers;
+    cfg.token = r.token;
+    cfg.timeout = r.timeout;
+    Ok(Some(cfg))
+}
+
+/// The store a build reads and writes: the local store, with the remote cache under it when one
+/// is configured ([`kiln_remote::LayeredStore`]). Connecting is lazy: a remote that is down costs
+/// a warning after the build, never the build.
+pub fn open_build_store(
+    env: &Env,
+    config: &kiln_config::Config,
+    ui: crate::Ui,
+) -> Result<(kiln_cache::LocalStore, Box<dyn kiln_cache::Storage>)> {
+    let local = open_store(env)?;
+    let storage: Box<dyn kiln_cache::Storage> = match remote_config(env, config, ui)? {
+        Some(cfg) => Box::new(kiln_remote::LayeredStore::new(
+            local.clone(),
+            kiln_remote::RemoteStore::open(cfg)?,
+        )),
+        None => Box::new(local.clone()),
+    };
+    Ok((local, storage))
+}
+
+/// The closing lines about the remote cache, on stderr: what came from where, what it cost, and
+/// each warning once.
+pub fn print_remote_traffic(t: &kiln_cache::CacheTraffic, ui: crate::Ui) {
+    use crate::table::{human_ms, human_size};
+    let warn = console::style("warning:").yellow().bold();
+    for w in &t.warnings {
+        eprintln!("{warn} {w}");
+    }
+    if t.disabled.is_some() && t.warnings.is_empty() {
+        eprintln!(
+            "{warn} remote cache {} was off for this run: {}",
+            t.remote,
+            t.disabled.as_deref().unwrap_or_default()
+        );
+    }
+    if ui.quiet {
+        return;
+    }
+    // On stderr, like progress: `--json` keeps stdout to the report, which carries the same.
+    eprintln!(
+        "remote cache {}{}: {} local hit(s), {} remote hit(s), {} miss(es); {} down, {} up, {} waiting{}",
+        t.remote,
+        if t.read_only { " (read-only)" } else { "" },
+        t.local_hits,
+        t.remote_hits,
+        t.misses,
+        human_size(t.bytes_down),
+        human_size(t.bytes_up),
+        human_ms(t.remote_wait_ms),
+        if t.disabled.is_some() {
+            "; off after failures, built locally"
+        } else {
+            ""
+        }
+    );
+}
+
 /// The cache of `go list` answers, unless the run must not read caches (`--no-cache`, verify
 /// mode). `out_dir` is kiln's output directory, which a `./...` walk skips. A cache directory that
 /// cannot be opened only means `go list` runs.

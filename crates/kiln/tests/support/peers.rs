@@ -116,3 +116,326 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).expect("write");
     p
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released: a server started right after gets it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `addr`, or panics with `what` after 60 s.
+pub fn wait_listening(addr: &str, what: &str, child: &mut Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on {addr}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {addr} within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// bazel-remote (REAPI v2 over gRPC) on 127.0.0.1, storing blobs uncompressed in a temporary
+/// directory (so a test can corrupt one); killed on drop.
+pub struct BazelRemote {
+    child: Option<Child>,
+    /// The cache directory.
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT` of the gRPC listener.
+    pub addr: String,
+}
+
+impl BazelRemote {
+    /// Starts it on free ports and waits until it listens.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut s = Self {
+            child: None,
+            dir,
+            addr,
+        };
+        s.restart();
+        s
+    }
+
+    /// (Re)starts the server on the same port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut child = Command::new(tool("bazel-remote"))
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--max_size", "1", "--storage_mode", "uncompressed"])
+            .args(["--grpc_address", &self.addr])
+            .args(["--http_address", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start bazel-remote");
+        wait_listening(&self.addr, "bazel-remote", &mut child);
+        self.child = Some(child);
+    }
+
+    /// `grpc://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+
+    /// Kills the server (the directory stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every CAS blob file on disk.
+    pub fn cas_files(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.path().join("cas.v2"), &mut out);
+        out
+    }
+}
+
+impl Drop for BazelRemote {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How a [`FaultProxy`] treats the traffic it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward as is.
+    None,
+    /// Wait this long before forwarding each chunk read from the server.
+    Slow(std::time::Duration),
+    /// Refuse to forward: accept connections and close them at once.
+    Refuse,
+    /// Forward this many more bytes from the server, then cut every connection and refuse new
+    /// ones: a server that dies in the middle of a run.
+    CutAfter(u64),
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a server, whose behaviour a test switches at run time;
+/// stops forwarding when dropped.
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT` to connect to.
+    pub addr: String,
+    fault: std::sync::Arc<std::sync::Mutex<Fault>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    /// A proxy forwarding to `target`.
+    pub fn start(target: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, target) = (fault.clone(), stop.clone(), target.to_string());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let mode = *f.lock().expect("fault");
+                if mode == Fault::Refuse {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            slow: bool,
+                            f: Arc<Mutex<Fault>>,
+                            s: Arc<AtomicBool>| {
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let mode = {
+                                let mut g = f.lock().expect("fault");
+                                if let (true, Fault::CutAfter(left)) = (slow, *g) {
+                                    *g = if (n as u64) < left {
+                                        Fault::CutAfter(left - n as u64)
+                                    } else {
+                                        Fault::Refuse
+                                    };
+                                }
+                                *g
+                            };
+                            if s.load(Ordering::Relaxed) || mode == Fault::Refuse {
+                                break;
+                            }
+                            if let (true, Fault::Slow(d)) = (slow, mode) {
+                                std::thread::sleep(d);
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let (c2, s2) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                pipe(client, server, false, f.clone(), s.clone());
+                pipe(s2, c2, true, f.clone(), s.clone());
+            }
+        });
+        Self { addr, fault, stop }
+    }
+
+    /// Switches the behaviour for data from now on.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().expect("fault") = fault;
+    }
+
+    /// `grpc://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("grpc://{}", self.addr)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What the REAPI tests need of a server, so the same tests run against each.
+pub trait ReapiServer {
+    /// `127.0.0.1:PORT` of its gRPC listener.
+    fn addr(&self) -> String;
+    /// Kills it (its storage stays).
+    fn stop(&mut self);
+    /// Every CAS blob file it keeps on disk.
+    fn blob_files(&self) -> Vec<PathBuf>;
+    /// `grpc://127.0.0.1:PORT`.
+    fn url(&self) -> String {
+        format!("grpc://{}", self.addr())
+    }
+}
+
+impl ReapiServer for BazelRemote {
+    fn addr(&self) -> String {
+        self.addr.clone()
+    }
+    fn stop(&mut self) {
+        BazelRemote::stop(self);
+    }
+    fn blob_files(&self) -> Vec<PathBuf> {
+        self.cas_files()
+    }
+}
+
+fn files_under(d: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// BuildGrid (`bgd server start`) on 127.0.0.1 with a cache-only configuration: a disk storage in
+/// a temporary directory (so a test can corrupt a blob), an LRU action cache, and the ActionCache,
+/// CAS and ByteStream services on the default instance; killed on drop.
+pub struct BuildGrid {
+    child: Option<Child>,
+    /// Configuration and storage.
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl BuildGrid {
+    /// Starts it on a free port and waits until it listens (BuildGrid takes a few seconds).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let cas = dir.path().join("cas");
+        std::fs::create_dir_all(&cas).expect("mkdir cas");
+        let config = format!(
+            "server:\n  - !channel\n    address: \"{addr}\"\n    insecure-mode: true\n\
+             storages:\n  - !disk-storage &main-storage\n    path: {cas}\n\
+             caches:\n  - !lru-action-cache &main-action\n    storage: *main-storage\n    max-cached-refs: 10000\n    allow-updates: true\n    cache-failed-actions: true\n\
+             instances:\n  - name: ''\n    services:\n      - !action-cache\n        cache: *main-action\n      - !cas\n        storage: *main-storage\n      - !bytestream\n        storage: *main-storage\n",
+            cas = cas.display()
+        );
+        let cfg = write(dir.path(), "buildgrid.yml", config.as_bytes());
+        let log = std::fs::File::create(dir.path().join("bgd.log")).expect("log");
+        let mut child = Command::new(tool("bgd"))
+            .args(["server", "start"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start bgd");
+        wait_listening(&addr, "BuildGrid (bgd)", &mut child);
+        Self {
+            child: Some(child),
+            dir,
+            addr,
+        }
+    }
+}
+
+impl ReapiServer for BuildGrid {
+    fn addr(&self) -> String {
+        self.addr.clone()
+    }
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    fn blob_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        files_under(&self.dir.path().join("cas"), &mut out);
+        out
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,358 @@
+//! `[cache]`: the remote cache kiln shares between machines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ConfigError, Env};
+
+/// The `[cache]` section of kiln.toml.
+///
+/// ```toml
+/// [cache]
+/// remote = "grpc://127.0.0.1:9092"   # a REAPI v2 server; grpcs:// for TLS
+/// instance = "main"                  # instance name (separate names keep untrusted builds apart)
+/// read_only = true                   # read, never write (e.g. builds of pull requests)
+/// headers = { "x-api-key" = "..." }  # extra gRPC metadata
+/// token_env = "KILN_REMOTE_TOKEN"    # sent as `authorization: Bearer <value>`
+/// timeout_secs = 10                  # per call
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `grpc://host:port` or `grpcs://host:port`; `KILN_REMOTE_CACHE` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// REAPI instance name (default: empty, the server's default instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Never write to the remote (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Extra gRPC metadata sent with every call (API keys).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Name of the environment variable that holds a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Time limit of one remote call in seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+impl CacheSettings {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub(crate) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Setting {
+            path: path.to_path_buf(),
+            section: "cache".into(),
+            message,
+        };
+        if let Some(url) = &self.remote {
+            check_url(url).map_err(|why| {
+                bad(format!(
+                    "remote = {url:?}: {why}\nhint: write remote = \"grpc://HOST:PORT\" (or grpcs:// for TLS)"
+                ))
+            })?;
+        }
+        if let Some(i) = &self.instance {
+            if i.starts_with('/')
+                || i.ends_with('/')
+                || i.contains("//")
+                || i.contains(char::is_whitespace)
+            {
+                return Err(bad(format!(
+                    "instance = {i:?} is not an instance name\nhint: write path segments without leading or trailing `/`, e.g. instance = \"ci/trusted\""
+                )));
+            }
+            if i.split('/').any(|s| {
+                matches!(
+                    s,
+                    "blobs"
+                        | "uploads"
+                        | "actions"
+                        | "actionResults"
+                        | "operations"
+                        | "capabilities"
+                        | "compressed-blobs"
+                )
+            }) {
+                return Err(bad(format!(
+                    "instance = {i:?} uses a word REAPI reserves in resource names\nhint: pick another name, e.g. instance = \"ci\""
+                )));
+            }
+        }
+        for (name, value) in &self.headers {
+            let ok_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+                && !name.ends_with("-bin");
+            if !ok_name {
+                return Err(bad(format!(
+                    "header {name:?} is not a gRPC metadata name\nhint: use lowercase letters, digits, `-`, `_` and `.`, e.g. \"x-api-key\""
+                )));
+            }
+            if name == "authorization" && self.token_env.is_some() {
+                return Err(bad(
+                    "both headers.authorization and token_env set the authorization header\nhint: keep one of them".into(),
+                ));
+            }
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(bad(format!(
+                    "the value of header {name:?} is not printable ASCII\nhint: gRPC metadata values are printable ASCII"
+                )));
+            }
+        }
+        if let Some(v) = &self.token_env {
+            let ok = !v.is_empty()
+                && !v.starts_with(|c: char| c.is_ascii_digit())
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(bad(format!(
+                    "token_env = {v:?} is not an environment variable name\nhint: name the variable that holds the token, e.g. token_env = \"KILN_REMOTE_TOKEN\" (never the token itself)"
+                )));
+            }
+        }
+        if self.timeout_secs == Some(0) {
+            return Err(bad(
+                "timeout_secs = 0 would fail every call\nhint: leave it out for the default of 10 seconds".into(),
+            ));
+        }
+        if self.remote.is_none()
+            && (self.instance.is_some()
+                || self.read_only.is_some()
+                || !self.headers.is_empty()
+                || self.token_env.is_some())
+        {
+            // Settings without a remote still apply when KILN_REMOTE_CACHE names one: not an error.
+        }
+        Ok(())
+    }
+
+    /// The remote cache this run uses, resolved with the environment: `KILN_REMOTE_CACHE` (`off`
+    /// turns a configured remote off), the token from the variable `token_env` names. `None`
+    /// when no remote is configured.
+    pub fn resolve(&self, env: &Env) -> Result<Option<RemoteCache>, ConfigError> {
+        let url = match env.remote_cache.as_deref() {
+            Some("off") => return Ok(None),
+            Some(u) => {
+                check_url(u).map_err(|why| ConfigError::Env {
+                    name: crate::env::KILN_REMOTE_CACHE,
+                    value: u.to_string(),
+                    why,
+                    hint: "set it to grpc://HOST:PORT or grpcs://HOST:PORT, or to `off` to use no remote cache",
+                })?;
+                u.to_string()
+            }
+            None => match &self.remote {
+                Some(u) => u.clone(),
+                None => return Ok(None),
+            },
+        };
+        let mut notes = Vec::new();
+        let token = match &self.token_env {
+            Some(var) => match env.process.get(var).filter(|v| !v.is_empty()) {
+                Some(t) => Some(t.clone()),
+                None => {
+                    notes.push(format!(
+                        "[cache] token_env names {var}, which is not set: talking to the remote cache without a token"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Some(RemoteCache {
+            url,
+            instance: self.instance.clone().unwrap_or_default(),
+            read_only: self.read_only.unwrap_or(false),
+            headers: self.headers.clone().into_iter().collect(),
+            token,
+            timeout: Duration::from_secs(self.timeout_secs.unwrap_or(10)),
+            notes,
+        }))
+    }
+}
+
+/// A remote cache resolved for one run: plain data for `kiln-remote`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteCache {
+    /// `grpc://host:port` or `grpcs://host:port`.
+    pub url: String,
+    /// Instance name (may be empty).
+    pub instance: String,
+    /// Never write.
+    pub read_only: bool,
+    /// Extra gRPC metadata.
+    pub headers: Vec<(String, String)>,
+    /// Bearer token, read from the variable `token_env` names.
+    pub token: Option<String>,
+    /// Time limit of one call.
+    pub timeout: Duration,
+    /// Things the user should hear about (a token variable that is not set).
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for RemoteCache {
+    // Header values and the token are secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteCache")
+            .field("url", &self.url)
+            .field("instance", &self.instance)
+            .field("read_only", &self.read_only)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `grpc://HOST:PORT` or `grpcs://HOST:PORT`, nothing else.
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("grpc://")
+        .or_else(|| url.strip_prefix("grpcs://"))
+        .ok_or_else(|| {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                "kiln talks to remote caches over gRPC (REAPI), not HTTP".to_string()
+            } else {
+                "unknown scheme".to_string()
+            }
+        })?;
+    let rest = rest.trim_end_matches('/');
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err("missing :PORT".into());
+    };
+    if host.is_empty() || host.contains('/') || host.contains('@') {
+        return Err("expected HOST:PORT after the scheme".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("the port is not a number from 1 to 65535".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use std::ffi::OsString;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("kiln.toml"))
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        let owned: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = owned.clone();
+        Env::resolve(PathBuf::from("/"), move |n| {
+            lookup
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .with_process(owned)
+    }
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_full_section_resolves() {
+        let c = parse(
+            r#"
+[cache]
+remote = "grpcs://cache.example.com:443"
+instance = "ci/trusted"
+read_only = true
+headers = { "x-api-key" = "k1" }
+token_env = "MY_TOKEN"
+timeout_secs = 3
+"#,
+        )
+        .unwrap();
+        let r = c
+            .cache
+            .resolve(&env(&[("MY_TOKEN", "t0k")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.url, "grpcs://cache.example.com:443");
+        assert_eq!(r.instance, "ci/trusted");
+        assert!(r.read_only);
+        assert_eq!(r.headers, vec![("x-api-key".to_string(), "k1".to_string())]);
+        assert_eq!(r.token.as_deref(), Some("t0k"));
+        assert_eq!(r.timeout, Duration::from_secs(3));
+        assert!(r.notes.is_empty());
+        assert!(!format!("{r:?}").contains("t0k"));
+        assert!(!format!("{r:?}").contains("k1"));
+    }
+
+    #[test]
+    fn the_environment_overrides_or_turns_off_the_remote() {
+        let c = parse("[cache]\nremote = \"grpc://127.0.0.1:1\"\n").unwrap();
+        let r = c
+            .cache
+            .resolve(&env(&[("KILN_REMOTE_CACHE", "grpc://127.0.0.1:2")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.url, "grpc://127.0.0.1:2");
+        assert_eq!(
+            c.cache
+                .resolve(&env(&[("KILN_REMOTE_CACHE", "off")]))
+                .unwrap(),
+            None
+        );
+        assert_eq!(Config::default().cache.resolve(&env(&[])).unwrap(), None);
+        let err = c
+            .cache
+            .resolve(&env(&[("KILN_REMOTE_CACHE", "http://x:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("KILN_REMOTE_CACHE") && err.contains("hint:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_token_variable_is_a_note_not_an_error() {
+        let c = parse("[cache]\nremote = \"grpc://127.0.0.1:1\"\ntoken_env = \"NOPE\"\n").unwrap();
+        let r = c.cache.resolve(&env(&[])).unwrap().unwrap();
+        assert_eq!(r.token, None);
+        assert!(r.notes[0].contains("NOPE"), "{:?}", r.notes);
+    }
+
+    #[test]
+    fn bad_settings_are_errors_with_hints() {
+        for (text, needle) in [
+            ("remote = \"http://127.0.0.1:8080\"", "not HTTP"),
+            ("remote = \"grpc://host\"", "missing :PORT"),
+            ("remote = \"grpc://127.0.0.1:1\"\ninstance = \"/x\"", "instance"),
+            ("remote = \"grpc://127.0.0.1:1\"\ninstance = \"a/blobs\"", "reserves"),
+            ("remote = \"grpc://127.0.0.1:1\"\nheaders = { \"X Key\" = \"v\" }", "metadata name"),
+            ("remote = \"grpc://127.0.0.1:1\"\nheaders = { \"x\" = \"a\\nb\" }", "printable"),
+            ("remote = \"grpc://127.0.0.1:1\"\ntoken_env = \"$TOKEN\"", "environment variable name"),
+            ("remote = \"grpc://127.0.0.1:1\"\ntoken_env = \"T\"\nheaders = { \"authorization\" = \"x\" }", "keep one"),
+            ("remote = \"grpc://127.0.0.1:1\"\ntimeout_secs = 0", "timeout_secs"),
+        ] {
+            let err = parse(&format!("[cache]\n{text}\n")).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.contains("hint:"), "{text}: {err}");
+            assert!(err.contains("[cache]"), "{text}: {err}");
+        }
+        let err = parse("[cache]\nremote_url = \"grpc://x:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote_url"), "{err}");
+    }
+}
