@@ -43,6 +43,11 @@ pub struct ListCache {
     /// Tests pretend the recording happened this much later, to reach the settled state without
     /// waiting out the racy window.
     settle_shift_ns: i128,
+    /// Stamps already taken in this plan ([`ListCache::for_run`]): the per-platform answers
+    /// share most witnesses (the standard library), and one observation per file per plan is a
+    /// consistent snapshot. `None`: every look-up takes fresh stamps.
+    seen:
+        Option<std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PathBuf, Option<Stamp>>>>>,
 }
 
 /// Whether an answer came from the cache.
@@ -92,6 +97,7 @@ impl ListCache {
             pwd: process_env.get("PWD").cloned(),
             path: process_env.get("PATH").cloned(),
             settle_shift_ns: 0,
+            seen: None,
         }
     }
 
@@ -151,11 +157,37 @@ impl ListCache {
         let unchanged = e
             .witnesses
             .iter()
-            .all(|(path, then)| match Stamp::of(path) {
-                Ok(now) => now == *then && now.is_none_or(|s| s.settled_before(recorded)),
-                Err(_) => false,
+            .all(|(path, then)| match self.stamp(path) {
+                Some(now) => now == *then && now.is_none_or(|s| s.settled_before(recorded)),
+                None => false,
             });
         unchanged.then(|| e.output.into_bytes())
+    }
+
+    /// The same cache for one plan: a file's stamp is taken once and reused by every look-up
+    /// of that plan. Use a fresh one per plan (a long-lived caller reusing one would see files as
+    /// they were when the plan started, never as they are now).
+    pub fn for_run(&self) -> Self {
+        Self {
+            seen: Some(Default::default()),
+            ..self.clone()
+        }
+    }
+
+    /// The stamp of `path`, as first observed in this plan when the cache is one
+    /// ([`ListCache::for_run`]); `None` when it cannot be taken.
+    fn stamp(&self, path: &Path) -> Option<Option<Stamp>> {
+        let Some(seen) = &self.seen else {
+            return Stamp::of(path).ok();
+        };
+        if let Some(s) = seen.lock().ok().and_then(|m| m.get(path).copied()) {
+            return Some(s);
+        }
+        let s = Stamp::of(path).ok()?;
+        if let Ok(mut m) = seen.lock() {
+            m.insert(path.to_path_buf(), s);
+        }
+        Some(s)
     }
 
     /// Records `output` (what `go list` printed for `key`, run at `started_ns`) with the stamps of
@@ -170,6 +202,10 @@ impl ListCache {
         let Ok(output) = std::str::from_utf8(output) else {
             return;
         };
+        // go ran because something differed: stamps observed before it are no snapshot now.
+        if let Some(Ok(mut m)) = self.seen.as_ref().map(|s| s.lock()) {
+            m.clear();
+        }
         let mut witnesses: Vec<(PathBuf, Option<Stamp>)> = witnesses
             .into_iter()
             .filter_map(|p| Stamp::of(&p).ok().map(|s| (p, s)))
@@ -449,6 +485,31 @@ mod tests {
         let (g, s) = f.list(&["./cmd/a"], true);
         assert_eq!(s, ListSource::Go);
         assert!(g.packages.contains_key("strings"));
+    }
+
+    #[test]
+    fn issue_8_one_plan_takes_each_stamp_once_and_the_next_plan_sees_changes() {
+        let f = fixture();
+        f.list(&["./..."], true);
+        let plan = f.cache.for_run();
+        let req = ListRequest {
+            patterns: vec!["./...".into()],
+            deps: true,
+            ..ListRequest::default()
+        };
+        let load = |c: &ListCache| {
+            PackageGraph::load_cached(&f.project, &f.root, &req, Some(c))
+                .unwrap()
+                .1
+        };
+        assert_eq!(load(&plan), ListSource::Cache);
+        write(
+            &f.root.join("internal/lib/lib.go"),
+            "package lib\n\nvar X = 1\n",
+        );
+        // The same plan keeps its snapshot; a new plan sees the edit.
+        assert_eq!(load(&plan), ListSource::Cache);
+        assert_eq!(load(&f.cache.for_run()), ListSource::Go);
     }
 
     #[test]

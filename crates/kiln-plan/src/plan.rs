@@ -132,7 +132,9 @@ fn plan_for(
     // whether a package is `main` does not depend on GOOS. Listed with cgo on because `./...`
     // silently skips a package whose files all import "C" when cgo is off, and such a command must
     // be found to be reported ("needs cgo") rather than vanish.
-    let cache = req.list_cache.as_ref();
+    // One stamp snapshot for every `go list` look-up of this plan.
+    let run_cache = req.list_cache.as_ref().map(ListCache::for_run);
+    let cache = run_cache.as_ref();
     // (answers from the list cache, answers asked for)
     let lists = std::cell::Cell::new((0usize, 0usize));
     let count = |source: ListSource| {

@@ -707,7 +707,9 @@ impl Client {
         &self,
         images: &[(Repository, ImageUpload)],
     ) -> Vec<Option<PushReport>> {
-        let limit = self.inner.config.concurrency.max(1);
+        // One small HEAD per image: more of them in flight than uploads, so a no-op push of a
+        // monorepo costs about one round trip rather than one per `concurrency` images.
+        let limit = (self.inner.config.concurrency.max(1) * 4).min(64);
         stream::iter(images.iter().map(|(repo, image)| async move {
             let mut seen = HashSet::new();
             let blobs: Vec<&BlobUpload> = image
