@@ -13,7 +13,8 @@ pub fn tools_dir() -> PathBuf {
     let base = std::env::var_os("KILN_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/kiln-tools")
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
+                .join(".cache/kiln-tools")
         });
     base.join("bin")
 }
