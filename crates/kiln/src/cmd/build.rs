@@ -176,7 +176,9 @@ pub fn execute(
         cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
         debug_keys_dir: env.debug_keys_dir.clone(),
     };
-    let report = build(plan, &store, &LocalExecutor, &opts, &progress);
+    let executor =
+        LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(env, &store)?);
+    let report = build(plan, &store, &executor, &opts, &progress);
     progress.finish();
     let report = report?;
     let manifest = write_manifest(&report).context("writing the build manifest")?;

@@ -39,6 +39,18 @@ fn remote_tier(_env: &Env) -> Result<Option<Arc<dyn RemoteTier>>> {
     Ok(None)
 }
 
+/// The GOCACHEPROG `kiln build` gives its `go build` invocations: this kiln binary on `store`,
+/// when a remote cache is configured (then a change to one shared package recompiles only that
+/// package and its dependents on any machine). Without a remote, go's own disk cache is as good
+/// and one process less, so builds keep it.
+pub fn for_build(env: &Env, store: &kiln_cache::LocalStore) -> Result<Option<String>> {
+    if remote_tier(env)?.is_none() {
+        return Ok(None);
+    }
+    let kiln = std::env::current_exe().context("locating the kiln binary for GOCACHEPROG")?;
+    Ok(Some(command_for(&kiln, store.root())?))
+}
+
 /// Runs `kiln gocacheprog` until go closes the cache.
 pub fn run(env: &Env, args: GocacheprogArgs) -> Result<ExitCode> {
     let store = match &args.cache_dir {
