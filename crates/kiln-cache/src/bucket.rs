@@ -33,6 +33,10 @@ pub enum CacheBucket {
     /// from or pushed to), so a push to another repository of the same registry can mount it
     /// instead of uploading it.
     BlobLocations,
+    /// Go's package cache served over GOCACHEPROG (`kiln gocacheprog`): Go action ID -> output
+    /// records and the outputs (compiled packages, test results) by their sha256, kept by the
+    /// `kiln-gocache` crate below [`crate::LocalStore::bucket_dir`] and pruned by age of last use.
+    GoPackages,
 }
 
 /// How a bucket's entries are stored, which decides how `prune` treats them.
@@ -47,11 +51,14 @@ pub(crate) enum BucketKind {
     /// Files managed by their user below [`crate::LocalStore::bucket_dir`], pruned by age of last
     /// use and counted in the size budget.
     Files,
+    /// Files managed by their user below [`crate::LocalStore::bucket_dir`], each pruned on its
+    /// own by age of last use, as records are.
+    AgedFiles,
 }
 
 impl CacheBucket {
     /// Every bucket, in the order `kiln cache stats` shows them.
-    pub const ALL: [CacheBucket; 7] = [
+    pub const ALL: [CacheBucket; 8] = [
         CacheBucket::Actions,
         CacheBucket::Blobs,
         CacheBucket::ImageLayers,
@@ -59,6 +66,7 @@ impl CacheBucket {
         CacheBucket::Keys,
         CacheBucket::CgoGoCaches,
         CacheBucket::BlobLocations,
+        CacheBucket::GoPackages,
     ];
 
     /// The bucket's directory below the cache root: its name and its format version.
@@ -71,6 +79,7 @@ impl CacheBucket {
             CacheBucket::Keys => "keys-v1",
             CacheBucket::CgoGoCaches => "go-cgo-v1",
             CacheBucket::BlobLocations => "locations-v1",
+            CacheBucket::GoPackages => "go-packages-v1",
         }
     }
 
@@ -84,6 +93,7 @@ impl CacheBucket {
             CacheBucket::Keys => "keys",
             CacheBucket::CgoGoCaches => "go-cgo",
             CacheBucket::BlobLocations => "locations",
+            CacheBucket::GoPackages => "go-packages",
         }
     }
 
@@ -99,6 +109,7 @@ impl CacheBucket {
             CacheBucket::BlobLocations => {
                 "registry repositories known to hold a blob, for cross-repository mounts"
             }
+            CacheBucket::GoPackages => "go's package cache served to GOCACHEPROG, by go action ID",
         }
     }
 
@@ -110,6 +121,9 @@ impl CacheBucket {
                 BucketKind::Records
             }
             CacheBucket::PulledBlobs | CacheBucket::CgoGoCaches => BucketKind::Files,
+            // Files its owner manages, but each one an entry pruned by age of last use like a
+            // record: a pruned output record or blob only makes go compile that package again.
+            CacheBucket::GoPackages => BucketKind::AgedFiles,
         }
     }
 

@@ -313,7 +313,7 @@ impl LocalStore {
         );
         let records: Vec<(CacheBucket, Walk)> = CacheBucket::ALL
             .into_iter()
-            .filter(|b| b.kind() == BucketKind::Records)
+            .filter(|b| matches!(b.kind(), BucketKind::Records | BucketKind::AgedFiles))
             .map(|b| (b, take(b)))
             .collect();
 
@@ -369,7 +369,8 @@ impl LocalStore {
             }
         }
 
-        // Records are small and pruned by age of last use only.
+        // Records, and files of buckets kept entry by entry (the GOCACHEPROG store), are pruned by
+        // age of last use only.
         for (bucket, w) in &records {
             for e in w.files.iter().filter(|e| old(e) && !young(e)) {
                 Self::remove_quietly(&e.path);
@@ -550,6 +551,39 @@ mod tests {
         assert_eq!(r.removed(CacheBucket::PulledBlobs), 1);
         assert!(!pulled.join("a").exists(), "least recently used goes first");
         assert!(pulled.join("b").exists() && pulled.join("c").exists());
+    }
+
+    /// The GOCACHEPROG store is a bucket like the others: `stats` counts its files, `prune` removes
+    /// those unused for longer than the maximum age (and abandoned temp files), `clear` removes it.
+    #[test]
+    fn issue_11_go_packages_bucket_is_counted_pruned_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let go = store.bucket_dir(CacheBucket::GoPackages).unwrap();
+        assert!(go.ends_with("go-packages-v1"));
+        fs::create_dir_all(go.join("o/aa")).unwrap();
+        fs::write(go.join("o/aa/old"), b"12345").unwrap();
+        fs::write(go.join("o/aa/new"), b"123").unwrap();
+        fs::write(go.join("o/aa/.tmp-1"), b"abandoned").unwrap();
+        age(&go.join("o/aa/old"), 40 * 86400);
+        age(&go.join("o/aa/.tmp-1"), 40 * 86400);
+        let s = store.stats().unwrap();
+        assert_eq!(s.bucket(CacheBucket::GoPackages).unwrap().entries, 2);
+        assert_eq!(s.bucket(CacheBucket::GoPackages).unwrap().bytes, 8);
+        let r = store
+            .prune(PruneOptions {
+                max_age: Some(Duration::from_secs(30 * 86400)),
+                max_size: None,
+            })
+            .unwrap();
+        assert_eq!(r.removed(CacheBucket::GoPackages), 1);
+        assert!(!go.join("o/aa/old").exists() && !go.join("o/aa/.tmp-1").exists());
+        assert!(go.join("o/aa/new").exists());
+        assert!(store
+            .clear()
+            .unwrap()
+            .contains(&"go-packages-v1".to_string()));
+        assert!(!go.exists());
     }
 
     #[test]

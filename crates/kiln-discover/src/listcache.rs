@@ -46,9 +46,11 @@ pub struct ListCache {
     /// Stamps already taken in this plan ([`ListCache::for_run`]): the per-platform answers
     /// share most witnesses (the standard library), and one observation per file per plan is a
     /// consistent snapshot. `None`: every look-up takes fresh stamps.
-    seen:
-        Option<std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PathBuf, Option<Stamp>>>>>,
+    seen: Option<std::sync::Arc<std::sync::Mutex<StampSnapshot>>>,
 }
+
+/// Stamps taken once per plan, by path (`None`: the path did not exist).
+type StampSnapshot = std::collections::HashMap<PathBuf, Option<Stamp>>;
 
 /// Whether an answer came from the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

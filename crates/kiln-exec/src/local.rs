@@ -6,8 +6,13 @@ use std::time::Instant;
 use crate::{Action, Completed, ExecError, Executor};
 
 /// Runs `go build` on this machine.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LocalExecutor;
+#[derive(Debug, Clone, Default)]
+pub struct LocalExecutor {
+    gocacheprog: Option<String>,
+}
+
+/// Go's variable naming an external build cache program.
+const GOCACHEPROG: &str = "GOCACHEPROG";
 
 /// Process groups of the `go build` children now running, so a signal handler can stop them.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -67,6 +72,17 @@ fn tie_to_parent(cmd: &mut Command) {
 fn tie_to_parent(_cmd: &mut Command) {}
 
 impl LocalExecutor {
+    /// Runs every `go build` with `GOCACHEPROG` set to `program` (a command line, e.g. `kiln
+    /// gocacheprog --cache-dir DIR`), so go's package cache lives where the program keeps it. It
+    /// cannot change a binary (go addresses its cache by content; kiln-key leaves GOCACHEPROG out
+    /// of the key for that reason). A command that sets GOCACHEPROG itself keeps its value: the
+    /// user's own, or the empty one kiln-key gives cgo builds, whose go cache must stay private to
+    /// their C toolchain's state.
+    pub fn with_gocacheprog(mut self, program: Option<String>) -> Self {
+        self.gocacheprog = program;
+        self
+    }
+
     /// The full argument list for `action` (public so tests and `--verbose` can show it).
     pub fn command_line(action: &Action, out_dir: &Path, parallelism: usize) -> Vec<String> {
         let mut args = vec!["build".to_string(), format!("-p={}", parallelism.max(1))];
@@ -111,6 +127,11 @@ impl Executor for LocalExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(prog) = &self.gocacheprog {
+            if !action.command.env().contains_key(GOCACHEPROG) {
+                cmd.env(GOCACHEPROG, prog);
+            }
+        }
         tie_to_parent(&mut cmd);
         let spawn_err = |source| ExecError::Spawn {
             program: go.to_path_buf(),
@@ -176,7 +197,7 @@ mod tests {
             &[],
             &["x"],
         );
-        let e = LocalExecutor
+        let e = LocalExecutor::default()
             .run(&a, &dir.path().join("out"), 1)
             .unwrap_err();
         assert!(e.to_string().contains("api linux/amd64"), "{e}");
@@ -194,7 +215,9 @@ mod tests {
         std::fs::write(&fake, "#!/bin/sh\n/usr/bin/env\nexit 3\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let a = action(fake, dir.path().into(), &[], &["x"]);
-        let done = LocalExecutor.run(&a, &dir.path().join("out"), 1).unwrap();
+        let done = LocalExecutor::default()
+            .run(&a, &dir.path().join("out"), 1)
+            .unwrap();
         assert!(!done.success);
         let vars: Vec<&str> = done
             .stderr
@@ -207,5 +230,45 @@ mod tests {
             })
             .collect();
         assert!(vars.is_empty(), "inherited variables leaked: {vars:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn issue_11_gocacheprog_reaches_go_unless_the_command_sets_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-go");
+        std::fs::write(&fake, "#!/bin/sh\n/usr/bin/env\nexit 3\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exec = LocalExecutor::default().with_gocacheprog(Some("kiln gocacheprog".into()));
+        let a = action(fake.clone(), dir.path().into(), &[], &["x"]);
+        let done = exec.run(&a, &dir.path().join("out"), 1).unwrap();
+        assert!(
+            done.stderr
+                .lines()
+                .any(|l| l == "GOCACHEPROG=kiln gocacheprog"),
+            "{}",
+            done.stderr
+        );
+        let plain = LocalExecutor::default()
+            .run(&a, &dir.path().join("out"), 1)
+            .unwrap();
+        assert!(!plain.stderr.contains("GOCACHEPROG"), "{}", plain.stderr);
+        // A command that sets GOCACHEPROG (empty for cgo builds) keeps it.
+        let own = Action {
+            command: GoCommand::for_tests_with_env(
+                fake,
+                dir.path().into(),
+                vec![],
+                [("GOCACHEPROG".to_string(), String::new())].into(),
+            ),
+            ..a
+        };
+        let done = exec.run(&own, &dir.path().join("out"), 1).unwrap();
+        assert!(
+            done.stderr.lines().any(|l| l == "GOCACHEPROG="),
+            "{}",
+            done.stderr
+        );
     }
 }

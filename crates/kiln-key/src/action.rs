@@ -48,4 +48,15 @@ impl GoCommand {
     pub fn for_tests(go: PathBuf, dir: PathBuf, args: Vec<String>) -> Self {
         Self::new(go, dir, args, BTreeMap::new())
     }
+
+    /// A test-only command with an environment, for executors' unit tests in other crates.
+    #[doc(hidden)]
+    pub fn for_tests_with_env(
+        go: PathBuf,
+        dir: PathBuf,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+    ) -> Self {
+        Self::new(go, dir, args, env)
+    }
 }

@@ -40,7 +40,7 @@ pub const NOT_OUTPUT_CHANGING: &[(&str, &str)] = &[
     ),
     (
         "GOCACHEPROG",
-        "an external build cache; content-addressed by go itself",
+        "where go's build cache lives, as a program (`kiln gocacheprog`); content-addressed by go itself",
     ),
     (
         "GOMODCACHE",
@@ -286,6 +286,23 @@ mod tests {
         assert_eq!(e.child["MY_VAR"], "1");
         // Values go derives itself (go env -w file, defaults) are keyed but not forced.
         assert!(!e.child.contains_key("GOWORK"));
+    }
+
+    /// GOCACHEPROG is a GO* variable, so the family rule would key it; it only says where go's
+    /// cache lives (`kiln gocacheprog`), so it is named as harmless: passed, never keyed.
+    #[test]
+    fn issue_11_gocacheprog_reaches_go_but_is_not_keyed() {
+        assert!(in_key_family("GOCACHEPROG"));
+        assert!(!is_key_var("GOCACHEPROG"));
+        let e = build_env(
+            &m(&[("GOCACHEPROG", "kiln gocacheprog")]),
+            &m(&[("GOCACHEPROG", "kiln gocacheprog --cache-dir /c")]),
+            &[],
+        );
+        assert!(!e.keyed.contains_key("GOCACHEPROG"));
+        assert_eq!(e.child["GOCACHEPROG"], "kiln gocacheprog --cache-dir /c");
+        let without = build_env(&BTreeMap::new(), &BTreeMap::new(), &[]);
+        assert_eq!(e.keyed, without.keyed, "same key with and without it");
     }
 
     #[test]

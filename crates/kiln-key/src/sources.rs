@@ -285,6 +285,10 @@ impl<'a> KeyContext<'a> {
                 "GOCACHE".into(),
                 root.join(&digest.to_hex()[..24]).display().to_string(),
             );
+            // A cache program (the user's GOCACHEPROG, or `kiln gocacheprog` that kiln-exec
+            // sets for remote caching) would replace that GOCACHE with one shared by every C
+            // toolchain state. Empty turns it off for this build; executors keep it.
+            child_env.insert("GOCACHEPROG".into(), String::new());
         }
         files.push(extra.into());
 

@@ -55,6 +55,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Inspect or clean the local build cache.
     Cache(cmd::cache::CacheArgs),
+    /// Serve go's package cache from kiln's store: GOCACHEPROG="kiln gocacheprog" go build ./...
+    Gocacheprog(cmd::gocacheprog::GocacheprogArgs),
 }
 
 /// Global output settings every command sees.
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
         Command::Affected(args) => cmd::affected::run(&dir, &env, args, ui),
         Command::Lint(args) => cmd::lint::run(&dir, args, ui, &ci),
         Command::Gen(args) => cmd::gen::run(&dir, &env, args, ui),
+        Command::Gocacheprog(args) => cmd::gocacheprog::run(&env, args),
     };
     match result {
         Ok(code) => code,

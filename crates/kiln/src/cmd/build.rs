@@ -178,7 +178,9 @@ pub fn execute(
         cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
         debug_keys_dir: env.debug_keys_dir.clone(),
     };
-    let report = build(plan, storage.as_ref(), &LocalExecutor, &opts, &progress);
+    let executor =
+        LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(env, &store)?);
+    let report = build(plan, storage.as_ref(), &executor, &opts, &progress);
     progress.finish();
     let report = report?;
     if let Some(t) = &report.remote_cache {

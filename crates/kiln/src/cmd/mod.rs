@@ -5,6 +5,7 @@ pub mod affected;
 pub mod build;
 pub mod cache;
 pub mod gen;
+pub mod gocacheprog;
 pub mod image;
 pub mod init;
 pub mod keygen;
