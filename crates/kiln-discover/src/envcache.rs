@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_types::{now_ns, Digest, Stamp};
+use kiln_types::{Digest, Stamp};
+
+use crate::listcache::{resolve_on_path, write_entry};
 use serde::{Deserialize, Serialize};
 
 /// Format of the entries; bump when their meaning changes.
@@ -139,18 +141,7 @@ impl GoEnvCache {
             output_sha256: Digest::of_bytes(output.as_bytes()).hex(),
             output: output.to_string(),
         };
-        let path = self.entry_path(&key);
-        let write = || -> std::io::Result<()> {
-            let dir = path.parent().unwrap_or(&self.dir);
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".goenv-")
-                .tempfile_in(dir)?;
-            serde_json::to_writer(&mut tmp, &e)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        write_entry(&self.entry_path(&key), &e);
     }
 
     /// Every file whose stamp (or absence) vouches for the answer, in a fixed order.
@@ -189,21 +180,6 @@ impl GoEnvCache {
         self.settle_shift_ns = ns;
         self
     }
-}
-
-/// `prog` as given when it has a directory part, else the first match on `PATH`.
-fn resolve_on_path(prog: &Path, path: Option<&str>) -> Option<PathBuf> {
-    if prog.components().count() > 1 {
-        return Some(prog.to_path_buf());
-    }
-    std::env::split_paths(path?)
-        .map(|d| d.join(prog))
-        .find(|c| c.is_file())
-}
-
-/// The start time to record with an answer: taken before `go env` runs.
-pub(crate) fn start() -> i128 {
-    now_ns()
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ impl GoEnv {
         let out = match cache.and_then(|c| c.get(go, dir)) {
             Some(out) => out,
             None => {
-                let started = crate::envcache::start();
+                let started = crate::listcache::start();
                 let out = run_go(go, dir, &["env", "-json"], &[])?;
                 if let Some(c) = cache {
                     c.put(go, dir, started, &out);

@@ -222,16 +222,7 @@ impl ListCache {
             output_sha256: Digest::of_bytes(output.as_bytes()).hex(),
             output: output.to_string(),
         };
-        let path = self.entry_path(key);
-        let write = || -> std::io::Result<()> {
-            let dir = path.parent().unwrap_or(&self.dir);
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::Builder::new().prefix(".list-").tempfile_in(dir)?;
-            serde_json::to_writer(&mut tmp, &e)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        write_entry(&self.entry_path(key), &e);
     }
 
     /// Every path whose stamp vouches for `graph` being what `go list` would answer now.
@@ -345,8 +336,22 @@ fn witnessable_pattern(p: &str) -> bool {
         || p.starts_with('-'))
 }
 
-/// `go` as given, or the first match on PATH when it is a bare name.
-fn resolve_on_path(go: &Path, path: Option<&str>) -> Option<PathBuf> {
+/// Writes a cache entry as JSON (temp file + rename; the `.tmp-` prefix is what `kiln cache prune`
+/// recognises as abandoned). Best effort: a cache that cannot be written only costs time.
+pub(crate) fn write_entry(path: &Path, entry: &impl Serialize) {
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        serde_json::to_writer(&mut tmp, entry)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    let _ = write();
+}
+
+/// `prog` as given when it has a directory part, else the first match on `PATH`.
+pub(crate) fn resolve_on_path(go: &Path, path: Option<&str>) -> Option<PathBuf> {
     if go.components().count() > 1 {
         return Some(go.to_path_buf());
     }
@@ -355,8 +360,8 @@ fn resolve_on_path(go: &Path, path: Option<&str>) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
-/// The start time to record with an answer: taken before `go list` runs, so a file changed while
-/// it ran is never settled relative to it.
+/// The start time to record with an answer: taken before `go` runs, so a file changed while it
+/// ran is never settled relative to it.
 pub(crate) fn start() -> i128 {
     now_ns()
 }
