@@ -55,7 +55,7 @@ impl CacheSettings {
             message,
         };
         if let Some(url) = &self.remote {
-            check_url(url).map_err(|why| {
+            parse_url(url).map_err(|why| {
                 bad(format!(
                     "remote = {url:?}: {why}\nhint: write remote = \"grpc://HOST:PORT\" (or grpcs:// for TLS)"
                 ))
@@ -143,7 +143,7 @@ impl CacheSettings {
         let url = match env.remote_cache.as_deref() {
             Some("off") => return Ok(None),
             Some(u) => {
-                check_url(u).map_err(|why| ConfigError::Env {
+                parse_url(u).map_err(|why| ConfigError::Env {
                     name: crate::env::KILN_REMOTE_CACHE,
                     value: u.to_string(),
                     why,
@@ -170,38 +170,83 @@ impl CacheSettings {
             None => None,
         };
         Ok(Some(RemoteCache {
-            url,
             instance: self.instance.clone().unwrap_or_default(),
             read_only: self.read_only.unwrap_or(false),
             headers: self.headers.clone().into_iter().collect(),
             token,
             timeout: Duration::from_secs(self.timeout_secs.unwrap_or(10)),
             notes,
+            ..RemoteCache::new(&url)?
         }))
     }
 }
 
-/// A remote cache resolved for one run: plain data for `kiln-remote`.
+/// A remote cache resolved for one run: plain data, the one type `kiln-remote` takes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteCache {
-    /// `grpc://host:port` or `grpcs://host:port`.
+    /// `grpc://host:port` or `grpcs://host:port`, without a trailing `/`.
     pub url: String,
-    /// Instance name (may be empty).
+    /// REAPI instance name (may be empty: the server's default). Separate instance names keep
+    /// entries of untrusted builds away from trusted ones.
     pub instance: String,
-    /// Never write.
+    /// Read the remote, never write it (builds of untrusted changes).
     pub read_only: bool,
-    /// Extra gRPC metadata.
+    /// Extra gRPC metadata sent with every call (API keys), lowercase names.
     pub headers: Vec<(String, String)>,
     /// Bearer token, read from the variable `token_env` names.
     pub token: Option<String>,
-    /// Time limit of one call.
+    /// Time limit of one unary call, and of the gap between two messages of a stream.
     pub timeout: Duration,
+    /// Time limit of connecting.
+    pub connect_timeout: Duration,
+    /// Further attempts of a call that failed for a passing reason (unavailable, timed out).
+    pub retries: u32,
+    /// Consecutive failed calls after which the remote is off for the rest of the run.
+    pub breaker_after: u32,
     /// Things the user should hear about (a token variable that is not set).
     pub notes: Vec<String>,
 }
 
+impl RemoteCache {
+    /// Defaults for `url`: default instance, read-write, 10 s per call, 3 s to connect, 2
+    /// retries, off after 3 consecutive failures. Fails when the URL is not `grpc://` or
+    /// `grpcs://` with a host and port.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        parse_url(url).map_err(|why| ConfigError::RemoteUrl {
+            url: url.to_string(),
+            why,
+        })?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_string(),
+            instance: String::new(),
+            read_only: false,
+            headers: Vec::new(),
+            token: None,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            retries: 2,
+            breaker_after: 3,
+            notes: Vec::new(),
+        })
+    }
+
+    /// How the remote is named in messages: the URL, plus the instance name if any.
+    pub fn display_name(&self) -> String {
+        if self.instance.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{} (instance {})", self.url, self.instance)
+        }
+    }
+
+    /// Where to connect: the URL taken apart.
+    pub fn endpoint(&self) -> Result<RemoteEndpoint, String> {
+        parse_url(&self.url)
+    }
+}
+
 impl std::fmt::Debug for RemoteCache {
-    // Header values and the token are secrets.
+    // Header values and the token are secrets: never in logs or error messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteCache")
             .field("url", &self.url)
@@ -213,33 +258,57 @@ impl std::fmt::Debug for RemoteCache {
             )
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("breaker_after", &self.breaker_after)
             .finish()
     }
 }
 
-/// `grpc://HOST:PORT` or `grpcs://HOST:PORT`, nothing else.
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("grpc://")
-        .or_else(|| url.strip_prefix("grpcs://"))
-        .ok_or_else(|| {
-            if url.starts_with("http://") || url.starts_with("https://") {
-                "kiln talks to remote caches over gRPC (REAPI), not HTTP".to_string()
-            } else {
-                "unknown scheme".to_string()
-            }
-        })?;
-    let rest = rest.trim_end_matches('/');
-    let Some((host, port)) = rest.rsplit_once(':') else {
-        return Err("missing :PORT".into());
+/// A remote URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    /// Whether the URL asks for TLS (`grpcs://`).
+    pub tls: bool,
+    /// The host, without the brackets of an IPv6 literal (for TLS name checks).
+    pub host: String,
+    /// `host:port` as written (brackets kept).
+    pub authority: String,
+}
+
+/// `grpc://HOST:PORT` or `grpcs://HOST:PORT` (one trailing `/` allowed), nothing else.
+fn parse_url(url: &str) -> Result<RemoteEndpoint, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("grpc://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("grpcs://") {
+        (true, r)
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(
+            "kiln talks to remote caches over gRPC (REAPI), not HTTP (bazel-remote's HTTP cache protocol is another API)"
+                .into(),
+        );
+    } else {
+        return Err("unknown scheme".into());
     };
-    if host.is_empty() || host.contains('/') || host.contains('@') {
-        return Err("expected HOST:PORT after the scheme".into());
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+        return Err("expected HOST:PORT after the scheme, nothing else".into());
     }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !h.ends_with(':') => (h, p),
+        _ => return Err("missing :PORT".into()),
+    };
     match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err("the port is not a number from 1 to 65535".into()),
+        Ok(p) if p > 0 => {}
+        _ => return Err("the port is not a number from 1 to 65535".into()),
     }
+    Ok(RemoteEndpoint {
+        tls,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        authority: rest.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -354,5 +423,49 @@ timeout_secs = 3
             .unwrap_err()
             .to_string();
         assert!(err.contains("remote_url"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_taken_apart_or_refused_with_a_hint() {
+        let e = RemoteCache::new("grpc://127.0.0.1:9092").unwrap();
+        assert_eq!(
+            e.endpoint().unwrap(),
+            RemoteEndpoint {
+                tls: false,
+                host: "127.0.0.1".into(),
+                authority: "127.0.0.1:9092".into()
+            }
+        );
+        let e = RemoteCache::new("grpcs://cache.example.com:443/").unwrap();
+        assert_eq!(e.url, "grpcs://cache.example.com:443");
+        let ep = e.endpoint().unwrap();
+        assert!(ep.tls);
+        assert_eq!(ep.host, "cache.example.com");
+        let e = RemoteCache::new("grpc://[::1]:9092").unwrap();
+        assert_eq!(e.endpoint().unwrap().host, "::1");
+        assert_eq!(e.endpoint().unwrap().authority, "[::1]:9092");
+        for bad in [
+            "http://127.0.0.1:8080",
+            "127.0.0.1:9092",
+            "grpc://",
+            "grpc://host",
+            "grpc://host:0",
+            "grpc://host:99999",
+            "grpc://host:1/path",
+            "grpc://user@host:1",
+        ] {
+            let err = RemoteCache::new(bad).unwrap_err().to_string();
+            assert!(err.contains("hint: write grpc://"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut c = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
+        c.token = Some("s3cret-token".into());
+        c.headers = vec![("x-api-key".into(), "s3cret-key".into())];
+        let text = format!("{c:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("x-api-key"), "{text}");
     }
 }

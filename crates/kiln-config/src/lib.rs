@@ -18,7 +18,7 @@ mod model;
 mod names;
 mod template;
 
-pub use cache::{CacheSettings, RemoteCache};
+pub use cache::{CacheSettings, RemoteCache, RemoteEndpoint};
 pub use env::{BuildDate, DateSource, Env};
 pub use image::{
     check_image_platform, ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage,

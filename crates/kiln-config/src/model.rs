@@ -90,6 +90,14 @@ pub enum ConfigError {
         /// How to fix it.
         hint: &'static str,
     },
+    /// A remote cache or execution URL that kiln cannot talk to.
+    #[error("invalid remote URL `{url}`: {why}\nhint: write grpc://HOST:PORT (plain) or grpcs://HOST:PORT (TLS)")]
+    RemoteUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// `--profile` names a profile kiln.toml does not declare.
     #[error("unknown profile `{name}`; declared profiles: {known}\nhint: add a [profiles.{name}] section to kiln.toml")]
     UnknownProfile {

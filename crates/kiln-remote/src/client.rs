@@ -16,7 +16,7 @@ use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::Channel;
 
 use crate::action::to_proto;
-use crate::{RemoteConfig, RemoteError};
+use crate::{RemoteCache, RemoteError};
 
 /// gRPC's default message limit, which both reference servers keep: batch calls stay below it.
 const GRPC_MESSAGE_LIMIT: u64 = 4 << 20;
@@ -60,7 +60,7 @@ pub enum Fetched {
 #[derive(Clone)]
 pub struct ReapiClient {
     channel: Channel,
-    cfg: Arc<RemoteConfig>,
+    cfg: Arc<RemoteCache>,
     metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
     /// Largest blob sent or read in a batch call; learnt from the capabilities.
     batch_limit: Arc<AtomicU64>,
@@ -69,8 +69,8 @@ pub struct ReapiClient {
 impl ReapiClient {
     /// A client for `cfg`. Connecting is lazy (on the first call), but this must run inside a
     /// tokio runtime, which drives the channel.
-    pub fn new(cfg: RemoteConfig) -> Result<Self, RemoteError> {
-        let ep = cfg.endpoint()?;
+    pub fn new(cfg: RemoteCache) -> Result<Self, RemoteError> {
+        let ep = crate::config::endpoint(&cfg)?;
         let mut endpoint = Channel::from_shared(ep.uri.clone())
             .map_err(|e| RemoteError::InvalidUrl {
                 url: cfg.url.clone(),
@@ -103,7 +103,7 @@ impl ReapiClient {
     }
 
     /// The configuration this client talks with.
-    pub fn config(&self) -> &RemoteConfig {
+    pub fn config(&self) -> &RemoteCache {
         &self.cfg
     }
 

@@ -152,7 +152,7 @@ impl<L: Storage> Storage for LayeredStore<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RemoteConfig;
+    use crate::RemoteCache;
     use kiln_cache::{MemoryStore, OutputRecord};
 
     fn key() -> ActionKey {
@@ -163,7 +163,7 @@ mod tests {
     /// the remote's failure once.
     #[test]
     fn a_dead_remote_leaves_the_local_tier_working() {
-        let mut cfg = RemoteConfig::new("grpc://127.0.0.1:1").unwrap();
+        let mut cfg = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
         cfg.retries = 0;
         let store = LayeredStore::new(MemoryStore::new(), RemoteStore::open(cfg).unwrap());
         let dir = tempfile::tempdir().unwrap();

@@ -19,13 +19,13 @@
 //! digest; a bad one is a miss and a warning.
 //!
 //! Like every kiln library, this crate reads no environment variable and prints nothing: the CLI
-//! resolves the URL, headers and token ([`RemoteConfig`]) and shows [`kiln_cache::CacheTraffic`].
+//! resolves the URL, headers and token ([`RemoteCache`]) and shows [`kiln_cache::CacheTraffic`].
 //!
 //! ```no_run
 //! use kiln_cache::{LocalStore, Storage};
-//! use kiln_remote::{LayeredStore, RemoteConfig, RemoteStore};
+//! use kiln_remote::{LayeredStore, RemoteCache, RemoteStore};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let remote = RemoteStore::open(RemoteConfig::new("grpc://127.0.0.1:9092")?)?;
+//! let remote = RemoteStore::open(RemoteCache::new("grpc://127.0.0.1:9092")?)?;
 //! let store = LayeredStore::new(LocalStore::open_default()?, remote);
 //! println!("{}", store.name());
 //! # Ok(()) }
@@ -41,7 +41,7 @@ mod store;
 
 pub use action::RemoteAction;
 pub use client::{Capabilities, ReapiClient};
-pub use config::RemoteConfig;
+pub use kiln_config::RemoteCache;
 pub use layered::LayeredStore;
 pub use store::RemoteStore;
 

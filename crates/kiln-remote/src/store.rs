@@ -14,7 +14,7 @@ use prost::Message;
 
 use crate::action::{from_proto, proto_digest_of, to_proto, RemoteAction};
 use crate::client::{Capabilities, Fetched, ReapiClient};
-use crate::{RemoteConfig, RemoteError};
+use crate::{RemoteCache, RemoteError};
 
 /// At most this many distinct warnings are kept; a broken remote tends to repeat itself.
 const MAX_WARNINGS: usize = 8;
@@ -29,7 +29,7 @@ const MAX_WARNINGS: usize = 8;
 /// Never wrong, never in the way: every blob read is verified against its digest (a bad blob is a
 /// miss and a warning); calls have time limits and bounded retries; the capabilities are checked
 /// on first use, and a remote that cannot be used then, or fails
-/// [`RemoteConfig::breaker_after`] calls in a row later, is switched off for the rest of the run
+/// [`RemoteCache::breaker_after`] calls in a row later, is switched off for the rest of the run
 /// (the circuit breaker): every later call fails at once with [`CacheError::Unavailable`], and
 /// [`Storage::traffic`] says why. A `read_only` store never writes.
 ///
@@ -63,7 +63,7 @@ impl std::fmt::Debug for RemoteStore {
 
 impl RemoteStore {
     /// A store for `cfg`. Nothing is sent yet: the first call connects and checks capabilities.
-    pub fn open(cfg: RemoteConfig) -> Result<Self, RemoteError> {
+    pub fn open(cfg: RemoteCache) -> Result<Self, RemoteError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiln-remote")
@@ -94,7 +94,7 @@ impl RemoteStore {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &RemoteConfig {
+    pub fn config(&self) -> &RemoteCache {
         self.client.config()
     }
 
@@ -196,7 +196,7 @@ impl RemoteStore {
     }
 
     /// Runs one remote operation under the breaker: counts consecutive failures, and switches the
-    /// remote off after [`RemoteConfig::breaker_after`] of them.
+    /// remote off after [`RemoteCache::breaker_after`] of them.
     fn guarded<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T, RemoteError>> + Send + 'static,
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_through_action_results() {
-        let store = RemoteStore::open(RemoteConfig::new("grpc://127.0.0.1:1").unwrap()).unwrap();
+        let store = RemoteStore::open(RemoteCache::new("grpc://127.0.0.1:1").unwrap()).unwrap();
         let rec = ActionRecord {
             outputs: vec![OutputRecord {
                 name: "api".into(),
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn results_with_unsafe_paths_are_misses_with_a_warning() {
-        let store = RemoteStore::open(RemoteConfig::new("grpc://127.0.0.1:1").unwrap()).unwrap();
+        let store = RemoteStore::open(RemoteCache::new("grpc://127.0.0.1:1").unwrap()).unwrap();
         let key = ActionKey::from_hex(&blake3::hash(b"k").to_hex()).unwrap();
         let mut r = result_of(&ActionRecord {
             outputs: vec![OutputRecord {
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     fn an_unreachable_remote_is_switched_off_after_one_warning() {
         // Port 1 on loopback: nothing listens, the connection is refused at once.
-        let mut cfg = RemoteConfig::new("grpc://127.0.0.1:1").unwrap();
+        let mut cfg = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
         cfg.retries = 0;
         let store = RemoteStore::open(cfg).unwrap();
         let key = ActionKey::from_hex(&blake3::hash(b"k").to_hex()).unwrap();

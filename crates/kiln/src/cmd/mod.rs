@@ -56,7 +56,7 @@ pub fn remote_config(
     env: &Env,
     config: &kiln_config::Config,
     ui: crate::Ui,
-) -> Result<Option<kiln_remote::RemoteConfig>> {
+) -> Result<Option<kiln_config::RemoteCache>> {
     let Some(r) = config.cache.resolve(env)? else {
         return Ok(None);
     };
@@ -65,13 +65,7 @@ pub fn remote_config(
             eprintln!("{} {n}", console::style("warning:").yellow().bold());
         }
     }
-    let mut cfg = kiln_remote::RemoteConfig::new(&r.url)?;
-    cfg.instance = r.instance;
-    cfg.read_only = r.read_only;
-    cfg.headers = r.headers;
-    cfg.token = r.token;
-    cfg.timeout = r.timeout;
-    Ok(Some(cfg))
+    Ok(Some(r))
 }
 
 /// The store a build reads and writes: the local store, with the remote cache under it when one
