@@ -288,6 +288,7 @@ pub fn build(
         cache_verified: verified_count,
         duration_ms: start.elapsed().as_millis() as u64,
         remote_cache: storage.traffic(),
+        go_packages: None,
     })
 }
 

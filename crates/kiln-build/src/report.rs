@@ -96,6 +96,11 @@ pub struct BuildReport {
     /// misses, bytes down and up, time spent waiting on the remote, warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_cache: Option<kiln_cache::CacheTraffic>,
+    /// go's package cache served through `kiln gocacheprog` (set when a remote cache is
+    /// configured): the counters of every session of the run summed; `misses` is how many
+    /// package outputs go had to produce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub go_packages: Option<kiln_gocache::Stats>,
 }
 
 /// `go list` answers of a plan.

@@ -181,8 +181,9 @@ impl CacheSettings {
     }
 }
 
-/// A remote cache resolved for one run: plain data, the one type `kiln-remote` takes.
-#[derive(Clone, PartialEq, Eq)]
+/// A remote cache resolved for one run: plain data, the one type `kiln-remote` takes. It
+/// serializes (token included) so `kiln build` can hand it to the `kiln gocacheprog` it starts.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteCache {
     /// `grpc://host:port` or `grpcs://host:port`, without a trailing `/`.
     pub url: String,
@@ -204,6 +205,7 @@ pub struct RemoteCache {
     /// Consecutive failed calls after which the remote is off for the rest of the run.
     pub breaker_after: u32,
     /// Things the user should hear about (a token variable that is not set).
+    #[serde(default, skip_serializing)]
     pub notes: Vec<String>,
 }
 

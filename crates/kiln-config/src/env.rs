@@ -43,6 +43,14 @@ pub const NO_COLOR: &str = "NO_COLOR";
 /// `1` or `true`: rebuild cache hits and compare them with the cached binary (`--verify-cache`),
 /// so a whole test suite or CI job can run in that mode.
 pub const KILN_VERIFY_CACHE: &str = "KILN_VERIFY_CACHE";
+/// `1` or `true`: `kiln gocacheprog` prints its counters to stderr when go closes the cache (as
+/// `--stats`). go starts that command with go's own environment, where a flag cannot be added
+/// without changing GOCACHEPROG itself.
+pub const KILN_GOCACHEPROG_STATS: &str = "KILN_GOCACHEPROG_STATS";
+/// The resolved remote cache that `kiln build` hands to the `kiln gocacheprog` it starts for its
+/// `go build` invocations (JSON; set by kiln, not by users). An environment variable, not an
+/// argument, since it may hold a token and header values, which the process list would show.
+pub const KILN_GOCACHEPROG_REMOTE: &str = "KILN_GOCACHEPROG_REMOTE";
 
 /// `true` when GitHub Actions runs the job: kiln then writes workflow-command annotations
 /// (`::error file=F,line=L,col=C::message`) for compile errors, verification failures and lint
@@ -65,6 +73,8 @@ pub const ALL: &[&str] = &[
     XDG_CACHE_HOME,
     NO_COLOR,
     KILN_VERIFY_CACHE,
+    KILN_GOCACHEPROG_STATS,
+    KILN_GOCACHEPROG_REMOTE,
     GITHUB_ACTIONS,
     GITHUB_STEP_SUMMARY,
 ];
@@ -97,6 +107,11 @@ pub struct Env {
     pub source_date_epoch: Option<OsString>,
     /// `KILN_VERIFY_CACHE` is `1` or `true`.
     pub verify_cache: bool,
+    /// `KILN_GOCACHEPROG_STATS` is `1` or `true`.
+    pub gocacheprog_stats: bool,
+    /// `KILN_GOCACHEPROG_REMOTE` when set and non-empty (JSON of a
+    /// [`crate::RemoteCache`]; may hold secrets).
+    pub gocacheprog_remote: Option<String>,
     /// `GITHUB_ACTIONS` is `true` (exactly, as GitHub sets it).
     pub github_actions: bool,
     /// `GITHUB_STEP_SUMMARY` when set and non-empty and `GITHUB_ACTIONS` is `true`.
@@ -123,6 +138,11 @@ impl std::fmt::Debug for Env {
             .field("no_color", &self.no_color)
             .field("source_date_epoch", &self.source_date_epoch)
             .field("verify_cache", &self.verify_cache)
+            .field("gocacheprog_stats", &self.gocacheprog_stats)
+            .field(
+                "gocacheprog_remote",
+                &self.gocacheprog_remote.as_ref().map(|_| "***"),
+            )
             .field("github_actions", &self.github_actions)
             .field("github_step_summary", &self.github_step_summary)
             .field("process", &format_args!("{} variables", self.process.len()))
@@ -150,6 +170,10 @@ impl Env {
             no_color: non_empty(NO_COLOR).is_some(),
             source_date_epoch: var(SOURCE_DATE_EPOCH),
             verify_cache: non_empty(KILN_VERIFY_CACHE).is_some_and(|v| v == "1" || v == "true"),
+            gocacheprog_stats: non_empty(KILN_GOCACHEPROG_STATS)
+                .is_some_and(|v| v == "1" || v == "true"),
+            gocacheprog_remote: non_empty(KILN_GOCACHEPROG_REMOTE)
+                .map(|v| v.to_string_lossy().into_owned()),
             github_actions,
             github_step_summary: path(GITHUB_STEP_SUMMARY).filter(|_| github_actions),
             process: std::collections::BTreeMap::new(),

@@ -16,7 +16,7 @@ mod local;
 mod schedule;
 mod scripted;
 
-pub use local::{kill_running, LocalExecutor};
+pub use local::{kill_running, GoCacheProgram, LocalExecutor};
 pub use schedule::{default_jobs, run_bounded, MEMORY_PER_JOB};
 pub use scripted::{Script, ScriptedExecutor};
 

@@ -8,7 +8,28 @@ use crate::{Action, Completed, ExecError, Executor};
 /// Runs `go build` on this machine.
 #[derive(Debug, Clone, Default)]
 pub struct LocalExecutor {
-    gocacheprog: Option<String>,
+    gocacheprog: Option<GoCacheProgram>,
+}
+
+/// A GOCACHEPROG for every `go build`: the command line go starts, and variables it needs (go
+/// passes its own environment on to the program, and kiln gives go only the keyed environment).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct GoCacheProgram {
+    /// The value of GOCACHEPROG (go splits it on spaces, honouring quotes).
+    pub command: String,
+    /// Extra variables for go's environment, read by the program (never by the build: go and its
+    /// tools ignore them, and they are set only beside this GOCACHEPROG).
+    pub env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for GoCacheProgram {
+    // The variables may carry a token: show their names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoCacheProgram")
+            .field("command", &self.command)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Go's variable naming an external build cache program.
@@ -78,7 +99,7 @@ impl LocalExecutor {
     /// of the key for that reason). A command that sets GOCACHEPROG itself keeps its value: the
     /// user's own, or the empty one kiln-key gives cgo builds, whose go cache must stay private to
     /// their C toolchain's state.
-    pub fn with_gocacheprog(mut self, program: Option<String>) -> Self {
+    pub fn with_gocacheprog(mut self, program: Option<GoCacheProgram>) -> Self {
         self.gocacheprog = program;
         self
     }
@@ -129,7 +150,8 @@ impl Executor for LocalExecutor {
             .stderr(Stdio::piped());
         if let Some(prog) = &self.gocacheprog {
             if !action.command.env().contains_key(GOCACHEPROG) {
-                cmd.env(GOCACHEPROG, prog);
+                cmd.env(GOCACHEPROG, &prog.command);
+                cmd.envs(prog.env.iter().map(|(k, v)| (k, v)));
             }
         }
         tie_to_parent(&mut cmd);
@@ -240,13 +262,23 @@ mod tests {
         let fake = dir.path().join("fake-go");
         std::fs::write(&fake, "#!/bin/sh\n/usr/bin/env\nexit 3\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let exec = LocalExecutor::default().with_gocacheprog(Some("kiln gocacheprog".into()));
+        let exec = LocalExecutor::default().with_gocacheprog(Some(GoCacheProgram {
+            command: "kiln gocacheprog".into(),
+            env: vec![("KILN_GOCACHEPROG_REMOTE".into(), "{}".into())],
+        }));
         let a = action(fake.clone(), dir.path().into(), &[], &["x"]);
         let done = exec.run(&a, &dir.path().join("out"), 1).unwrap();
         assert!(
             done.stderr
                 .lines()
                 .any(|l| l == "GOCACHEPROG=kiln gocacheprog"),
+            "{}",
+            done.stderr
+        );
+        assert!(
+            done.stderr
+                .lines()
+                .any(|l| l == "KILN_GOCACHEPROG_REMOTE={}"),
             "{}",
             done.stderr
         );
@@ -270,5 +302,7 @@ mod tests {
             "{}",
             done.stderr
         );
+        // ... and gets none of the program's variables either.
+        assert!(!done.stderr.contains("KILN_GOCACHEPROG_REMOTE"), "{}", done.stderr);
     }
 }

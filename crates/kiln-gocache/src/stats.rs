@@ -1,9 +1,12 @@
 //! What one session did, counted while it runs.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::GoCacheError;
 
 /// Live counters of a session, shared with the caller (read them any time with
 /// [`Counters::snapshot`]).
@@ -28,7 +31,8 @@ pub struct Counters {
 }
 
 /// A snapshot of a session's counters (`kiln gocacheprog --stats` prints them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// `get` requests.
     pub gets: u64,
@@ -62,6 +66,65 @@ pub struct Stats {
     pub corrupt: u64,
     /// Requests answered with an error (a bad put, an unknown command, a local I/O failure).
     pub errors: u64,
+    /// Peak resident memory of the serving process in KiB, when the caller measured it (go starts
+    /// the process, so nobody else can); the largest of the sessions in a sum.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peak_rss_kib: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Stats {
+    /// Adds `other`'s counts to these (the first remote error stays the first one seen).
+    pub fn merge(&mut self, other: &Stats) {
+        self.gets += other.gets;
+        self.local_hits += other.local_hits;
+        self.remote_hits += other.remote_hits;
+        self.misses += other.misses;
+        self.puts += other.puts;
+        self.put_bytes += other.put_bytes;
+        self.hit_bytes += other.hit_bytes;
+        self.remote_bytes_down += other.remote_bytes_down;
+        self.remote_lookups += other.remote_lookups;
+        self.remote_lookup_ids += other.remote_lookup_ids;
+        self.uploads += other.uploads;
+        self.upload_bytes += other.upload_bytes;
+        self.remote_errors += other.remote_errors;
+        if self.first_remote_error.is_none() {
+            self.first_remote_error.clone_from(&other.first_remote_error);
+        }
+        self.corrupt += other.corrupt;
+        self.errors += other.errors;
+        self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
+    }
+
+    /// The sum of every `*.json` session file in `dir` (what `kiln gocacheprog --stats-dir`
+    /// writes, one file per session): `None` when there is none. A file that cannot be read as
+    /// stats is an error, since the sum would undercount.
+    pub fn sum_dir(dir: &Path) -> Result<Option<Stats>, GoCacheError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(GoCacheError::io(dir)(e)),
+        };
+        let mut total: Option<Stats> = None;
+        for entry in entries {
+            let path = entry.map_err(GoCacheError::io(dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(GoCacheError::io(&path))?;
+            let one: Stats =
+                serde_json::from_slice(&bytes).map_err(|e| GoCacheError::Internal(format!(
+                    "session counters {} are not readable: {e}",
+                    path.display()
+                )))?;
+            total.get_or_insert_with(Stats::default).merge(&one);
+        }
+        Ok(total)
+    }
 }
 
 impl Counters {
@@ -112,6 +175,7 @@ impl Counters {
             first_remote_error: self.first_remote_error.lock().ok().and_then(|f| f.clone()),
             corrupt: g(&self.corrupt),
             errors: g(&self.errors),
+            peak_rss_kib: 0,
         }
     }
 }
@@ -133,4 +197,43 @@ pub(crate) enum Counter {
     UploadBytes,
     Corrupt,
     Errors,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_files_sum_up_and_the_first_error_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Stats::sum_dir(&dir.path().join("none")).unwrap(), None);
+        assert_eq!(Stats::sum_dir(dir.path()).unwrap(), None);
+        let a = Stats {
+            gets: 3,
+            misses: 1,
+            puts: 1,
+            first_remote_error: Some("first".into()),
+            remote_errors: 1,
+            ..Stats::default()
+        };
+        let b = Stats {
+            gets: 2,
+            remote_hits: 2,
+            first_remote_error: Some("second".into()),
+            remote_errors: 1,
+            ..Stats::default()
+        };
+        std::fs::write(dir.path().join("1.json"), serde_json::to_vec(&a).unwrap()).unwrap();
+        std::fs::write(dir.path().join("2.json"), serde_json::to_vec(&b).unwrap()).unwrap();
+        // The peak RSS the command adds, and other files, do not disturb the sum.
+        std::fs::write(dir.path().join("3.json"), br#"{"gets":1,"peak_rss_kib":900}"#).unwrap();
+        std::fs::write(dir.path().join(".tmp"), b"partial").unwrap();
+        let sum = Stats::sum_dir(dir.path()).unwrap().unwrap();
+        assert_eq!((sum.gets, sum.misses, sum.remote_hits, sum.puts), (6, 1, 2, 1));
+        assert_eq!(sum.remote_errors, 2);
+        assert_eq!(sum.peak_rss_kib, 900, "the largest session's peak");
+        assert!(sum.first_remote_error.is_some());
+        std::fs::write(dir.path().join("4.json"), b"not json").unwrap();
+        assert!(Stats::sum_dir(dir.path()).is_err());
+    }
 }

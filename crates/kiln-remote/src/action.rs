@@ -24,6 +24,11 @@ pub struct RemoteAction {
     pub digest: re::Digest,
 }
 
+/// Version of the mapping from go's package cache to REAPI entries (the `Command` of
+/// [`RemoteAction::for_go_action`] and its one output file named by the OutputID). Bump it when
+/// that mapping changes.
+pub const GO_PACKAGE_LAYOUT_VERSION: u32 = 1;
+
 impl RemoteAction {
     /// The Action for `key`.
     pub fn for_key(key: &ActionKey) -> Self {
@@ -37,9 +42,32 @@ impl RemoteAction {
                 value: REMOTE_LAYOUT_VERSION.to_string(),
             },
         ];
+        Self::of_command(vec!["kiln-action".into(), key.hex()], properties)
+    }
+}
+
+impl RemoteAction {
+    /// The Action that stands for one entry of go's package cache: a `Command`
+    /// `["kiln-go-package", "<go action ID hex>"]` over the empty input root, whose result has one
+    /// output file named by the entry's OutputID. go computes its action ID from every input of
+    /// the compile (toolchain, flags, sources, dependencies' outputs), so the ID alone is the key;
+    /// the platform property keeps these entries apart from kiln's own and from later layouts.
+    pub fn for_go_action(go_action_id: &[u8; 32]) -> Self {
+        Self::of_command(
+            vec![
+                "kiln-go-package".into(),
+                Digest::from_raw(*go_action_id).hex(),
+            ],
+            vec![re::platform::Property {
+                name: "kiln-go-package-layout".into(),
+                value: GO_PACKAGE_LAYOUT_VERSION.to_string(),
+            }],
+        )
+    }
+
+    fn of_command(arguments: Vec<String>, properties: Vec<re::platform::Property>) -> Self {
         let command = re::Command {
-            arguments: vec!["kiln-action".into(), key.hex()],
-            output_paths: Vec::new(),
+            arguments,
             ..Default::default()
         }
         .encode_to_vec();
@@ -113,6 +141,21 @@ mod tests {
         assert!(props
             .iter()
             .any(|p| p.name == "kiln-key-version" && p.value == kiln_key::KEY_VERSION.to_string()));
+    }
+
+    #[test]
+    fn go_package_actions_differ_by_id_and_from_kiln_actions() {
+        let a = RemoteAction::for_go_action(&[1; 32]);
+        assert_eq!(a.digest, RemoteAction::for_go_action(&[1; 32]).digest);
+        assert_ne!(a.digest, RemoteAction::for_go_action(&[2; 32]).digest);
+        let command = re::Command::decode(&a.command[..]).unwrap();
+        assert_eq!(
+            command.arguments,
+            vec!["kiln-go-package".to_string(), "01".repeat(32)]
+        );
+        // The same 32 bytes as a kiln key name another action.
+        let as_key = ActionKey::from_hex(&"01".repeat(32)).unwrap();
+        assert_ne!(a.digest, RemoteAction::for_key(&as_key).digest);
     }
 
     #[test]

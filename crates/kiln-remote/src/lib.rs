@@ -11,7 +11,10 @@
 //! - [`RemoteStore`]: [`kiln_cache::Storage`] over that client, with a circuit breaker so a dead
 //!   remote costs one warning, not one timeout per target;
 //! - [`LayeredStore`]: the local store first, then the remote; a remote hit is copied to the local
-//!   store, results are written to both (never to the remote when it is `read_only`).
+//!   store, results are written to both (never to the remote when it is `read_only`);
+//! - [`GoPackageTier`]: go's own package cache on the same server, the remote tier of
+//!   `kiln gocacheprog` ([`kiln_gocache::RemoteTier`]), so a change to one shared package
+//!   recompiles only that package and its dependents on every machine.
 //!
 //! A kiln action is keyed remotely by a real REAPI Action digest ([`RemoteAction`]): the sha256 of
 //! a deterministic `Action` whose `Command` names kiln's [`kiln_key::ActionKey`], so the same
@@ -36,10 +39,12 @@
 mod action;
 mod client;
 mod config;
+mod gocache;
 mod layered;
 mod store;
 
 pub use action::RemoteAction;
+pub use gocache::GoPackageTier;
 pub use client::{Capabilities, ReapiClient};
 pub use kiln_config::RemoteCache;
 pub use layered::LayeredStore;

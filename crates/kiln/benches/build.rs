@@ -11,9 +11,12 @@
 //! - `KILN_BENCH_NOOP_RUNS` (default 5): no-op rebuilds per contender; the median is reported.
 //! - `KILN_BENCH_ONLY` (default all): comma list of `loop,batched,go-native,kiln,kiln-never,kiln-baseline`.
 //! - `KILN_BENCH_GO` (default `go` from PATH): the Go toolchain.
-//! - `KILN_BENCH_REMOTE=1`: also "fresh machine, warm remote vs cold": bazel-remote
-//!   (`.ci/tools.sh bazel-remote`) on 127.0.0.1, machine A builds cold and fills it, machine B
-//!   (another copy, empty caches) builds with it; `KILN_BENCH_ONLY=remote` runs only that case.
+//! - `KILN_BENCH_REMOTE=1`: also the remote cache cases, with bazel-remote
+//!   (`.ci/tools.sh bazel-remote`) on 127.0.0.1: machine A builds cold and fills it (binaries and,
+//!   through `kiln gocacheprog`, go's packages), machine B (another copy, empty caches) builds
+//!   with it, against the same build cold; then a change to the shared package on a fresh machine
+//!   with the remote against a machine with a warm local GOCACHE and no remote, with the peak RSS
+//!   of `kiln gocacheprog`. `KILN_BENCH_ONLY=remote` runs only these.
 //! - `KILN_BENCH_BASELINE_KILN`: another `kiln` binary (e.g. a release build of an earlier
 //!   commit), run as the `kiln-baseline` contender, so before/after figures come from one run.
 //!
@@ -98,6 +101,8 @@ struct KilnRun {
     peak_rss_kib: Option<u64>,
     /// `go list` answers taken from kiln's list cache, of those the plan needed.
     lists: (u64, u64),
+    /// go's package cache counters (`kiln gocacheprog` sessions, with a remote cache).
+    go_packages: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -305,46 +310,109 @@ fn remote_case(bench: &Bench) -> Res<()> {
     }
     let url = format!("grpc://{addr}");
     eprintln!("== remote ({url})");
-    let runs = (|| -> Res<(Sample, Sample, Sample)> {
-        let cold = bench.run_kiln_with(&bench.workspace()?, "auto", None)?;
-        let fill = bench.run_kiln_with(&bench.workspace()?, "auto", Some(&url))?;
-        let warm = bench.run_kiln_with(&bench.workspace()?, "auto", Some(&url))?;
-        Ok((cold, fill, warm))
-    })();
+    let runs = remote_runs(bench, &url);
     let _ = server.kill();
     let _ = server.wait();
-    let (cold, fill, warm) = runs?;
+    let r = runs?;
     let inv = |s: &Sample| s.kiln.as_ref().map_or(0, |k| k.invocations);
+    let pkgs = |s: &Sample| {
+        s.kiln
+            .as_ref()
+            .and_then(|k| k.go_packages.clone())
+            .unwrap_or_default()
+    };
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
     println!("remote cache (bazel-remote on loopback):");
     println!(
         "  cold, no remote:                    {}  ({} go invocations)",
-        secs(cold.wall),
-        inv(&cold)
+        secs(r.cold.wall),
+        inv(&r.cold)
     );
+    let fill = pkgs(&r.fill);
     println!(
-        "  cold, filling the remote (A):       {}  ({} go invocations)",
-        secs(fill.wall),
-        inv(&fill)
+        "  cold, filling the remote (A):       {}  ({} go invocations; go packages: {} compiled, {} uploaded, peak RSS of kiln gocacheprog {} KiB)",
+        secs(r.fill.wall),
+        inv(&r.fill),
+        n(&fill, "misses"),
+        n(&fill, "uploads"),
+        n(&fill, "peak_rss_kib")
     );
     println!(
         "  fresh machine, warm remote (B):     {}  ({} go invocations)",
-        secs(warm.wall),
-        inv(&warm)
+        secs(r.warm.wall),
+        inv(&r.warm)
     );
-    let ratio = cold.wall.as_secs_f64() / warm.wall.as_secs_f64();
+    println!(
+        "  shared edit, warm local GOCACHE:    {}  ({} go invocations, no remote)",
+        secs(r.edit_local.wall),
+        inv(&r.edit_local)
+    );
+    let edit = pkgs(&r.edit_remote);
+    println!(
+        "  shared edit, fresh machine + remote: {}  ({} go invocations; go packages: {} from the remote, {} compiled, {} down; peak RSS of kiln gocacheprog {} KiB)",
+        secs(r.edit_remote.wall),
+        inv(&r.edit_remote),
+        n(&edit, "remote_hits"),
+        n(&edit, "misses"),
+        n(&edit, "remote_bytes_down"),
+        n(&edit, "peak_rss_kib")
+    );
+    let ratio = r.cold.wall.as_secs_f64() / r.warm.wall.as_secs_f64();
     println!(
         "goal (issue 11): fresh machine with a warm remote {ratio:.1}x faster than cold ({}); filling costs {:.2}x cold",
         if ratio >= 5.0 { "met" } else { "NOT met" },
-        fill.wall.as_secs_f64() / cold.wall.as_secs_f64()
+        r.fill.wall.as_secs_f64() / r.cold.wall.as_secs_f64()
     );
-    if inv(&warm) != 0 {
+    let edit_ratio = r.edit_remote.wall.as_secs_f64() / r.edit_local.wall.as_secs_f64();
+    println!(
+        "goal (issue 11): shared edit on a fresh machine {edit_ratio:.2}x the machine with a warm local GOCACHE ({}, goal <= 1.3x)",
+        if edit_ratio <= 1.3 { "met" } else { "NOT met" },
+    );
+    if inv(&r.warm) != 0 {
         return Err(format!(
             "the warm-remote build ran {} go invocations, expected 0",
-            inv(&warm)
+            inv(&r.warm)
+        )
+        .into());
+    }
+    if n(&edit, "local_hits") != 0 || n(&edit, "remote_hits") == 0 {
+        return Err(format!(
+            "the fresh machine's shared edit did not take go's packages from the remote: {edit:#}"
         )
         .into());
     }
     Ok(())
+}
+
+/// The builds of the remote case.
+struct RemoteRuns {
+    cold: Sample,
+    fill: Sample,
+    warm: Sample,
+    edit_local: Sample,
+    edit_remote: Sample,
+}
+
+/// Cold without a remote (a workspace kept: its GOCACHE is the warm local cache of the edit
+/// case), A filling the remote, B fresh with it; then the shared-package edit on the warm local
+/// workspace (no remote) and on a fresh workspace with the remote.
+fn remote_runs(bench: &Bench, url: &str) -> Res<RemoteRuns> {
+    let local = bench.workspace()?;
+    let cold = bench.run_kiln_with(&local, "auto", None)?;
+    let fill = bench.run_kiln_with(&bench.workspace()?, "auto", Some(url))?;
+    let warm = bench.run_kiln_with(&bench.workspace()?, "auto", Some(url))?;
+    monorepo::edit_shared(&local.repo)?;
+    let edit_local = bench.run_kiln_with(&local, "auto", None)?;
+    let fresh = bench.workspace()?;
+    monorepo::edit_shared(&fresh.repo)?;
+    let edit_remote = bench.run_kiln_with(&fresh, "auto", Some(url))?;
+    Ok(RemoteRuns {
+        cold,
+        fill,
+        warm,
+        edit_local,
+        edit_remote,
+    })
 }
 
 impl Bench {
@@ -515,6 +583,7 @@ impl Bench {
                     v["go_lists"]["cached"].as_u64().unwrap_or(0),
                     v["go_lists"]["total"].as_u64().unwrap_or(0),
                 ),
+                go_packages: v.get("go_packages").filter(|g| g.is_object()).cloned(),
             }),
         })
     }

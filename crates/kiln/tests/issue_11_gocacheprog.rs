@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{binary_path, dump, target, GoEnv, Repo};
+use common::{binary_path, compiles, dump, target, GoEnv, Repo};
 use tempfile::TempDir;
 
 /// Three packages, one depending on the next; the main one prints with the builtin `println`, so a
@@ -54,19 +54,6 @@ fn n(stats: &serde_json::Value, key: &str) -> u64 {
     stats[key]
         .as_u64()
         .unwrap_or_else(|| panic!("{key} in {stats:#}"))
-}
-
-/// Compiles in `go build -x` output: one `.../compile -o ...` command line per compiled package.
-fn compiles(x_output: &str) -> usize {
-    x_output
-        .lines()
-        .filter(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|prog| prog.ends_with("/compile") || prog == "compile")
-                && l.contains(" -o ")
-        })
-        .count()
 }
 
 /// One go invocation through `kiln gocacheprog` on the kiln cache `store`.

@@ -9,29 +9,68 @@
 mod common;
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use common::*;
 use support::peers::{BazelRemote, BuildGrid, Fault, FaultProxy, ReapiServer};
 
+/// kiln's bucket of go's package cache (`kiln gocacheprog`), inside a kiln cache directory.
+const GO_PACKAGES_BUCKET: &str = "go-packages-v1";
+
+/// A go package cache holding every package the shop's services need, built once per test
+/// process through `kiln gocacheprog` without a remote. Machines of the tests about kiln's own
+/// action cache start from a copy, so they do not each compile the standard library; the
+/// package-level tests use cold machines.
+fn warm_packages() -> &'static Path {
+    static WARM: OnceLock<(Repo, PathBuf)> = OnceLock::new();
+    let (_, dir) = WARM.get_or_init(|| {
+        let repo = shop_with_solo();
+        let mut env = GoEnv::new();
+        env.fresh_gocache().set(
+            "GOCACHEPROG",
+            format!(
+                "{} gocacheprog --cache-dir {}",
+                env!("CARGO_BIN_EXE_kiln"),
+                repo.cache.path().display()
+            ),
+        );
+        let out = repo.kiln_env(repo.path(), &["build"], &env);
+        assert!(out.status.success(), "warming go's packages: {}", dump(&out));
+        let dir = repo.cache.path().join(GO_PACKAGES_BUCKET);
+        assert!(dir.is_dir(), "no {GO_PACKAGES_BUCKET} in {}", repo.cache.path().display());
+        (repo, dir)
+    });
+    dir
+}
+
 /// One machine: its own checkout (a copy of `origin` at another path), kiln cache, HOME and
-/// module cache; its own empty Go build cache too when `fresh_gocache` (else the tests' shared
-/// one, which keeps the fault tests' local builds quick).
+/// module cache. A warm machine's go package cache starts as a copy of [`warm_packages`]; a cold
+/// one has empty caches, go's included.
 struct Machine {
     repo: Repo,
     env: GoEnv,
 }
 
 impl Machine {
+    /// A machine whose go package cache is warm (its kiln action cache is empty).
     fn new(origin: &Repo, remote: &str) -> Self {
-        Self::with_gocache(origin, remote, false)
+        let m = Self::cold(origin, remote);
+        let st = std::process::Command::new("cp")
+            .arg("-al")
+            .arg(warm_packages())
+            .arg(m.repo.cache.path().join(GO_PACKAGES_BUCKET))
+            .status()
+            .expect("cp");
+        assert!(st.success(), "cp -al of the warm go package cache failed");
+        m
     }
 
-    fn with_gocache(origin: &Repo, remote: &str, fresh_gocache: bool) -> Self {
+    /// A machine with every cache empty.
+    fn cold(origin: &Repo, remote: &str) -> Self {
         let repo = origin.copy();
         let mut env = GoEnv::new();
-        if fresh_gocache {
-            env.fresh_gocache();
-        }
-        env.set("KILN_REMOTE_CACHE", remote);
+        env.fresh_gocache().set("KILN_REMOTE_CACHE", remote);
         Self { repo, env }
     }
 
@@ -91,7 +130,7 @@ fn assert_binaries_match(m: &Machine, report: &serde_json::Value) {
 fn two_machines(server: &mut dyn ReapiServer) {
     let url = &server.url();
     let origin = shop();
-    let a = Machine::with_gocache(&origin, url, true);
+    let a = Machine::new(&origin, url);
     let (ra, _) = a.build(&[]);
     let ta = traffic(&ra);
     let count = targets(&ra).len() as u64;
@@ -104,7 +143,7 @@ fn two_machines(server: &mut dyn ReapiServer) {
     );
     assert!(ta.get("warnings").is_none(), "{ta:#}");
 
-    let b = Machine::with_gocache(&origin, url, true);
+    let b = Machine::cold(&origin, url);
     assert_ne!(a.repo.path(), b.repo.path());
     let (rb, stderr) = b.build(&[]);
     let tb = traffic(&rb);
@@ -151,7 +190,8 @@ fn read_only_writes_nothing(server: &mut dyn ReapiServer) {
     assert_eq!(digests(&ra), digests(&rb));
 }
 
-/// Fills a remote from a fresh machine, returning the report (the reference digests).
+/// Fills a remote with kiln's entries from a fresh machine (warm go packages, so it uploads none
+/// of those), returning the report (the reference digests).
 fn fill(origin: &Repo, url: &str) -> serde_json::Value {
     let (r, _) = Machine::new(origin, url).build(&[]);
     assert!(n(traffic(&r), "remote_writes") > 0);
@@ -245,9 +285,11 @@ fn corrupt_all(files: &[std::path::PathBuf]) {
 
 fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
     let origin = shop_origin();
-    let reference = fill(&origin, &server.url());
+    // Cold machines: go's packages go through the remote too.
+    let (reference, _) = Machine::cold(&origin, &server.url()).build(&[]);
+    assert!(n(go_packages(&reference), "uploads") > 0);
     corrupt_all(&server.blob_files());
-    let m = Machine::new(&origin, &server.url());
+    let m = Machine::cold(&origin, &server.url());
     let (r, stderr) = m.build(&[]);
     let t = traffic(&r);
     assert!(t["warnings"].is_array(), "no warning: {t:#}");
@@ -258,6 +300,10 @@ fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
         targets(&r).iter().all(|t| t["cached"] == false),
         "a corrupted blob was restored: {r:#}"
     );
+    // go's packages too: damaged ones are dropped (counted), and go compiles them.
+    let g = go_packages(&r);
+    assert!(n(g, "corrupt") > 0, "{g:#}");
+    assert_eq!(n(g, "remote_hits"), 0, "{g:#}");
 }
 
 fn cache_stats_shows_the_remote(server: &mut dyn ReapiServer) {
@@ -276,6 +322,178 @@ fn cache_stats_shows_the_remote(server: &mut dyn ReapiServer) {
         "{}",
         dump(&text)
     );
+}
+
+/// go's package counters of a build (`kiln gocacheprog` sessions summed).
+fn go_packages(report: &serde_json::Value) -> &serde_json::Value {
+    let g = &report["go_packages"];
+    assert!(g.is_object(), "no go_packages in the report: {report:#}");
+    g
+}
+
+/// The shop with a third service that does not import the shared package `internal/greet`.
+fn shop_with_solo() -> Repo {
+    let r = shop();
+    r.write(
+        "cmd/solo/main.go",
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"solo\") }\n",
+    );
+    r
+}
+
+/// The change to the shared package of [`shop`].
+fn edit_greet(repo: &Repo) {
+    repo.write(
+        "internal/greet/greet.go",
+        "package greet\n\nimport _ \"embed\"\n\n//go:embed message.txt\nvar message string\n\nfunc Message() string { return \"changed \" + message }\n",
+    );
+}
+
+/// Package level, through `kiln build`: after a change to a shared package, a fresh machine whose
+/// only cache is the remote compiles exactly what a machine with a warm local cache compiles
+/// (the changed package and its dependents), gets the rest of go's packages from the remote and
+/// the unaffected binary from kiln's action cache, and builds the same bytes.
+fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServer) {
+    let url = &server.url();
+    let origin = shop_with_solo();
+    let a = Machine::cold(&origin, url);
+    let (ra, _) = a.build(&[]);
+    let cold = go_packages(&ra);
+    assert!(
+        n(cold, "misses") > 50 && n(cold, "uploads") > 50,
+        "a cold build compiles and uploads the standard library: {cold:#}"
+    );
+    assert_eq!(n(cold, "remote_errors"), 0, "{cold:#}");
+
+    // The reference: A makes the change with its warm local tier, writing nothing to the remote.
+    // One go invocation at a time: go processes running side by side may both compile a package
+    // neither has yet, which would make the counts depend on timing.
+    edit_greet(&a.repo);
+    a.repo.write("kiln.toml", "[cache]\nread_only = true\n");
+    let (warm_report, _) = a.build(&["--jobs", "1"]);
+    let warm = go_packages(&warm_report);
+    assert_eq!(n(warm, "uploads"), 0, "read_only uploaded: {warm:#}");
+
+    let b = Machine::cold(&origin, url);
+    edit_greet(&b.repo);
+    let (rb, stderr) = b.build(&["--jobs", "1"]);
+    let g = go_packages(&rb);
+    assert_eq!(n(g, "local_hits"), 0, "B's caches were not empty: {g:#}");
+    assert!(n(g, "remote_hits") > 50, "go's packages came from the remote: {g:#}");
+    assert_eq!(
+        n(g, "misses"),
+        n(warm, "misses"),
+        "B compiled more (or less) than a warm machine: B {g:#}\nwarm {warm:#}"
+    );
+    assert!(n(g, "misses") * 10 < n(cold, "misses"), "{g:#}");
+    for t in targets(&rb) {
+        let solo = t["service"] == "solo";
+        assert_eq!(t["cached"] == true, solo, "only solo is unaffected: {rb:#}");
+    }
+    assert_eq!(digests(&warm_report), digests(&rb));
+    assert_binaries_match(&b, &rb);
+    assert!(stderr.contains("go packages:"), "{stderr}");
+}
+
+/// `GOCACHEPROG="kiln gocacheprog"` on its own, with `KILN_REMOTE_CACHE`: machine 2 compiles
+/// nothing go's `-x` shows, and after a change to the shared package machine 3 compiles exactly
+/// that package and the command importing it.
+fn standalone_gocacheprog_shares_packages(server: &mut dyn ReapiServer) {
+    let url = server.url();
+    let origin = shop();
+    let go_build = |repo: &Repo| -> (String, Vec<u8>, serde_json::Value) {
+        let kiln_cache = tempfile::tempdir().expect("tempdir");
+        let stats = kiln_cache.path().join("stats.json");
+        let mut env = GoEnv::new();
+        env.fresh_gocache()
+            .set("GOFLAGS", "-trimpath")
+            .set("KILN_REMOTE_CACHE", &url)
+            .set(
+                "GOCACHEPROG",
+                format!(
+                    "{} gocacheprog --cache-dir {} --stats-file {}",
+                    env!("CARGO_BIN_EXE_kiln"),
+                    kiln_cache.path().display(),
+                    stats.display()
+                ),
+            );
+        let bin = kiln_cache.path().join("api");
+        let out = env
+            .command("go")
+            .args(["build", "-x", "-o"])
+            .arg(&bin)
+            .arg("./cmd/api")
+            .current_dir(repo.path())
+            .output()
+            .expect("run go");
+        assert!(out.status.success(), "{}", dump(&out));
+        let stats = serde_json::from_slice(&std::fs::read(&stats).expect("stats file"))
+            .expect("stats JSON");
+        (
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            std::fs::read(&bin).expect("binary"),
+            stats,
+        )
+    };
+    let (x1, bin1, s1) = go_build(&origin.copy());
+    assert!(compiles(&x1) > 50, "cold: {s1:#}");
+    assert!(n(&s1, "uploads") > 50, "{s1:#}");
+    let (x2, bin2, s2) = go_build(&origin.copy());
+    assert_eq!(compiles(&x2), 0, "machine 2 compiled: {s2:#}");
+    assert!(n(&s2, "remote_hits") > 50, "{s2:#}");
+    assert_eq!(bin1, bin2);
+    let changed = origin.copy();
+    edit_greet(&changed);
+    let (x3, _, s3) = go_build(&changed);
+    let mut compiled = compiled_packages(&x3);
+    compiled.sort();
+    assert_eq!(
+        compiled,
+        vec!["example.com/shop/internal/greet".to_string(), "main".into()],
+        "{s3:#}"
+    );
+}
+
+/// cgo builds keep go's cache private to their C toolchain's state even with a remote cache (go's
+/// action IDs do not see a header in a subdirectory): their GOCACHEPROG is empty, so a changed
+/// header is compiled, never served from the shared package cache.
+fn cgo_builds_keep_go_cache_private(server: &mut dyn ReapiServer) {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let origin = Repo::new();
+    origin
+        .write(
+            "go.mod",
+            &format!("module example.com/native{nonce:x}\n\ngo 1.22\n"),
+        )
+        .write(
+            "cmd/native/main.go",
+            "package main\n\n/*\n#include \"inc/y.h\"\n*/\nimport \"C\"\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"value\", C.VALUE) }\n",
+        )
+        .write("cmd/native/inc/y.h", "#define VALUE 1\n")
+        .write(
+            "kiln.toml",
+            "[services.native]\npackage = \"./cmd/native\"\ncgo = true\n",
+        );
+    let m = Machine::new(&origin, &server.url());
+    let run = |report: &serde_json::Value| {
+        let t = &targets(report)[0];
+        let out = std::process::Command::new(binary_path(m.repo.path(), t))
+            .output()
+            .expect("run the binary");
+        stdout(&out).trim().to_string()
+    };
+    let (r1, _) = m.build(&[]);
+    assert_eq!(run(&r1), "value 1");
+    assert!(
+        r1["go_packages"].is_null(),
+        "a cgo build used kiln gocacheprog: {r1:#}"
+    );
+    m.repo.write("cmd/native/inc/y.h", "#define VALUE 2\n");
+    let (r2, _) = m.build(&[]);
+    assert_eq!(run(&r2), "value 2", "{r2:#}");
 }
 
 /// Each scenario above, once against bazel-remote and once against BuildGrid.
@@ -310,4 +528,7 @@ against_both!(
     remote_slower_than_the_limit_is_off,
     corrupted_blobs_are_misses,
     cache_stats_shows_the_remote,
+    shared_edit_compiles_what_a_warm_machine_compiles,
+    standalone_gocacheprog_shares_packages,
+    cgo_builds_keep_go_cache_private,
 );

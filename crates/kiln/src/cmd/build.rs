@@ -159,7 +159,16 @@ pub fn execute(
     cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
-    let (store, storage) = super::open_build_store(env, config, ui)?;
+    let super::BuildStore {
+        local: store,
+        storage,
+        remote,
+    } = super::open_build_store(env, config, ui)?;
+    // Every `kiln gocacheprog` session of this run writes its counters here.
+    let go_stats = tempfile::Builder::new()
+        .prefix("kiln-gocacheprog-")
+        .tempdir()
+        .context("creating a directory for go package cache counters")?;
     let progress = Progress::new(ui);
     let opts = BuildOptions {
         out_dir,
@@ -178,13 +187,24 @@ pub fn execute(
         cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
         debug_keys_dir: env.debug_keys_dir.clone(),
     };
-    let executor =
-        LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(env, &store)?);
+    let executor = LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(
+        &store,
+        remote.as_ref(),
+        go_stats.path(),
+    )?);
     let report = build(plan, storage.as_ref(), &executor, &opts, &progress);
     progress.finish();
-    let report = report?;
+    let mut report = report?;
     if let Some(t) = &report.remote_cache {
         super::print_remote_traffic(t, ui);
+    }
+    report.go_packages = kiln_gocache::Stats::sum_dir(go_stats.path())?;
+    if let Some(s) = &report.go_packages {
+        let warned = report
+            .remote_cache
+            .as_ref()
+            .is_some_and(|t| !t.warnings.is_empty() || t.disabled.is_some());
+        super::gocacheprog::print_build_line(s, ui, warned);
     }
     let manifest = write_manifest(&report).context("writing the build manifest")?;
     Ok((report, manifest))

@@ -114,13 +114,7 @@ pub fn run(args: CacheArgs, env: &kiln_config::Env, ui: Ui) -> Result<ExitCode> 
 /// The remote cache kiln.toml (the first one found from the current directory up) or
 /// `KILN_REMOTE_CACHE` configures, and what it says about itself if it can be reached.
 fn remote_stats(env: &kiln_config::Env, ui: Ui) -> Result<Option<serde_json::Value>> {
-    let config = env
-        .cwd
-        .ancestors()
-        .find(|d| d.join(kiln_config::CONFIG_FILE).is_file())
-        .map(kiln_config::Config::load)
-        .transpose()?
-        .unwrap_or_default();
+    let config = super::config_near_cwd(env)?;
     let Some(cfg) = super::remote_config(env, &config, ui)? else {
         return Ok(None);
     };

@@ -9,13 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use kiln_config::Env;
-use kiln_gocache::{LocalTier, RemoteTier, Server, Stats};
-
-/// `1` or `true`: print the session's counters to stderr when go closes the cache, as `--stats`.
-/// Read here because go starts this command with the environment of the `go` command, where a
-/// flag cannot be added without changing GOCACHEPROG itself.
-pub const KILN_GOCACHEPROG_STATS: &str = "KILN_GOCACHEPROG_STATS";
+use kiln_config::env::KILN_GOCACHEPROG_REMOTE;
+use kiln_config::{Env, RemoteCache};
+use kiln_exec::GoCacheProgram;
+use kiln_gocache::{LocalTier, Server, ServerOptions, Stats};
 
 /// Arguments of `kiln gocacheprog`.
 #[derive(Debug, Args)]
@@ -31,24 +28,61 @@ pub struct GocacheprogArgs {
     /// Write the counters as JSON to FILE when go closes the cache.
     #[arg(long, value_name = "FILE")]
     stats_file: Option<PathBuf>,
+    /// Write the counters as JSON to a new file in DIR when go closes the cache, and leave
+    /// warnings to whoever reads them (`kiln build` sums the files of its `go build` runs).
+    #[arg(long, value_name = "DIR", conflicts_with = "stats_file")]
+    stats_dir: Option<PathBuf>,
 }
 
-/// The remote tier behind the local one. kiln-remote's store plugs in here when `[cache] remote`
-/// (or `KILN_REMOTE_CACHE`) is configured; until then the local tier works alone.
-fn remote_tier(_env: &Env) -> Result<Option<Arc<dyn RemoteTier>>> {
-    Ok(None)
-}
-
-/// The GOCACHEPROG `kiln build` gives its `go build` invocations: this kiln binary on `store`,
-/// when a remote cache is configured (then a change to one shared package recompiles only that
-/// package and its dependents on any machine). Without a remote, go's own disk cache is as good
-/// and one process less, so builds keep it.
-pub fn for_build(env: &Env, store: &kiln_cache::LocalStore) -> Result<Option<String>> {
-    if remote_tier(env)?.is_none() {
-        return Ok(None);
+/// The remote cache of this session: the one `kiln build` handed over in
+/// `KILN_GOCACHEPROG_REMOTE`, else (stand-alone use) the one kiln.toml near the current directory
+/// or `KILN_REMOTE_CACHE` names, as for `kiln build`.
+fn remote_settings(env: &Env) -> Result<Option<RemoteCache>> {
+    if let Some(json) = &env.gocacheprog_remote {
+        let cfg = serde_json::from_str(json).with_context(|| {
+            format!(
+                "{KILN_GOCACHEPROG_REMOTE} does not hold remote cache settings as kiln build writes them\nhint: unset it; set KILN_REMOTE_CACHE or [cache] remote in kiln.toml instead"
+            )
+        })?;
+        return Ok(Some(cfg));
     }
+    let config = super::config_near_cwd(env)?;
+    super::remote_config(
+        env,
+        &config,
+        crate::Ui {
+            quiet: false,
+            verbose: false,
+        },
+    )
+}
+
+/// The GOCACHEPROG `kiln build` gives its `go build` invocations when a remote cache is
+/// configured: this kiln binary on `store`, with the remote handed over in its environment and
+/// each session's counters written to `stats_dir`. Then a change to one shared package recompiles
+/// only that package and its dependents on any machine that reaches the remote. Without a remote,
+/// go's own disk cache is as good and one process less, so builds keep it.
+pub fn for_build(
+    store: &kiln_cache::LocalStore,
+    remote: Option<&RemoteCache>,
+    stats_dir: &Path,
+) -> Result<Option<GoCacheProgram>> {
+    let Some(remote) = remote else {
+        return Ok(None);
+    };
     let kiln = std::env::current_exe().context("locating the kiln binary for GOCACHEPROG")?;
-    Ok(Some(command_for(&kiln, store.root())?))
+    let command = format!(
+        "{} --stats-dir {}",
+        command_for(&kiln, store.root())?,
+        quote(stats_dir.display().to_string())?
+    );
+    Ok(Some(GoCacheProgram {
+        command,
+        env: vec![(
+            KILN_GOCACHEPROG_REMOTE.to_string(),
+            serde_json::to_string(remote)?,
+        )],
+    }))
 }
 
 /// Runs `kiln gocacheprog` until go closes the cache.
@@ -58,18 +92,37 @@ pub fn run(env: &Env, args: GocacheprogArgs) -> Result<ExitCode> {
         None => super::open_store(env)?,
     };
     let dir = store.bucket_dir(kiln_cache::CacheBucket::GoPackages)?;
-    let mut server = Server::new(LocalTier::open(&dir)?);
-    if let Some(remote) = remote_tier(env)? {
-        server = server.with_remote(remote);
-    }
+    let remote = remote_settings(env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
         .build()
         .context("starting the GOCACHEPROG server")?;
-    let stats = runtime.block_on(server.serve(tokio::io::stdin(), tokio::io::stdout()))?;
+    let mut server = Server::new(LocalTier::open(&dir)?);
+    if let Some(cfg) = remote {
+        let options = ServerOptions {
+            upload: !cfg.read_only,
+            ..ServerOptions::default()
+        };
+        // The client's channel is driven by this runtime.
+        let tier = {
+            let _in_runtime = runtime.enter();
+            kiln_remote::GoPackageTier::new(cfg)?
+        };
+        server = server.with_remote(Arc::new(tier)).with_options(options);
+    }
+    let mut stats = runtime.block_on(server.serve(tokio::io::stdin(), tokio::io::stdout()))?;
     // stdin's reader thread may still block on a pipe go keeps open: do not wait for it.
     runtime.shutdown_background();
+    // go starts this process, so whoever measures it (a benchmark, kiln build) cannot wait4 it:
+    // report the peak resident size here.
+    stats.peak_rss_kib = peak_rss_kib().unwrap_or(0);
 
+    if let Some(dir) = &args.stats_dir {
+        // The caller reports the counters and the warnings of every session at once.
+        write_stats_into(dir, &stats)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if stats.remote_errors > 0 {
         eprintln!(
             "{} kiln gocacheprog: {} remote cache failure(s), served locally; first: {}",
@@ -78,11 +131,7 @@ pub fn run(env: &Env, args: GocacheprogArgs) -> Result<ExitCode> {
             stats.first_remote_error.as_deref().unwrap_or("?")
         );
     }
-    let from_env = env
-        .process
-        .get(KILN_GOCACHEPROG_STATS)
-        .is_some_and(|v| v == "1" || v == "true");
-    if args.stats || from_env {
+    if args.stats || env.gocacheprog_stats {
         eprintln!("{}", stats_line(&stats));
     }
     if let Some(file) = &args.stats_file {
@@ -91,14 +140,21 @@ pub fn run(env: &Env, args: GocacheprogArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the counters to a new `<pid>.json` in `dir`, atomically (a reader never sees half a
+/// file).
+fn write_stats_into(dir: &Path, stats: &Stats) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing counters into {}", dir.display()))?;
+    write_stats(tmp.path(), stats)?;
+    let file = dir.join(format!("{}.json", std::process::id()));
+    tmp.persist(&file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
+
 fn write_stats(file: &Path, stats: &Stats) -> Result<()> {
-    let mut value = serde_json::to_value(stats)?;
-    // go starts this process, so whoever measures it (the benchmark) cannot wait4 it: report the
-    // peak resident size here.
-    if let (Some(obj), Some(kib)) = (value.as_object_mut(), peak_rss_kib()) {
-        obj.insert("peak_rss_kib".into(), kib.into());
-    }
-    let json = serde_json::to_vec_pretty(&value)?;
+    let json = serde_json::to_vec_pretty(stats)?;
     std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
 }
 
@@ -107,6 +163,23 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The closing lines of a build about go's package cache, on stderr: the remote's failures once
+/// (not when the remote cache was already warned about: one remote, one warning), and (unless
+/// `--quiet`) how the packages came.
+pub fn print_build_line(s: &Stats, ui: crate::Ui, remote_warned: bool) {
+    if s.remote_errors > 0 && !remote_warned {
+        eprintln!(
+            "{} go package cache: {} remote failure(s), packages compiled or read locally instead; first: {}",
+            console::style("warning:").yellow().bold(),
+            s.remote_errors,
+            s.first_remote_error.as_deref().unwrap_or("?")
+        );
+    }
+    if !ui.quiet {
+        eprintln!("go packages: {}", stats_line(s).trim_start_matches("kiln gocacheprog: "));
+    }
 }
 
 /// One line for stderr: what go asked and where the answers came from.
@@ -140,20 +213,22 @@ fn stats_line(s: &Stats) -> String {
     line
 }
 
-/// The GOCACHEPROG value that runs this kiln binary on the cache at `cache_root`, quoted the way
-/// go splits it (`cmd/internal/quoted`: spaces separate, single or double quotes group).
+/// `s` quoted the way go splits GOCACHEPROG (`cmd/internal/quoted`: spaces separate, single or
+/// double quotes group).
+fn quote(s: String) -> Result<String> {
+    if !s.is_empty() && !s.contains([' ', '\t', '\n', '\'', '"']) {
+        Ok(s)
+    } else if !s.contains('\'') {
+        Ok(format!("'{s}'"))
+    } else if !s.contains('"') {
+        Ok(format!("\"{s}\""))
+    } else {
+        anyhow::bail!("cannot quote `{s}` for GOCACHEPROG: it holds both kinds of quote\nhint: move kiln or its cache to a path without quotes")
+    }
+}
+
+/// The GOCACHEPROG value that runs this kiln binary on the cache at `cache_root`.
 pub fn command_for(kiln: &Path, cache_root: &Path) -> Result<String> {
-    let quote = |s: String| -> Result<String> {
-        if !s.is_empty() && !s.contains([' ', '\t', '\n', '\'', '"']) {
-            Ok(s)
-        } else if !s.contains('\'') {
-            Ok(format!("'{s}'"))
-        } else if !s.contains('"') {
-            Ok(format!("\"{s}\""))
-        } else {
-            anyhow::bail!("cannot quote `{s}` for GOCACHEPROG: it holds both kinds of quote\nhint: move kiln or its cache to a path without quotes")
-        }
-    };
     Ok(format!(
         "{} gocacheprog --cache-dir {}",
         quote(kiln.display().to_string())?,

@@ -68,23 +68,51 @@ pub fn remote_config(
     Ok(Some(r))
 }
 
-/// The store a build reads and writes: the local store, with the remote cache under it when one
-/// is configured ([`kiln_remote::LayeredStore`]). Connecting is lazy: a remote that is down costs
-/// a warning after the build, never the build.
+/// kiln.toml of the first directory from the current one up that has one (default settings when
+/// none does), for commands that run outside a project's root (`kiln cache`, `kiln gocacheprog`).
+pub fn config_near_cwd(env: &Env) -> Result<kiln_config::Config> {
+    Ok(env
+        .cwd
+        .ancestors()
+        .find(|d| d.join(kiln_config::CONFIG_FILE).is_file())
+        .map(kiln_config::Config::load)
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// What a build reads and writes: the local store, the storage (the local store, with the remote
+/// cache under it when one is configured: [`kiln_remote::LayeredStore`]) and that remote's
+/// settings. Connecting is lazy: a remote that is down costs a warning after the build, never the
+/// build.
+pub struct BuildStore {
+    /// The local store.
+    pub local: kiln_cache::LocalStore,
+    /// The store the pipeline uses.
+    pub storage: Box<dyn kiln_cache::Storage>,
+    /// The remote cache, when one is configured.
+    pub remote: Option<kiln_config::RemoteCache>,
+}
+
+/// Opens the [`BuildStore`] `config` and `env` describe.
 pub fn open_build_store(
     env: &Env,
     config: &kiln_config::Config,
     ui: crate::Ui,
-) -> Result<(kiln_cache::LocalStore, Box<dyn kiln_cache::Storage>)> {
+) -> Result<BuildStore> {
     let local = open_store(env)?;
-    let storage: Box<dyn kiln_cache::Storage> = match remote_config(env, config, ui)? {
+    let remote = remote_config(env, config, ui)?;
+    let storage: Box<dyn kiln_cache::Storage> = match &remote {
         Some(cfg) => Box::new(kiln_remote::LayeredStore::new(
             local.clone(),
-            kiln_remote::RemoteStore::open(cfg)?,
+            kiln_remote::RemoteStore::open(cfg.clone())?,
         )),
         None => Box::new(local.clone()),
     };
-    Ok((local, storage))
+    Ok(BuildStore {
+        local,
+        storage,
+        remote,
+    })
 }
 
 /// The closing lines about the remote cache, on stderr: what came from where, what it cost, and

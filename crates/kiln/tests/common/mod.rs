@@ -296,3 +296,31 @@ pub fn dump(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Compiles in `go build -x` output: one `.../compile -o ...` command line per compiled package.
+pub fn compiles(x_output: &str) -> usize {
+    compiled_packages(x_output).len()
+}
+
+/// The import paths (`-p` of each compile command) of the packages go compiled, in `go build -x`
+/// output (`main` for commands).
+pub fn compiled_packages(x_output: &str) -> Vec<String> {
+    x_output
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|prog| prog.ends_with("/compile") || prog == "compile")
+                && l.contains(" -o ")
+        })
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            words
+                .by_ref()
+                .find(|w| *w == "-p")
+                .and_then(|_| words.next())
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect()
+}
