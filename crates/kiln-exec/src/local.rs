@@ -303,6 +303,10 @@ mod tests {
             done.stderr
         );
         // ... and gets none of the program's variables either.
-        assert!(!done.stderr.contains("KILN_GOCACHEPROG_REMOTE"), "{}", done.stderr);
+        assert!(
+            !done.stderr.contains("KILN_GOCACHEPROG_REMOTE"),
+            "{}",
+            done.stderr
+        );
     }
 }

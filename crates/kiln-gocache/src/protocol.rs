@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::GoCacheError;
@@ -25,8 +25,7 @@ pub struct Request {
     #[serde(
         rename = "ActionID",
         default,
-        deserialize_with = "de_b64",
-        serialize_with = "ser_b64",
+        with = "b64",
         skip_serializing_if = "Option::is_none"
     )]
     pub action_id: Option<Vec<u8>>,
@@ -34,8 +33,7 @@ pub struct Request {
     #[serde(
         rename = "OutputID",
         default,
-        deserialize_with = "de_b64",
-        serialize_with = "ser_b64",
+        with = "b64",
         skip_serializing_if = "Option::is_none"
     )]
     pub output_id: Option<Vec<u8>>,
@@ -64,8 +62,7 @@ pub struct Response {
     #[serde(
         rename = "OutputID",
         default,
-        deserialize_with = "de_b64",
-        serialize_with = "ser_b64",
+        with = "b64",
         skip_serializing_if = "Option::is_none"
     )]
     pub output_id: Option<Vec<u8>>,
@@ -116,17 +113,26 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-fn ser_b64<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(b) => s.serialize_str(&B64.encode(b)),
-        None => s.serialize_none(),
-    }
-}
+/// Optional byte fields as go's JSON encodes `[]byte`: base64 strings.
+mod b64 {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-fn de_b64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    s.map(|s| B64.decode(s.as_bytes()).map_err(serde::de::Error::custom))
-        .transpose()
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&B64.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| B64.decode(s.as_bytes()).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Formats nanoseconds since 1970 as RFC 3339 with nanoseconds, the form go's `time.Time` reads.

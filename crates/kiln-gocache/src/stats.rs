@@ -93,7 +93,8 @@ impl Stats {
         self.upload_bytes += other.upload_bytes;
         self.remote_errors += other.remote_errors;
         if self.first_remote_error.is_none() {
-            self.first_remote_error.clone_from(&other.first_remote_error);
+            self.first_remote_error
+                .clone_from(&other.first_remote_error);
         }
         self.corrupt += other.corrupt;
         self.errors += other.errors;
@@ -116,11 +117,12 @@ impl Stats {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(GoCacheError::io(&path))?;
-            let one: Stats =
-                serde_json::from_slice(&bytes).map_err(|e| GoCacheError::Internal(format!(
+            let one: Stats = serde_json::from_slice(&bytes).map_err(|e| {
+                GoCacheError::Internal(format!(
                     "session counters {} are not readable: {e}",
                     path.display()
-                )))?;
+                ))
+            })?;
             total.get_or_insert_with(Stats::default).merge(&one);
         }
         Ok(total)
@@ -226,10 +228,17 @@ mod tests {
         std::fs::write(dir.path().join("1.json"), serde_json::to_vec(&a).unwrap()).unwrap();
         std::fs::write(dir.path().join("2.json"), serde_json::to_vec(&b).unwrap()).unwrap();
         // The peak RSS the command adds, and other files, do not disturb the sum.
-        std::fs::write(dir.path().join("3.json"), br#"{"gets":1,"peak_rss_kib":900}"#).unwrap();
+        std::fs::write(
+            dir.path().join("3.json"),
+            br#"{"gets":1,"peak_rss_kib":900}"#,
+        )
+        .unwrap();
         std::fs::write(dir.path().join(".tmp"), b"partial").unwrap();
         let sum = Stats::sum_dir(dir.path()).unwrap().unwrap();
-        assert_eq!((sum.gets, sum.misses, sum.remote_hits, sum.puts), (6, 1, 2, 1));
+        assert_eq!(
+            (sum.gets, sum.misses, sum.remote_hits, sum.puts),
+            (6, 1, 2, 1)
+        );
         assert_eq!(sum.remote_errors, 2);
         assert_eq!(sum.peak_rss_kib, 900, "the largest session's peak");
         assert!(sum.first_remote_error.is_some());

@@ -612,6 +612,30 @@ impl Client {
     }
 }
 
+/// The next page of a paginated listing (tags, referrers): the `Link: <URL>; rel="next"` header
+/// of `resp` resolved against `current`; `None` on the last page.
+pub(crate) fn next_page(
+    resp: &Response,
+    current: &reqwest::Url,
+    registry: &str,
+) -> Result<Option<reqwest::Url>> {
+    let Some(target) = resp
+        .headers()
+        .get(reqwest::header::LINK)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.split_once('<')?.1.split_once('>').map(|(u, _)| u))
+    else {
+        return Ok(None);
+    };
+    current
+        .join(target)
+        .map(Some)
+        .map_err(|e| RegistryError::Protocol {
+            registry: registry.to_string(),
+            detail: format!("bad Link header `{target}`: {e}"),
+        })
+}
+
 /// Reads a JSON body, naming the registry on failure.
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     resp: Response,

@@ -3,11 +3,11 @@
 //! what they are, so a caller can say exactly what it searched.
 
 use kiln_types::Digest;
-use reqwest::header::{ACCEPT, LINK};
+use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::client::{json_body, Client, Scopes};
+use crate::client::{json_body, next_page, Client, Scopes};
 use crate::error::{RegistryError, Result};
 use crate::media::{self, Descriptor, IndexDoc};
 use crate::push::response_error;
@@ -117,25 +117,11 @@ impl Client {
                 }
                 _ => return Err(response_error(resp, repo, "referrers", "GET").await),
             }
-            let next = resp
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| {
-                    l.split_once('<')?
-                        .1
-                        .split_once('>')
-                        .map(|(u, _)| u.to_owned())
-                });
+            let next = next_page(&resp, &url, &repo.registry)?;
             let doc: IndexDoc = json_body(resp, &repo.registry).await?;
             out.extend(doc.manifests);
             match next {
-                Some(n) => {
-                    url = url.join(&n).map_err(|e| RegistryError::Protocol {
-                        registry: repo.registry.clone(),
-                        detail: format!("bad Link header `{n}`: {e}"),
-                    })?;
-                }
+                Some(n) => url = n,
                 None => break,
             }
         }

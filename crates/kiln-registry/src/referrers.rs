@@ -2,11 +2,11 @@
 //! for registries without it (OCI's `sha256-<hex>` tag schema and cosign's `.sig`/`.att`/`.sbom` tags).
 
 use kiln_types::Digest;
-use reqwest::header::{ACCEPT, LINK};
+use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::client::{json_body, Client, Scopes};
+use crate::client::{json_body, next_page, Client, Scopes};
 use crate::error::{RegistryError, Result};
 use crate::media::{self, Descriptor, IndexDoc};
 use crate::push::response_error;
@@ -211,25 +211,11 @@ impl Client {
                     response_error(resp, repo, &format!("tags of {}", repo.name), "GET").await,
                 );
             }
-            let next = resp
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| {
-                    l.split_once('<')?
-                        .1
-                        .split_once('>')
-                        .map(|(u, _)| u.to_string())
-                });
+            let next = next_page(&resp, &url, &repo.registry)?;
             let page: TagList = json_body(resp, &repo.registry).await?;
             out.extend(page.tags.unwrap_or_default());
             match next {
-                Some(n) => {
-                    url = url.join(&n).map_err(|e| RegistryError::Protocol {
-                        registry: repo.registry.clone(),
-                        detail: format!("bad Link header `{n}`: {e}"),
-                    })?
-                }
+                Some(n) => url = n,
                 None => return Ok(out),
             }
         }

@@ -317,7 +317,10 @@ impl ReapiClient {
     }
 
     /// `BatchReadBlobs` of one small blob: its bytes, `None` when the server lacks it.
-    pub(crate) async fn batch_read_one(&self, digest: &re::Digest) -> Result<Option<Vec<u8>>, RemoteError> {
+    pub(crate) async fn batch_read_one(
+        &self,
+        digest: &re::Digest,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
         let call = "BatchReadBlobs";
         let responses = self
             .retry(call, self.cfg.timeout, || async {

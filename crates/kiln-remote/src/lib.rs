@@ -44,8 +44,8 @@ mod layered;
 mod store;
 
 pub use action::RemoteAction;
-pub use gocache::GoPackageTier;
 pub use client::{Capabilities, ReapiClient};
+pub use gocache::GoPackageTier;
 pub use kiln_config::RemoteCache;
 pub use layered::LayeredStore;
 pub use store::RemoteStore;

@@ -36,9 +36,17 @@ fn warm_packages() -> &'static Path {
             ),
         );
         let out = repo.kiln_env(repo.path(), &["build"], &env);
-        assert!(out.status.success(), "warming go's packages: {}", dump(&out));
+        assert!(
+            out.status.success(),
+            "warming go's packages: {}",
+            dump(&out)
+        );
         let dir = repo.cache.path().join(GO_PACKAGES_BUCKET);
-        assert!(dir.is_dir(), "no {GO_PACKAGES_BUCKET} in {}", repo.cache.path().display());
+        assert!(
+            dir.is_dir(),
+            "no {GO_PACKAGES_BUCKET} in {}",
+            repo.cache.path().display()
+        );
         (repo, dir)
     });
     dir
@@ -379,7 +387,10 @@ fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServe
     let (rb, stderr) = b.build(&["--jobs", "1"]);
     let g = go_packages(&rb);
     assert_eq!(n(g, "local_hits"), 0, "B's caches were not empty: {g:#}");
-    assert!(n(g, "remote_hits") > 50, "go's packages came from the remote: {g:#}");
+    assert!(
+        n(g, "remote_hits") > 50,
+        "go's packages came from the remote: {g:#}"
+    );
     assert_eq!(
         n(g, "misses"),
         n(warm, "misses"),

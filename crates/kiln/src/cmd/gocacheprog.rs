@@ -178,7 +178,10 @@ pub fn print_build_line(s: &Stats, ui: crate::Ui, remote_warned: bool) {
         );
     }
     if !ui.quiet {
-        eprintln!("go packages: {}", stats_line(s).trim_start_matches("kiln gocacheprog: "));
+        eprintln!(
+            "go packages: {}",
+            stats_line(s).trim_start_matches("kiln gocacheprog: ")
+        );
     }
 }
 
