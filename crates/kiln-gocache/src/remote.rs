@@ -17,12 +17,16 @@ use crate::{ActionId, GoCacheError};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a remote tier holds for one Go action ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteEntry {
     /// The output's sha256 (go's `OutputID`; a CAS digest as it is).
     pub output: Digest,
     /// The output's size in bytes (REAPI digests carry it).
     pub size: u64,
+    /// The output itself, when the look-up brought it along (a REAPI server inlines small outputs
+    /// in the action result: one round trip instead of two). Unverified: the caller checks it
+    /// against [`Self::output`] as it checks a blob from [`RemoteTier::get_blob`].
+    pub body: Option<Vec<u8>>,
 }
 
 /// A shared cache behind the local tier, e.g. an REAPI server (kiln-remote implements this: one
@@ -104,6 +108,7 @@ impl FakeRemote {
                 RemoteEntry {
                     output,
                     size: body.len() as u64,
+                    body: None,
                 },
             );
         }
@@ -114,7 +119,7 @@ impl FakeRemote {
 
     /// The entry stored for `action`, if any.
     pub fn entry(&self, action: &ActionId) -> Option<RemoteEntry> {
-        self.actions.lock().ok()?.get(action).copied()
+        self.actions.lock().ok()?.get(action).cloned()
     }
 
     /// Makes every call fail (`true`) or work again.
@@ -184,7 +189,7 @@ impl RemoteTier for FakeRemote {
                 tier: self.name(),
                 message: "poisoned".into(),
             })?;
-            Ok(actions.iter().map(|a| known.get(a).copied()).collect())
+            Ok(actions.iter().map(|a| known.get(a).cloned()).collect())
         })
     }
 

@@ -428,17 +428,22 @@ impl RemoteSide {
         let (reply, answer) = oneshot::channel();
         self.lookups.send(Lookup { action, reply }).await.ok()?;
         let entry = answer.await.ok()??;
-        let blob = match shared.tier.get_blob(&entry.output, entry.size).await {
-            Ok(Some(b)) => {
-                shared.breaker.success();
-                b
-            }
-            // The entry outlived its blob (evicted): a plain miss.
-            Ok(None) => return None,
-            Err(e) => {
-                shared.failed(&e);
-                return None;
-            }
+        let mut entry = entry;
+        let blob = match entry.body.take() {
+            // Inlined in the look-up's answer: no second call.
+            Some(b) => b,
+            None => match shared.tier.get_blob(&entry.output, entry.size).await {
+                Ok(Some(b)) => {
+                    shared.breaker.success();
+                    b
+                }
+                // The entry outlived its blob (evicted): a plain miss.
+                Ok(None) => return None,
+                Err(e) => {
+                    shared.failed(&e);
+                    return None;
+                }
+            },
         };
         shared
             .counters
@@ -465,7 +470,8 @@ impl RemoteSide {
             return None;
         }
         let tier = local.clone();
-        match blocking(move || tier.put(&action, &entry.output, &blob)).await {
+        let output = entry.output;
+        match blocking(move || tier.put(&action, &output, &blob)).await {
             Ok(e) => Some(e),
             Err(GoCacheError::BadPut { .. }) => {
                 bad(format!(

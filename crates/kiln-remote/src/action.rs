@@ -25,9 +25,13 @@ pub struct RemoteAction {
 }
 
 /// Version of the mapping from go's package cache to REAPI entries (the `Command` of
-/// [`RemoteAction::for_go_action`] and its one output file named by the OutputID). Bump it when
+/// [`RemoteAction::for_go_action`] and its one output file [`GO_PACKAGE_OUTPUT`]). Bump it when
 /// that mapping changes.
-pub const GO_PACKAGE_LAYOUT_VERSION: u32 = 1;
+pub const GO_PACKAGE_LAYOUT_VERSION: u32 = 2;
+
+/// The name of the one output file of a go package entry, whose digest is go's OutputID. A fixed
+/// name, so a look-up can ask the server to inline it (`inline_output_files` names paths).
+pub const GO_PACKAGE_OUTPUT: &str = "output";
 
 impl RemoteAction {
     /// The Action for `key`.
@@ -42,14 +46,14 @@ impl RemoteAction {
                 value: REMOTE_LAYOUT_VERSION.to_string(),
             },
         ];
-        Self::of_command(vec!["kiln-action".into(), key.hex()], properties)
+        Self::of_command(vec!["kiln-action".into(), key.hex()], Vec::new(), properties)
     }
 }
 
 impl RemoteAction {
     /// The Action that stands for one entry of go's package cache: a `Command`
     /// `["kiln-go-package", "<go action ID hex>"]` over the empty input root, whose result has one
-    /// output file named by the entry's OutputID. go computes its action ID from every input of
+    /// output file, [`GO_PACKAGE_OUTPUT`], whose digest is the entry's OutputID. go computes its action ID from every input of
     /// the compile (toolchain, flags, sources, dependencies' outputs), so the ID alone is the key;
     /// the platform property keeps these entries apart from kiln's own and from later layouts.
     pub fn for_go_action(go_action_id: &[u8; 32]) -> Self {
@@ -58,6 +62,7 @@ impl RemoteAction {
                 "kiln-go-package".into(),
                 Digest::from_raw(*go_action_id).hex(),
             ],
+            vec![GO_PACKAGE_OUTPUT.into()],
             vec![re::platform::Property {
                 name: "kiln-go-package-layout".into(),
                 value: GO_PACKAGE_LAYOUT_VERSION.to_string(),
@@ -65,9 +70,19 @@ impl RemoteAction {
         )
     }
 
-    fn of_command(arguments: Vec<String>, properties: Vec<re::platform::Property>) -> Self {
+    fn of_command(
+        arguments: Vec<String>,
+        output_files: Vec<String>,
+        properties: Vec<re::platform::Property>,
+    ) -> Self {
+        // `output_files` (deprecated in REAPI 2.1 for `output_paths`, and still the field servers
+        // match `inline_output_files` against) is set with `output_paths`, as clients of both
+        // versions do.
+        #[allow(deprecated)]
         let command = re::Command {
             arguments,
+            output_paths: output_files.clone(),
+            output_files,
             ..Default::default()
         }
         .encode_to_vec();

@@ -205,10 +205,13 @@ impl ReapiClient {
         })
     }
 
-    /// `GetActionResult`: `None` when the server has no entry for `action`.
+    /// `GetActionResult`: `None` when the server has no entry for `action`. The output files named
+    /// in `inline` come with their contents when the server inlines them (a hint it may ignore,
+    /// e.g. for large files).
     pub async fn get_action_result(
         &self,
         action: &re::Digest,
+        inline: &[&str],
     ) -> Result<Option<re::ActionResult>, RemoteError> {
         let call = "GetActionResult";
         self.retry(call, self.cfg.timeout, || async {
@@ -218,6 +221,7 @@ impl ReapiClient {
                     instance_name: self.cfg.instance.clone(),
                     action_digest: Some(action.clone()),
                     digest_function: re::digest_function::Value::Sha256 as i32,
+                    inline_output_files: inline.iter().map(|p| p.to_string()).collect(),
                     ..Default::default()
                 }))
                 .await;

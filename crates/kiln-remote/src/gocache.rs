@@ -10,7 +10,7 @@ use kiln_types::Digest;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::action::{from_proto, to_proto, RemoteAction};
+use crate::action::{from_proto, to_proto, RemoteAction, GO_PACKAGE_OUTPUT};
 use crate::client::{Capabilities, Fetched, ReapiClient};
 use crate::RemoteError;
 
@@ -19,8 +19,9 @@ use crate::RemoteError;
 const LOOKUPS_AT_ONCE: usize = 32;
 
 /// [`RemoteTier`] over a REAPI server: one synthetic Action per Go action ID
-/// ([`RemoteAction::for_go_action`]) in the ActionCache, whose result has one output file named by
-/// go's OutputID, and the output in the CAS.
+/// ([`RemoteAction::for_go_action`]) in the ActionCache, whose result has one output file
+/// ([`GO_PACKAGE_OUTPUT`]) whose digest is go's OutputID, and the output in the CAS. Look-ups ask
+/// the server to inline that file, so a small package costs one round trip, not two.
 ///
 /// The server checks the capabilities once (SHA256 required); failures are returned, and the
 /// GOCACHEPROG server counts them, turns them into misses and stops asking after a few in a row.
@@ -89,16 +90,19 @@ impl GoPackageTier {
 }
 
 /// The entry an action result describes, if it is one kiln wrote: exit code 0 and exactly one
-/// output file whose name is its own sha256.
-fn entry_of(result: &re::ActionResult) -> Option<RemoteEntry> {
+/// output file, [`GO_PACKAGE_OUTPUT`], with its contents when the server inlined them.
+fn entry_of(result: re::ActionResult) -> Option<RemoteEntry> {
     if result.exit_code != 0 || !result.output_directories.is_empty() {
         return None;
     }
-    let [file] = result.output_files.as_slice() else {
-        return None;
-    };
+    let [file] = <[re::OutputFile; 1]>::try_from(result.output_files).ok()?;
     let (output, size) = file.digest.as_ref().and_then(from_proto)?;
-    (file.path == output.hex()).then_some(RemoteEntry { output, size })
+    if file.path != GO_PACKAGE_OUTPUT {
+        return None;
+    }
+    // Empty contents mean "not inlined", except for an empty output.
+    let body = (!file.contents.is_empty() || size == 0).then_some(file.contents);
+    Some(RemoteEntry { output, size, body })
 }
 
 impl RemoteTier for GoPackageTier {
@@ -119,7 +123,7 @@ impl RemoteTier for GoPackageTier {
                 let digest = RemoteAction::for_go_action(id.as_raw()).digest;
                 calls.spawn(async move {
                     let _slot = slots.acquire_owned().await;
-                    (i, client.get_action_result(&digest).await)
+                    (i, client.get_action_result(&digest, &[GO_PACKAGE_OUTPUT]).await)
                 });
             }
             let mut found = vec![None; actions.len()];
@@ -127,7 +131,7 @@ impl RemoteTier for GoPackageTier {
                 let (i, result) = done.map_err(|e| GoCacheError::Internal(e.to_string()))?;
                 // One failed call fails the batch: the server counts it once and answers misses.
                 if let Some(r) = result.map_err(|e| self.error(e))? {
-                    found[i] = entry_of(&r);
+                    found[i] = entry_of(r);
                 }
             }
             Ok(found)
@@ -187,7 +191,7 @@ impl RemoteTier for GoPackageTier {
                 .map_err(|e| self.error(e))?;
             let result = re::ActionResult {
                 output_files: vec![re::OutputFile {
-                    path: output.hex(),
+                    path: GO_PACKAGE_OUTPUT.into(),
                     digest: Some(to_proto(output, size)),
                     ..Default::default()
                 }],
@@ -214,7 +218,14 @@ mod tests {
                 .map(|(p, d, s)| re::OutputFile {
                     path: p.into(),
                     digest: Some(to_proto(&d, s)),
+                    contents: if p == "inlined" { b"archive".to_vec() } else { Vec::new() },
                     ..Default::default()
+                })
+                .map(|mut f| {
+                    if f.path == "inlined" {
+                        f.path = GO_PACKAGE_OUTPUT.into();
+                    }
+                    f
                 })
                 .collect(),
             exit_code: exit,
@@ -225,18 +236,30 @@ mod tests {
     #[test]
     fn only_results_in_kiln_shape_are_entries() {
         let d = Digest::of_bytes(b"archive");
+        let out = GO_PACKAGE_OUTPUT;
         assert_eq!(
-            entry_of(&result(vec![(&d.hex(), d, 7)], 0)),
-            Some(RemoteEntry { output: d, size: 7 })
+            entry_of(result(vec![(out, d, 7)], 0)),
+            Some(RemoteEntry {
+                output: d,
+                size: 7,
+                body: None
+            })
+        );
+        assert_eq!(
+            entry_of(result(vec![("inlined", d, 7)], 0)).and_then(|e| e.body),
+            Some(b"archive".to_vec())
+        );
+        // An empty output needs no inlining to be complete.
+        let empty = Digest::of_bytes(b"");
+        assert_eq!(
+            entry_of(result(vec![(out, empty, 0)], 0)).and_then(|e| e.body),
+            Some(Vec::new())
         );
         // A failed action, another name, two outputs: misses.
-        assert_eq!(entry_of(&result(vec![(&d.hex(), d, 7)], 1)), None);
-        assert_eq!(entry_of(&result(vec![("a.out", d, 7)], 0)), None);
-        assert_eq!(
-            entry_of(&result(vec![(&d.hex(), d, 7), (&d.hex(), d, 7)], 0)),
-            None
-        );
-        assert_eq!(entry_of(&result(vec![], 0)), None);
+        assert_eq!(entry_of(result(vec![(out, d, 7)], 1)), None);
+        assert_eq!(entry_of(result(vec![(&d.hex(), d, 7)], 0)), None);
+        assert_eq!(entry_of(result(vec![(out, d, 7), (out, d, 7)], 0)), None);
+        assert_eq!(entry_of(result(vec![], 0)), None);
     }
 
     #[tokio::test]

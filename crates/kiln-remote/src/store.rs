@@ -378,7 +378,7 @@ impl Storage for RemoteStore {
     fn get_action(&self, key: &ActionKey) -> Result<Option<ActionRecord>, CacheError> {
         let action = RemoteAction::for_key(key).digest;
         let client = self.client.clone();
-        let result = self.guarded(async move { client.get_action_result(&action).await })?;
+        let result = self.guarded(async move { client.get_action_result(&action, &[]).await })?;
         let record = result.and_then(|r| {
             self.bytes_down
                 .fetch_add(r.encoded_len() as u64, Ordering::Relaxed);

@@ -375,7 +375,8 @@ fn remote_case(bench: &Bench) -> Res<()> {
         )
         .into());
     }
-    if n(&edit, "local_hits") != 0 || n(&edit, "remote_hits") == 0 {
+    // (Local hits are possible: go asks for some entries again after putting them.)
+    if n(&edit, "remote_hits") == 0 {
         return Err(format!(
             "the fresh machine's shared edit did not take go's packages from the remote: {edit:#}"
         )

@@ -308,9 +308,11 @@ fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
         targets(&r).iter().all(|t| t["cached"] == false),
         "a corrupted blob was restored: {r:#}"
     );
-    // go's packages too: damaged ones are dropped (counted), and go compiles them.
+    // go's packages too: none is served; a damaged output is dropped and counted, and a server
+    // that keeps its action results among the damaged blobs (BuildGrid) fails the look-ups,
+    // which count as remote errors.
     let g = go_packages(&r);
-    assert!(n(g, "corrupt") > 0, "{g:#}");
+    assert!(n(g, "corrupt") + n(g, "remote_errors") > 0, "{g:#}");
     assert_eq!(n(g, "remote_hits"), 0, "{g:#}");
 }
 
@@ -391,10 +393,18 @@ fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServe
         n(g, "remote_hits") > 50,
         "go's packages came from the remote: {g:#}"
     );
-    assert_eq!(
-        n(g, "misses"),
-        n(warm, "misses"),
-        "B compiled more (or less) than a warm machine: B {g:#}\nwarm {warm:#}"
+    // What B had to produce is what the warm machine produced: the same package archives (a
+    // single extra package from the standard library would add kilobytes to what is put). go also
+    // keeps a few small entries of a few hundred bytes whose IDs differ between checkouts and go
+    // processes; they are why misses are compared within a margin and bytes within 4 KiB.
+    let (bm, wm) = (n(g, "misses"), n(warm, "misses"));
+    assert!(
+        bm >= wm && bm <= wm + 3,
+        "B missed {bm} entries, the warm machine {wm}: B {g:#}\nwarm {warm:#}"
+    );
+    assert!(
+        n(g, "put_bytes").abs_diff(n(warm, "put_bytes")) < 4096,
+        "B produced other packages than the warm machine: B {g:#}\nwarm {warm:#}"
     );
     assert!(n(g, "misses") * 10 < n(cold, "misses"), "{g:#}");
     for t in targets(&rb) {
