@@ -20,6 +20,11 @@ pub struct GoCacheProgram {
     /// Extra variables for go's environment, read by the program (never by the build: go and its
     /// tools ignore them, and they are set only beside this GOCACHEPROG).
     pub env: Vec<(String, String)>,
+    /// The least `-p` go gets while this program serves it. go asks its cache for one action at a
+    /// time per `-p` slot; when the answers come over the network (a remote tier), a `-p` of 1 or
+    /// 2 leaves go waiting on round trips with idle cores, so a few more slots overlap them. 0 or 1
+    /// keeps kiln's job bound as it is.
+    pub min_parallelism: usize,
 }
 
 impl std::fmt::Debug for GoCacheProgram {
@@ -28,6 +33,7 @@ impl std::fmt::Debug for GoCacheProgram {
         f.debug_struct("GoCacheProgram")
             .field("command", &self.command)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("min_parallelism", &self.min_parallelism)
             .finish()
     }
 }
@@ -139,6 +145,12 @@ impl Executor for LocalExecutor {
         })?;
         let start = Instant::now();
         let go = action.command.go();
+        // The program serves this build unless the command brings its own GOCACHEPROG.
+        let program = self
+            .gocacheprog
+            .as_ref()
+            .filter(|_| !action.command.env().contains_key(GOCACHEPROG));
+        let parallelism = parallelism.max(program.map_or(1, |p| p.min_parallelism));
         let mut cmd = Command::new(go);
         cmd.args(Self::command_line(action, out_dir, parallelism))
             .current_dir(action.command.dir())
@@ -148,11 +160,9 @@ impl Executor for LocalExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(prog) = &self.gocacheprog {
-            if !action.command.env().contains_key(GOCACHEPROG) {
-                cmd.env(GOCACHEPROG, &prog.command);
-                cmd.envs(prog.env.iter().map(|(k, v)| (k, v)));
-            }
+        if let Some(prog) = program {
+            cmd.env(GOCACHEPROG, &prog.command);
+            cmd.envs(prog.env.iter().map(|(k, v)| (k, v)));
         }
         tie_to_parent(&mut cmd);
         let spawn_err = |source| ExecError::Spawn {
@@ -260,11 +270,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let fake = dir.path().join("fake-go");
-        std::fs::write(&fake, "#!/bin/sh\n/usr/bin/env\nexit 3\n").unwrap();
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"ARGS $1 $2\"\n/usr/bin/env\nexit 3\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let exec = LocalExecutor::default().with_gocacheprog(Some(GoCacheProgram {
             command: "kiln gocacheprog".into(),
             env: vec![("KILN_GOCACHEPROG_REMOTE".into(), "{}".into())],
+            min_parallelism: 4,
         }));
         let a = action(fake.clone(), dir.path().into(), &[], &["x"]);
         let done = exec.run(&a, &dir.path().join("out"), 1).unwrap();
@@ -282,10 +297,13 @@ mod tests {
             "{}",
             done.stderr
         );
+        // The program's least parallelism lifts kiln's -p=1.
+        assert!(done.stderr.contains("ARGS build -p=4"), "{}", done.stderr);
         let plain = LocalExecutor::default()
             .run(&a, &dir.path().join("out"), 1)
             .unwrap();
         assert!(!plain.stderr.contains("GOCACHEPROG"), "{}", plain.stderr);
+        assert!(plain.stderr.contains("ARGS build -p=1"), "{}", plain.stderr);
         // A command that sets GOCACHEPROG (empty for cgo builds) keeps it.
         let own = Action {
             command: GoCommand::for_tests_with_env(
@@ -302,11 +320,12 @@ mod tests {
             "{}",
             done.stderr
         );
-        // ... and gets none of the program's variables either.
+        // ... and gets none of the program's variables, nor its parallelism, either.
         assert!(
             !done.stderr.contains("KILN_GOCACHEPROG_REMOTE"),
             "{}",
             done.stderr
         );
+        assert!(done.stderr.contains("ARGS build -p=1"), "{}", done.stderr);
     }
 }

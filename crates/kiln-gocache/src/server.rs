@@ -572,7 +572,13 @@ impl Session {
             }
         }
         if let Some(remote) = &self.remote {
-            if let Some(e) = remote.fetch(&self.local, action).await {
+            let t0 = std::time::Instant::now();
+            let fetched = remote.fetch(&self.local, action).await;
+            self.counters.add(
+                Counter::RemoteWaitMicros,
+                u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
+            );
+            if let Some(e) = fetched {
                 self.counters.add(Counter::RemoteHits, 1);
                 self.counters.add(Counter::HitBytes, e.size);
                 return hit(id, &e);

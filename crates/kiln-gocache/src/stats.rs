@@ -20,6 +20,7 @@ pub struct Counters {
     put_bytes: AtomicU64,
     hit_bytes: AtomicU64,
     remote_bytes_down: AtomicU64,
+    remote_wait_us: AtomicU64,
     remote_lookups: AtomicU64,
     remote_lookup_ids: AtomicU64,
     uploads: AtomicU64,
@@ -50,6 +51,9 @@ pub struct Stats {
     pub hit_bytes: u64,
     /// Bytes downloaded from the remote tier.
     pub remote_bytes_down: u64,
+    /// Time go's `get`s spent waiting on the remote tier, summed over requests (they overlap, so
+    /// this can exceed the wall time), in milliseconds.
+    pub remote_wait_ms: u64,
     /// Batched look-up calls to the remote tier.
     pub remote_lookups: u64,
     /// Action IDs asked in those calls.
@@ -87,6 +91,7 @@ impl Stats {
         self.put_bytes += other.put_bytes;
         self.hit_bytes += other.hit_bytes;
         self.remote_bytes_down += other.remote_bytes_down;
+        self.remote_wait_ms += other.remote_wait_ms;
         self.remote_lookups += other.remote_lookups;
         self.remote_lookup_ids += other.remote_lookup_ids;
         self.uploads += other.uploads;
@@ -140,6 +145,7 @@ impl Counters {
             Counter::PutBytes => &self.put_bytes,
             Counter::HitBytes => &self.hit_bytes,
             Counter::RemoteBytesDown => &self.remote_bytes_down,
+            Counter::RemoteWaitMicros => &self.remote_wait_us,
             Counter::RemoteLookups => &self.remote_lookups,
             Counter::RemoteLookupIds => &self.remote_lookup_ids,
             Counter::Uploads => &self.uploads,
@@ -169,6 +175,7 @@ impl Counters {
             put_bytes: g(&self.put_bytes),
             hit_bytes: g(&self.hit_bytes),
             remote_bytes_down: g(&self.remote_bytes_down),
+            remote_wait_ms: g(&self.remote_wait_us) / 1000,
             remote_lookups: g(&self.remote_lookups),
             remote_lookup_ids: g(&self.remote_lookup_ids),
             uploads: g(&self.uploads),
@@ -193,6 +200,7 @@ pub(crate) enum Counter {
     PutBytes,
     HitBytes,
     RemoteBytesDown,
+    RemoteWaitMicros,
     RemoteLookups,
     RemoteLookupIds,
     Uploads,

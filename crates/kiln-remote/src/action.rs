@@ -46,7 +46,11 @@ impl RemoteAction {
                 value: REMOTE_LAYOUT_VERSION.to_string(),
             },
         ];
-        Self::of_command(vec!["kiln-action".into(), key.hex()], Vec::new(), properties)
+        Self::of_command(
+            vec!["kiln-action".into(), key.hex()],
+            Vec::new(),
+            properties,
+        )
     }
 }
 

@@ -123,7 +123,12 @@ impl RemoteTier for GoPackageTier {
                 let digest = RemoteAction::for_go_action(id.as_raw()).digest;
                 calls.spawn(async move {
                     let _slot = slots.acquire_owned().await;
-                    (i, client.get_action_result(&digest, &[GO_PACKAGE_OUTPUT]).await)
+                    (
+                        i,
+                        client
+                            .get_action_result(&digest, &[GO_PACKAGE_OUTPUT])
+                            .await,
+                    )
                 });
             }
             let mut found = vec![None; actions.len()];
@@ -218,7 +223,11 @@ mod tests {
                 .map(|(p, d, s)| re::OutputFile {
                     path: p.into(),
                     digest: Some(to_proto(&d, s)),
-                    contents: if p == "inlined" { b"archive".to_vec() } else { Vec::new() },
+                    contents: if p == "inlined" {
+                        b"archive".to_vec()
+                    } else {
+                        Vec::new()
+                    },
                     ..Default::default()
                 })
                 .map(|mut f| {

@@ -292,7 +292,15 @@ fn corrupt_all(files: &[std::path::PathBuf]) {
 }
 
 fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
-    let origin = shop_origin();
+    let origin = small_shop();
+    // A binary over gRPC's 4 MiB message limit, so a corrupted ByteStream download is met too.
+    let payload: String = (0..5usize << 20)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    origin.write("cmd/big/payload.txt", &payload).write(
+        "cmd/big/main.go",
+        "package main\n\nimport (\n\t_ \"embed\"\n\t\"fmt\"\n)\n\n//go:embed payload.txt\nvar payload string\n\nfunc main() { fmt.Println(len(payload)) }\n",
+    );
     // Cold machines: go's packages go through the remote too.
     let (reference, _) = Machine::cold(&origin, &server.url()).build(&[]);
     assert!(n(go_packages(&reference), "uploads") > 0);
@@ -351,7 +359,32 @@ fn shop_with_solo() -> Repo {
     r
 }
 
-/// The change to the shared package of [`shop`].
+/// The shape of [`shop_with_solo`] on a smaller part of the standard library (fmt, strings: about
+/// 60 packages instead of net/http's 150), for the tests whose machines compile it cold.
+fn small_shop() -> Repo {
+    let r = Repo::new();
+    r.write("go.mod", "module example.com/shop\n\ngo 1.22\n")
+        .write(
+            "internal/greet/greet.go",
+            "package greet\n\nimport _ \"embed\"\n\n//go:embed message.txt\nvar message string\n\nfunc Message() string { return message }\n",
+        )
+        .write("internal/greet/message.txt", "hello\n")
+        .write(
+            "cmd/api/main.go",
+            "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(greet.Message()) }\n",
+        )
+        .write(
+            "cmd/worker/main.go",
+            "package main\n\nimport (\n\t\"fmt\"\n\t\"strings\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(strings.ToUpper(greet.Message())) }\n",
+        )
+        .write(
+            "cmd/solo/main.go",
+            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"solo\") }\n",
+        );
+    r
+}
+
+/// The change to the shared package of [`shop`] and [`small_shop`].
 fn edit_greet(repo: &Repo) {
     repo.write(
         "internal/greet/greet.go",
@@ -365,12 +398,12 @@ fn edit_greet(repo: &Repo) {
 /// the unaffected binary from kiln's action cache, and builds the same bytes.
 fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServer) {
     let url = &server.url();
-    let origin = shop_with_solo();
+    let origin = small_shop();
     let a = Machine::cold(&origin, url);
     let (ra, _) = a.build(&[]);
     let cold = go_packages(&ra);
     assert!(
-        n(cold, "misses") > 50 && n(cold, "uploads") > 50,
+        n(cold, "misses") > 40 && n(cold, "uploads") > 40,
         "a cold build compiles and uploads the standard library: {cold:#}"
     );
     assert_eq!(n(cold, "remote_errors"), 0, "{cold:#}");
@@ -421,7 +454,7 @@ fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServe
 /// that package and the command importing it.
 fn standalone_gocacheprog_shares_packages(server: &mut dyn ReapiServer) {
     let url = server.url();
-    let origin = shop();
+    let origin = small_shop();
     let go_build = |repo: &Repo| -> (String, Vec<u8>, serde_json::Value) {
         let kiln_cache = tempfile::tempdir().expect("tempdir");
         let stats = kiln_cache.path().join("stats.json");
@@ -457,11 +490,11 @@ fn standalone_gocacheprog_shares_packages(server: &mut dyn ReapiServer) {
         )
     };
     let (x1, bin1, s1) = go_build(&origin.copy());
-    assert!(compiles(&x1) > 50, "cold: {s1:#}");
-    assert!(n(&s1, "uploads") > 50, "{s1:#}");
+    assert!(compiles(&x1) > 30, "cold: {s1:#}");
+    assert!(n(&s1, "uploads") > 30, "{s1:#}");
     let (x2, bin2, s2) = go_build(&origin.copy());
     assert_eq!(compiles(&x2), 0, "machine 2 compiled: {s2:#}");
-    assert!(n(&s2, "remote_hits") > 50, "{s2:#}");
+    assert!(n(&s2, "remote_hits") > 30, "{s2:#}");
     assert_eq!(bin1, bin2);
     let changed = origin.copy();
     edit_greet(&changed);

@@ -57,6 +57,12 @@ fn remote_settings(env: &Env) -> Result<Option<RemoteCache>> {
     )
 }
 
+/// The least `-p` of a `go build` whose package cache is remote: go asks its cache one action per
+/// `-p` slot at a time, and with kiln's job bound (2 cores, 2 invocations: `-p=1`) a fresh machine
+/// would wait out every round trip in turn. Measured on the 20-service benchmark (see
+/// docs/benchmarks.md); compiles still start only as fast as go finds what it lacks.
+const REMOTE_GO_PARALLELISM: usize = 4;
+
 /// The GOCACHEPROG `kiln build` gives its `go build` invocations when a remote cache is
 /// configured: this kiln binary on `store`, with the remote handed over in its environment and
 /// each session's counters written to `stats_dir`. Then a change to one shared package recompiles
@@ -82,6 +88,7 @@ pub fn for_build(
             KILN_GOCACHEPROG_REMOTE.to_string(),
             serde_json::to_string(remote)?,
         )],
+        min_parallelism: REMOTE_GO_PARALLELISM,
     }))
 }
 
@@ -199,10 +206,11 @@ fn stats_line(s: &Stats) -> String {
     );
     if s.remote_lookups > 0 || s.uploads > 0 {
         line.push_str(&format!(
-            ", remote: {} look-ups for {} actions, {} down, {} uploads ({})",
+            ", remote: {} look-ups for {} actions, {} down in {} waited, {} uploads ({})",
             s.remote_lookups,
             s.remote_lookup_ids,
             human_size(s.remote_bytes_down),
+            crate::table::human_ms(s.remote_wait_ms),
             s.uploads,
             human_size(s.upload_bytes)
         ));
