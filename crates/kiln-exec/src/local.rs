@@ -20,11 +20,6 @@ pub struct GoCacheProgram {
     /// Extra variables for go's environment, read by the program (never by the build: go and its
     /// tools ignore them, and they are set only beside this GOCACHEPROG).
     pub env: Vec<(String, String)>,
-    /// The least `-p` go gets while this program serves it. go asks its cache for one action at a
-    /// time per `-p` slot; when the answers come over the network (a remote tier), a `-p` of 1 or
-    /// 2 leaves go waiting on round trips with idle cores, so a few more slots overlap them. 0 or 1
-    /// keeps kiln's job bound as it is.
-    pub min_parallelism: usize,
 }
 
 impl std::fmt::Debug for GoCacheProgram {
@@ -33,7 +28,6 @@ impl std::fmt::Debug for GoCacheProgram {
         f.debug_struct("GoCacheProgram")
             .field("command", &self.command)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
-            .field("min_parallelism", &self.min_parallelism)
             .finish()
     }
 }
@@ -150,7 +144,6 @@ impl Executor for LocalExecutor {
             .gocacheprog
             .as_ref()
             .filter(|_| !action.command.env().contains_key(GOCACHEPROG));
-        let parallelism = parallelism.max(program.map_or(1, |p| p.min_parallelism));
         let mut cmd = Command::new(go);
         cmd.args(Self::command_line(action, out_dir, parallelism))
             .current_dir(action.command.dir())
@@ -279,7 +272,6 @@ mod tests {
         let exec = LocalExecutor::default().with_gocacheprog(Some(GoCacheProgram {
             command: "kiln gocacheprog".into(),
             env: vec![("KILN_GOCACHEPROG_REMOTE".into(), "{}".into())],
-            min_parallelism: 4,
         }));
         let a = action(fake.clone(), dir.path().into(), &[], &["x"]);
         let done = exec.run(&a, &dir.path().join("out"), 1).unwrap();
@@ -297,8 +289,7 @@ mod tests {
             "{}",
             done.stderr
         );
-        // The program's least parallelism lifts kiln's -p=1.
-        assert!(done.stderr.contains("ARGS build -p=4"), "{}", done.stderr);
+        assert!(done.stderr.contains("ARGS build -p=1"), "{}", done.stderr);
         let plain = LocalExecutor::default()
             .run(&a, &dir.path().join("out"), 1)
             .unwrap();
@@ -320,7 +311,7 @@ mod tests {
             "{}",
             done.stderr
         );
-        // ... and gets none of the program's variables, nor its parallelism, either.
+        // ... and gets none of the program's variables either.
         assert!(
             !done.stderr.contains("KILN_GOCACHEPROG_REMOTE"),
             "{}",

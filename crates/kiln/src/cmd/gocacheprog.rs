@@ -57,12 +57,6 @@ fn remote_settings(env: &Env) -> Result<Option<RemoteCache>> {
     )
 }
 
-/// The least `-p` of a `go build` whose package cache is remote: go asks its cache one action per
-/// `-p` slot at a time, and with kiln's job bound (2 cores, 2 invocations: `-p=1`) a fresh machine
-/// would wait out every round trip in turn. Measured on the 20-service benchmark (see
-/// docs/benchmarks.md); compiles still start only as fast as go finds what it lacks.
-const REMOTE_GO_PARALLELISM: usize = 4;
-
 /// The GOCACHEPROG `kiln build` gives its `go build` invocations when a remote cache is
 /// configured: this kiln binary on `store`, with the remote handed over in its environment and
 /// each session's counters written to `stats_dir`. Then a change to one shared package recompiles
@@ -88,7 +82,6 @@ pub fn for_build(
             KILN_GOCACHEPROG_REMOTE.to_string(),
             serde_json::to_string(remote)?,
         )],
-        min_parallelism: REMOTE_GO_PARALLELISM,
     }))
 }
 
