@@ -362,25 +362,15 @@ fn shop_with_solo() -> Repo {
 /// The shape of [`shop_with_solo`] on a smaller part of the standard library (fmt, strings: about
 /// 60 packages instead of net/http's 150), for the tests whose machines compile it cold.
 fn small_shop() -> Repo {
-    let r = Repo::new();
-    r.write("go.mod", "module example.com/shop\n\ngo 1.22\n")
-        .write(
-            "internal/greet/greet.go",
-            "package greet\n\nimport _ \"embed\"\n\n//go:embed message.txt\nvar message string\n\nfunc Message() string { return message }\n",
-        )
-        .write("internal/greet/message.txt", "hello\n")
-        .write(
-            "cmd/api/main.go",
-            "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(greet.Message()) }\n",
-        )
-        .write(
-            "cmd/worker/main.go",
-            "package main\n\nimport (\n\t\"fmt\"\n\t\"strings\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(strings.ToUpper(greet.Message())) }\n",
-        )
-        .write(
-            "cmd/solo/main.go",
-            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"solo\") }\n",
-        );
+    let r = shop_with_solo();
+    r.write(
+        "cmd/api/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(greet.Message()) }\n",
+    )
+    .write(
+        "cmd/worker/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"strings\"\n\n\t\"example.com/shop/internal/greet\"\n)\n\nfunc main() { fmt.Println(strings.ToUpper(greet.Message())) }\n",
+    );
     r
 }
 
