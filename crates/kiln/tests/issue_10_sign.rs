@@ -69,7 +69,9 @@ fn cosign_verifies_kiln(pubkey: &str, image: &str, digest: &Digest) {
 enum Reg {
     Plain(Registry),
     Referrers(ReferrersRegistry),
-    NoDelete(NoDeleteRegistry),
+    /// Debian's docker-registry with manifest deletes disabled (`storage.delete.enabled: false`,
+    /// distribution's documented default): it answers DELETE with 405.
+    NoDelete(Registry),
 }
 
 impl Reg {
@@ -77,7 +79,7 @@ impl Reg {
         match self {
             Reg::Plain(r) => r.host(),
             Reg::Referrers(r) => r.host(),
-            Reg::NoDelete(r) => format!("127.0.0.1:{}", r.port),
+            Reg::NoDelete(r) => r.host(),
         }
     }
     fn repo(&self, name: &str) -> Repository {
@@ -85,66 +87,6 @@ impl Reg {
     }
     fn has_api(&self) -> bool {
         matches!(self, Reg::Referrers(_))
-    }
-}
-
-/// Debian's docker-registry with manifest deletes disabled (`storage.delete.enabled: false`,
-/// distribution's documented default): it answers DELETE with 405. Killed on drop.
-struct NoDeleteRegistry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl NoDeleteRegistry {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                    dir.path().join("storage").display()
-                ),
-            )
-            .unwrap();
-            let mut child = std::process::Command::new("/usr/bin/docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("docker-registry is missing: apt-get install -y docker-registry");
-            for _ in 0..300 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("docker-registry did not come up on 127.0.0.1");
-    }
-}
-
-impl Drop for NoDeleteRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -622,7 +564,7 @@ fn issue_10_changed_attachments_replace_kiln_referrers_on_docker_registry() {
 /// says for each old manifest that the delete was refused, and succeeds.
 #[test]
 fn issue_10_refused_deletes_are_reported_not_fatal() {
-    let reg = Reg::NoDelete(NoDeleteRegistry::start());
+    let reg = Reg::NoDelete(Registry::start_with_deletes(false));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     kiln_ok(d, &["keygen", "--output-prefix", "kiln"]);

@@ -2,32 +2,27 @@
 #![allow(dead_code, missing_docs)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+#[allow(unused_imports)]
+pub use kiln_test_support::free_port;
+use kiln_test_support::{DockerRegistry, RegistryOptions};
 
 use kiln_registry::{
     media, BlobUpload, Client, ClientConfig, ImageUpload, ManifestUpload, Repository, RetryPolicy,
 };
 use kiln_types::Digest;
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+/// The shared docker-registry harness, with deletes allowed and kiln-registry's handles on it.
+pub struct Registry(DockerRegistry);
 
-/// A registry process with its own storage; killed on drop.
-pub struct Registry {
-    child: Child,
-    pub ip: String,
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+impl std::ops::Deref for Registry {
+    type Target = DockerRegistry;
+    fn deref(&self) -> &DockerRegistry {
+        &self.0
+    }
 }
 
 impl Registry {
@@ -42,102 +37,15 @@ impl Registry {
 
     /// On a given loopback address (127.0.0.2 is not plain-HTTP by default: TLS error tests).
     pub fn start_on(ip: &str, htpasswd: Option<(&str, &str)>) -> Self {
-        assert!(
-            Path::new(REGISTRY_BIN).exists(),
-            "{REGISTRY_BIN} is missing: apt-get install -y docker-registry"
-        );
-        let mut dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
-        let mut auth = String::new();
-        if let Some((user, pass)) = htpasswd {
-            let hash = bcrypt::hash(pass, 5).unwrap();
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
-                file.display()
-            );
-        }
-        // Another test may grab the port between our probe and the registry's bind: retry a few.
-        for _ in 0..5 {
-            let port = TcpListener::bind((ip, 0))
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{auth}",
-                    storage.display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new(REGISTRY_BIN)
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot start docker-registry: apt-get install -y docker-registry");
-            let mut reg = Registry {
-                child,
-                ip: ip.to_string(),
-                port,
-                dir,
-            };
-            if reg.wait_ready() {
-                return reg;
-            }
-            let _ = reg.child.kill();
-            let _ = reg.child.wait();
-            dir = std::mem::replace(&mut reg.dir, tempfile::tempdir().unwrap());
-        }
-        panic!("docker-registry did not come up on 127.0.0.1");
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut s) = TcpStream::connect((self.ip.as_str(), self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let req = format!(
-                    "GET /v2/ HTTP/1.0\r\nHost: {}:{}\r\n\r\n",
-                    self.ip, self.port
-                );
-                if s.write_all(req.as_bytes()).is_ok() {
-                    let mut buf = [0u8; 64];
-                    if let Ok(n) = s.read(&mut buf) {
-                        let head = String::from_utf8_lossy(&buf[..n]);
-                        if head.contains(" 200") || head.contains(" 401") {
-                            return true;
-                        }
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    pub fn host(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
+        Self(DockerRegistry::start_with(&RegistryOptions {
+            ip: ip.into(),
+            htpasswd: htpasswd.map(|(u, p)| (u.into(), p.into())),
+            delete: true,
+        }))
     }
 
     pub fn repo(&self, name: &str) -> Repository {
         Repository::new(self.host(), name).unwrap()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
