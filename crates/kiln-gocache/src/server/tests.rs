@@ -249,6 +249,7 @@ async fn remote_lookups_are_batched() {
         remote.insert(action(n), &[n; 10]);
     }
     let server = Server::new(local(&dir)).with_remote(remote.clone());
+    let counters = server.counters();
     let mut go = Go::start(server);
     go.answer().await;
     // Held look-ups keep every slot busy, so the misses queue up behind them.
@@ -257,11 +258,15 @@ async fn remote_lookups_are_batched() {
     for n in 0..100u8 {
         ids.push(go.get(action(n)).await);
     }
-    // Wait until every look-up slot (4 by default) is taken by a held call, or every miss is in
-    // one: the other misses then queue up behind them.
-    while remote.looked_up() < 100 && remote.lookup_calls() < 4 {
+    // Wait until the server has read every get and every look-up slot (4 by default) is taken by
+    // a held call, or every miss is in one. Releasing earlier lets a loaded machine's late gets
+    // find free slots one by one, which is not what this test is about.
+    while counters.snapshot().gets < 100 || (remote.looked_up() < 100 && remote.lookup_calls() < 4)
+    {
         tokio::task::yield_now().await;
     }
+    // Each get's local miss is checked on a blocking thread before it queues for the remote.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     remote.release();
     let mut answered = std::collections::HashSet::new();
     while answered.len() < ids.len() {
