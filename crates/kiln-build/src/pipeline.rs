@@ -230,7 +230,10 @@ pub fn build(
         changed_warned: &changed_warned,
     };
     // Checking, storing, placing and verifying happen in the worker right after its compile, so
-    // they overlap with the compiles still running instead of queueing up behind the last one.
+    // they overlap with the compiles still running instead of queueing up behind the last one;
+    // each target is reported as finished from there too, so a caller (the image pipeline) can
+    // pack it while other targets still compile.
+    let explanations = Mutex::new(explanations);
     let finished = run_bounded(
         jobs.into_iter().enumerate().collect(),
         concurrent,
@@ -240,7 +243,7 @@ pub fn build(
             job.into_iter()
                 .zip(out)
                 .map(|(p, outcome)| {
-                    let r = match outcome {
+                    let mut r = match outcome {
                         Outcome::Failed(mut msg) => {
                             if let Some(note) = kiln_plan::left_out_cgo_files(plan, p.target, &msg)
                             {
@@ -250,16 +253,20 @@ pub fn build(
                         }
                         Outcome::Built { tmp, ms } => finish.built(&p, &tmp, ms),
                     };
+                    if let Ok(r) = &mut r {
+                        r.explain = explanations
+                            .lock()
+                            .ok()
+                            .and_then(|mut e| e.get_mut(p.index).and_then(Option::take));
+                        reporter.finished(r);
+                    }
                     (p.index, r)
                 })
                 .collect::<Vec<_>>()
         },
     );
     for (index, r) in finished.into_iter().flatten() {
-        let mut r = r?;
-        r.explain = explanations[index].take();
-        reporter.finished(&r);
-        results[index] = Some(r);
+        results[index] = Some(r?);
     }
     if let Err(e) = placed.save() {
         reporter.warn(&format!(

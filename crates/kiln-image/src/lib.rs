@@ -45,10 +45,10 @@ mod request;
 pub use base::BaseInfo;
 pub use error::{ImageError, Result};
 pub use labels::{standard_labels, VcsInfo};
-pub use output::{push_targets, PushResult, PushTarget, TarballFormat};
+pub use output::{push_targets, push_targets_named, PushResult, PushTarget, TarballFormat};
 pub use package::{
-    BinaryInfo, NoReporter, PackageReport, Packager, PackagerOptions, PlatformImage, Reporter,
-    ServiceOutput,
+    BinaryInfo, NoReporter, PackSession, PackageReport, Packager, PackagerOptions, PlatformImage,
+    Reporter, ServiceOutput,
 };
 pub use ports::low_port_warning;
 pub use request::{

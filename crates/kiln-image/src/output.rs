@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{ImageError, Result};
 use crate::locations::BlobLocations;
-use crate::package::{Packager, ServiceOutput};
+use crate::package::{Packager, PlatformImage, ServiceOutput};
 
 /// Format of `--tarball`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +69,16 @@ pub struct PushResult {
 /// (`127.0.0.1:5000/team` -> `127.0.0.1:5000/team/<service>:<tag>`); with one service a full
 /// `repo:tag` is accepted as is, and a reference without a tag is taken as the repository.
 pub fn push_targets(dest: &str, images: &[ServiceOutput]) -> Result<Vec<PushTarget>> {
+    let named: Vec<(&str, &str)> = images
+        .iter()
+        .map(|i| (i.service.as_str(), i.tag.as_str()))
+        .collect();
+    push_targets_named(dest, &named)
+}
+
+/// [`push_targets`] from `(service, tag)` pairs, so a push destination can be checked (and its
+/// early blob uploads aimed) before any image exists.
+pub fn push_targets_named(dest: &str, images: &[(&str, &str)]) -> Result<Vec<PushTarget>> {
     let dest = dest.trim_end_matches('/');
     let last = dest.rsplit('/').next().unwrap_or(dest);
     if last.contains('@') {
@@ -81,15 +91,15 @@ pub fn push_targets(dest: &str, images: &[ServiceOutput]) -> Result<Vec<PushTarg
         s.parse::<Reference>()
             .map_err(|e| ImageError::Invalid(format!("--push {s}: {e}")))
     };
-    if images.len() == 1 && (explicit_tag || last == images[0].service) {
+    if images.len() == 1 && (explicit_tag || last == images[0].0) {
         let r = parse(dest)?;
         let tag = if explicit_tag {
-            r.tag.clone().unwrap_or_else(|| images[0].tag.clone())
+            r.tag.clone().unwrap_or_else(|| images[0].1.to_string())
         } else {
-            images[0].tag.clone()
+            images[0].1.to_string()
         };
         return Ok(vec![PushTarget {
-            service: images[0].service.clone(),
+            service: images[0].0.to_string(),
             repository: r.repository.to_string(),
             tag,
         }]);
@@ -102,12 +112,12 @@ pub fn push_targets(dest: &str, images: &[ServiceOutput]) -> Result<Vec<PushTarg
     }
     images
         .iter()
-        .map(|i| {
-            let r = parse(&format!("{dest}/{}:{}", i.service, i.tag))?;
+        .map(|(service, tag)| {
+            let r = parse(&format!("{dest}/{service}:{tag}"))?;
             Ok(PushTarget {
-                service: i.service.clone(),
+                service: service.to_string(),
                 repository: r.repository.to_string(),
-                tag: i.tag.clone(),
+                tag: tag.to_string(),
             })
         })
         .collect()
@@ -188,14 +198,7 @@ impl Packager {
             let img = by_service.get(t.service.as_str()).ok_or_else(|| {
                 ImageError::Invalid(format!("no image was built for service `{}`", t.service))
             })?;
-            let (registry, name) = t
-                .repository
-                .split_once('/')
-                .ok_or_else(|| ImageError::Invalid(format!("bad repository `{}`", t.repository)))?;
-            let repo = Repository::new(registry, name).map_err(|source| ImageError::Registry {
-                what: format!("pushing {}", t.service),
-                error: source,
-            })?;
+            let repo = repository_of(t)?;
             uploads.push((repo, self.upload_of(img, &t.tag)));
         }
         // Images already in place (every tag at the root digest) need nothing: one HEAD each, all
@@ -261,6 +264,43 @@ impl Packager {
         Ok(out)
     }
 
+    /// Uploads the blobs of one platform image (config and layers) to `target`'s repository
+    /// ahead of its manifest: the image pipeline sends them while other targets still compile,
+    /// and the final [`Packager::push`] then finds them there (one HEAD each). Nothing is tagged
+    /// or made visible: blobs without a manifest are what a failed build leaves behind, at worst.
+    /// Blobs go up one after the other (an image has two or three; images go up concurrently
+    /// from the pipeline's workers); a blob another repository of the registry is known to hold
+    /// is mounted from it.
+    pub fn push_blobs(
+        &self,
+        image: &PlatformImage,
+        target: &PushTarget,
+        reporter: &dyn crate::Reporter,
+    ) -> Result<()> {
+        let repo = repository_of(target)?;
+        let locations = BlobLocations::new(&self.cache, reporter);
+        let store = self.layout.store();
+        let blobs: Vec<BlobUpload> = std::iter::once(&image.config.descriptor())
+            .chain(&image.layers)
+            .map(|d| BlobUpload {
+                digest: d.digest,
+                size: d.size,
+                path: store.path(&d.digest),
+                mount_from: locations.mount_source(&d.digest, &repo),
+            })
+            .collect();
+        for b in &blobs {
+            self.rt
+                .block_on(self.client.push_blob_upload(&repo, b))
+                .map_err(|source| ImageError::Registry {
+                    what: format!("uploading the blobs of {repo}:{}", target.tag),
+                    error: source,
+                })?;
+        }
+        locations.add(&repo, blobs.iter().map(|b| &b.digest));
+        Ok(())
+    }
+
     fn upload_of(&self, img: &ServiceOutput, tag: &str) -> ImageUpload {
         let store = self.layout.store();
         let mut blobs = Vec::new();
@@ -291,6 +331,18 @@ impl Packager {
             tags: vec![tag.to_string()],
         }
     }
+}
+
+/// The repository a push target names.
+fn repository_of(t: &PushTarget) -> Result<Repository> {
+    let (registry, name) = t
+        .repository
+        .split_once('/')
+        .ok_or_else(|| ImageError::Invalid(format!("bad repository `{}`", t.repository)))?;
+    Repository::new(registry, name).map_err(|source| ImageError::Registry {
+        what: format!("pushing {}", t.service),
+        error: source,
+    })
 }
 
 /// One image to push and where.

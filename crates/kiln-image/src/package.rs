@@ -141,10 +141,21 @@ pub struct Packager {
     jobs: usize,
 }
 
-struct Job<'a> {
-    svc: &'a ServiceImage,
-    bin: &'a PlatformBinary,
-    base_key: (String, String),
+/// A resolved base, shared by every image built on it.
+type ResolvedBase = Arc<(BaseImage, BaseInfo)>;
+
+/// One packing run (see [`Packager::session`]): bases resolved once and shared, the layer
+/// records, and the counters of the run. `pack` may be called from several threads at once.
+pub struct PackSession<'a> {
+    packager: &'a Packager,
+    req: &'a ImageRequest,
+    reporter: &'a dyn Reporter,
+    records: StoreLayerRecords<'a>,
+    /// By (base and recipe, platform when the base differs per platform).
+    bases: Mutex<HashMap<(String, String), ResolvedBase>>,
+    packed: AtomicUsize,
+    reused: AtomicUsize,
+    started: Instant,
 }
 
 impl Packager {
@@ -200,113 +211,20 @@ impl Packager {
     /// Layers whose inputs (binary digest, files, modes, recipe) are unchanged are taken from the
     /// layer cache without repacking; configs and manifests are cheap and always re-assembled.
     pub fn package(&self, req: &ImageRequest, reporter: &dyn Reporter) -> Result<PackageReport> {
-        let started = Instant::now();
-        for s in &req.services {
-            s.check_platforms()?;
-            if s.binaries.is_empty() {
-                return Err(ImageError::MissingBinary {
-                    service: s.service.clone(),
-                    platform: "any platform".into(),
-                    reason: "no build target".into(),
-                });
-            }
-            if let Some(w) = crate::ports::low_port_warning(s) {
-                reporter.warn(&w);
-            }
-            for f in &s.files {
-                std::fs::metadata(&f.src).map_err(|source| ImageError::DataFile {
-                    path: f.src.clone(),
-                    dst: f.dst.clone(),
-                    error: source,
-                })?;
-            }
-        }
-        let records = StoreLayerRecords::new(&self.cache, reporter);
-        let packed = AtomicUsize::new(0);
-        let reused = AtomicUsize::new(0);
-        let count = |o: CacheOutcome| match o {
-            CacheOutcome::Hit => reused.fetch_add(1, Ordering::Relaxed),
-            CacheOutcome::Miss => packed.fetch_add(1, Ordering::Relaxed),
-        };
-        // Bases first (pulls are async I/O; the kiln base is one small cached layer), shared by
-        // every service with the same base, platform and recipe.
-        let mut bases: HashMap<(String, String), (BaseImage, BaseInfo)> = HashMap::new();
-        let mut jobs = Vec::new();
-        for s in &req.services {
-            let recipe = recipe(s, req.source_date_epoch);
-            for bin in &s.binaries {
-                // Only a pulled base differs per platform; kiln's base is one layer for all.
-                let platform_key = match s.base {
-                    BaseChoice::Registry(_) => bin.platform.to_string(),
-                    BaseChoice::Scratch | BaseChoice::Kiln => String::new(),
-                };
-                let key = (
-                    format!(
-                        "{}|{}",
-                        s.base,
-                        serde_json::to_string(&recipe).unwrap_or_default()
-                    ),
-                    platform_key,
-                );
-                if !bases.contains_key(&key) {
-                    let resolved = match &s.base {
-                        BaseChoice::Scratch => (
-                            BaseImage::Scratch,
-                            BaseInfo {
-                                name: "scratch".into(),
-                                digest: None,
-                            },
-                        ),
-                        BaseChoice::Kiln => {
-                            let (b, info, o) = kiln_base(
-                                self.layout.store(),
-                                &records,
-                                &recipe,
-                                req.zoneinfo.as_deref(),
-                            )?;
-                            count(o);
-                            (b, info)
-                        }
-                        BaseChoice::Registry(r) => {
-                            reporter.pulling_base(&r.to_string(), &bin.platform);
-                            let pulled = self.rt.block_on(pull_base(
-                                &self.client,
-                                r,
-                                &bin.platform,
-                                &self.pulled,
-                            ))?;
-                            // The base's layers are in its repository: a push to another
-                            // repository of that registry can mount them.
-                            if let BaseImage::Pulled(b) = &pulled.0 {
-                                BlobLocations::new(&self.cache, reporter).add(
-                                    &r.repository,
-                                    b.layers.iter().map(|l| &l.descriptor.digest),
-                                );
-                            }
-                            pulled
-                        }
-                    };
-                    bases.insert(key.clone(), resolved);
-                }
-                jobs.push(Job {
-                    svc: s,
-                    bin,
-                    base_key: key,
-                });
-            }
-        }
+        let session = self.session(req, reporter)?;
+        let jobs: Vec<(&ServiceImage, &PlatformBinary)> = req
+            .services
+            .iter()
+            .flat_map(|s| s.binaries.iter().map(move |b| (s, b)))
+            .collect();
         let results: Mutex<BTreeMap<usize, Result<PlatformImage>>> = Mutex::new(BTreeMap::new());
         let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for _ in 0..self.jobs.min(jobs.len()) {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let base = &bases[&job.base_key];
-                    let r = self.pack_one(job, base, req.source_date_epoch, &records, &count);
-                    if let Ok(img) = &r {
-                        reporter.packed(&job.svc.service, img);
-                    }
+                    let Some((svc, bin)) = jobs.get(i) else { break };
+                    let r = session.pack(svc, bin);
                     if let Ok(mut m) = results.lock() {
                         m.insert(i, r);
                     }
@@ -318,7 +236,6 @@ impl Packager {
             .map_err(|_| ImageError::Invalid("a packing thread panicked".into()))?
             .into_values();
         let mut images = Vec::new();
-        let mut tags = Vec::new();
         for s in &req.services {
             let mut platforms = Vec::with_capacity(s.binaries.len());
             for _ in &s.binaries {
@@ -327,15 +244,150 @@ impl Packager {
                 })?;
                 platforms.push(r?);
             }
-            let root = if platforms.len() == 1 {
-                platforms[0].manifest.clone()
-            } else {
-                let built: Vec<kiln_oci::BuiltImage> = platforms.iter().map(as_built).collect();
-                assemble_index(self.layout.store(), &built, &s.config.annotations)?
+            images.push((s, platforms));
+        }
+        session.finish(images)
+    }
+
+    /// Starts a packing run for `req`, whose services may still lack their binaries: the
+    /// pipeline packs each platform image with [`PackSession::pack`] as soon as its build is done,
+    /// then tags everything with [`PackSession::finish`]. Checks what can be checked before any
+    /// binary exists (platforms, data files) and warns about low ports.
+    pub fn session<'a>(
+        &'a self,
+        req: &'a ImageRequest,
+        reporter: &'a dyn Reporter,
+    ) -> Result<PackSession<'a>> {
+        for s in &req.services {
+            s.check_platforms()?;
+            if let Some(w) = crate::ports::low_port_warning(s) {
+                reporter.warn(&w);
+            }
+            for f in &s.files {
+                std::fs::metadata(&f.src).map_err(|source| ImageError::DataFile {
+                    path: f.src.clone(),
+                    dst: f.dst.clone(),
+                    error: source,
+                })?;
+            }
+        }
+        Ok(PackSession {
+            packager: self,
+            req,
+            reporter,
+            records: StoreLayerRecords::new(&self.cache, reporter),
+            bases: Mutex::new(HashMap::new()),
+            packed: AtomicUsize::new(0),
+            reused: AtomicUsize::new(0),
+            started: Instant::now(),
+        })
+    }
+}
+
+impl PackSession<'_> {
+    /// The base `svc` is built on for `platform`: resolved (pulled, or the kiln base packed) on
+    /// first use and shared after. Resolution holds the lock, so a base is pulled once even when
+    /// several images ask for it at the same moment.
+    fn base(&self, svc: &ServiceImage, platform: &Platform) -> Result<ResolvedBase> {
+        let recipe = recipe(svc, self.req.source_date_epoch);
+        // Only a pulled base differs per platform; kiln's base is one layer for all.
+        let platform_key = match svc.base {
+            BaseChoice::Registry(_) => platform.to_string(),
+            BaseChoice::Scratch | BaseChoice::Kiln => String::new(),
+        };
+        let key = (
+            format!(
+                "{}|{}",
+                svc.base,
+                serde_json::to_string(&recipe).unwrap_or_default()
+            ),
+            platform_key,
+        );
+        let mut bases = self
+            .bases
+            .lock()
+            .map_err(|_| ImageError::Invalid("a packing thread panicked".into()))?;
+        if let Some(b) = bases.get(&key) {
+            return Ok(b.clone());
+        }
+        let p = self.packager;
+        let resolved = match &svc.base {
+            BaseChoice::Scratch => (
+                BaseImage::Scratch,
+                BaseInfo {
+                    name: "scratch".into(),
+                    digest: None,
+                },
+            ),
+            BaseChoice::Kiln => {
+                let (b, info, o) = kiln_base(
+                    p.layout.store(),
+                    &self.records,
+                    &recipe,
+                    self.req.zoneinfo.as_deref(),
+                )?;
+                self.count(o);
+                (b, info)
+            }
+            BaseChoice::Registry(r) => {
+                self.reporter.pulling_base(&r.to_string(), platform);
+                let pulled =
+                    p.rt.block_on(pull_base(&p.client, r, platform, &p.pulled))?;
+                // The base's layers are in its repository: a push to another repository of
+                // that registry can mount them.
+                if let BaseImage::Pulled(b) = &pulled.0 {
+                    BlobLocations::new(&p.cache, self.reporter)
+                        .add(&r.repository, b.layers.iter().map(|l| &l.descriptor.digest));
+                }
+                pulled
+            }
+        };
+        let resolved = Arc::new(resolved);
+        bases.insert(key, resolved.clone());
+        Ok(resolved)
+    }
+
+    fn count(&self, o: CacheOutcome) {
+        match o {
+            CacheOutcome::Hit => self.reused.fetch_add(1, Ordering::Relaxed),
+            CacheOutcome::Miss => self.packed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Packs the image of `svc` for `bin`'s platform (its layers from the layer cache when their
+    /// inputs are unchanged) and reports it as packed.
+    pub fn pack(&self, svc: &ServiceImage, bin: &PlatformBinary) -> Result<PlatformImage> {
+        svc.check_platform(&bin.platform)?;
+        let base = self.base(svc, &bin.platform)?;
+        let img = self.pack_one(svc, bin, &base)?;
+        self.reporter.packed(&svc.service, &img);
+        Ok(img)
+    }
+
+    /// Assembles each service's root (its single manifest, or an index over its platform
+    /// images in the order given), tags `<service>:<tag>` in the layout and returns the report.
+    pub fn finish(self, images: Vec<(&ServiceImage, Vec<PlatformImage>)>) -> Result<PackageReport> {
+        let p = self.packager;
+        let mut out = Vec::new();
+        let mut tags = Vec::new();
+        for (s, platforms) in images {
+            let root = match platforms.as_slice() {
+                [] => {
+                    return Err(ImageError::MissingBinary {
+                        service: s.service.clone(),
+                        platform: "any platform".into(),
+                        reason: "no build target".into(),
+                    })
+                }
+                [one] => one.manifest.clone(),
+                _ => {
+                    let built: Vec<kiln_oci::BuiltImage> = platforms.iter().map(as_built).collect();
+                    assemble_index(p.layout.store(), &built, &s.config.annotations)?
+                }
             };
             let layout_ref = format!("{}:{}", s.service, s.tag);
             tags.push((layout_ref.clone(), root.descriptor()));
-            images.push(ServiceOutput {
+            out.push(ServiceOutput {
                 service: s.service.clone(),
                 tag: s.tag.clone(),
                 layout_ref,
@@ -343,38 +395,36 @@ impl Packager {
                 platforms,
             });
         }
-        self.layout.tag_all(&tags)?;
-        if let Err(e) = self.vouched.save() {
-            reporter.warn(&format!(
+        p.layout.tag_all(&tags)?;
+        if let Err(e) = p.vouched.save() {
+            self.reporter.warn(&format!(
                 "cannot save the record of verified layout blobs (they are re-hashed next run): {e}"
             ));
         }
         Ok(PackageReport {
-            layout: self.layout.root().to_path_buf(),
-            images,
-            layers_packed: packed.into_inner(),
-            layers_reused: reused.into_inner(),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            layout: p.layout.root().to_path_buf(),
+            images: out,
+            layers_packed: self.packed.into_inner(),
+            layers_reused: self.reused.into_inner(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
 
     fn pack_one(
         &self,
-        job: &Job<'_>,
-        (base, base_info): &(BaseImage, BaseInfo),
-        epoch: u64,
-        records: &dyn LayerRecords,
-        count: &dyn Fn(CacheOutcome) -> usize,
+        svc: &ServiceImage,
+        bin: &PlatformBinary,
+        base: &(BaseImage, BaseInfo),
     ) -> Result<PlatformImage> {
-        let svc = job.svc;
-        let bin = job.bin;
-        let store = self.layout.store();
-        let recipe = recipe(svc, epoch);
+        let (base, base_info) = base;
+        let store = self.packager.layout.store();
+        let records: &dyn LayerRecords = &self.records;
+        let recipe = recipe(svc, self.req.source_date_epoch);
         let bin_path = svc.binary_path();
         let mut layers = Vec::new();
         let (mut reused, mut packed) = (0, 0);
         let mut tally = |o: CacheOutcome| {
-            count(o);
+            self.count(o);
             match o {
                 CacheOutcome::Hit => reused += 1,
                 CacheOutcome::Miss => packed += 1,

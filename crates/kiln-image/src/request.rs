@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use kiln_build::BuildReport;
+use kiln_build::{BuildReport, TargetResult};
 use kiln_oci::{Compression, ImageConfig};
 use kiln_registry::Reference;
 use kiln_types::{Digest, Platform};
@@ -161,13 +161,20 @@ impl ServiceImage {
     /// `/etc/passwd`, a numeric user, no `.exe`) make a Linux image, and one labelled `windows` or
     /// `darwin` would be written without complaint and fail wherever it is run.
     pub fn check_platforms(&self) -> Result<()> {
-        match self.binaries.iter().find(|b| b.platform.os != "linux") {
-            None => Ok(()),
-            Some(b) => Err(ImageError::Invalid(format!(
-                "service `{}`: {} cannot be an image platform: kiln makes Linux images\nhint: make images for linux/... platforms only; build {} binaries with `kiln build`",
-                self.service, b.platform, b.platform
-            ))),
+        self.binaries
+            .iter()
+            .try_for_each(|b| self.check_platform(&b.platform))
+    }
+
+    /// [`Self::check_platforms`] for one platform (the pipeline checks each binary as it comes).
+    pub fn check_platform(&self, platform: &Platform) -> Result<()> {
+        if platform.os == "linux" {
+            return Ok(());
         }
+        Err(ImageError::Invalid(format!(
+            "service `{}`: {platform} cannot be an image platform: kiln makes Linux images\nhint: make images for linux/... platforms only; build {platform} binaries with `kiln build`",
+            self.service
+        )))
     }
 }
 
@@ -193,6 +200,19 @@ pub fn binaries_from_report(
 ) -> Result<Vec<(String, Vec<PlatformBinary>)>> {
     let mut out: Vec<(String, Vec<PlatformBinary>)> = Vec::new();
     for t in &report.targets {
+        let bin = PlatformBinary::from_target(t, cwd)?;
+        match out.iter_mut().find(|(s, _)| *s == t.service) {
+            Some((_, v)) => v.push(bin),
+            None => out.push((t.service.clone(), vec![bin])),
+        }
+    }
+    Ok(out)
+}
+
+impl PlatformBinary {
+    /// The binary of one build target; a failed target, or one without a binary, is an error
+    /// (see [`binaries_from_report`]).
+    pub fn from_target(t: &TargetResult, cwd: &Path) -> Result<Self> {
         let missing = |reason: String| ImageError::MissingBinary {
             service: t.service.clone(),
             platform: t.platform.to_string(),
@@ -206,18 +226,13 @@ pub fn binaries_from_report(
         let (Some(path), Some(digest), Some(size)) = (&t.path, t.sha256, t.size) else {
             return Err(missing("the build report has no binary".into()));
         };
-        let bin = PlatformBinary {
+        Ok(Self {
             platform: t.platform.clone(),
             path: cwd.join(path),
             digest,
             size,
-        };
-        match out.iter_mut().find(|(s, _)| *s == t.service) {
-            Some((_, v)) => v.push(bin),
-            None => out.push((t.service.clone(), vec![bin])),
-        }
+        })
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -55,7 +55,8 @@ impl Progress {
         let _ = self.multi.clear();
     }
 
-    fn line(&self, text: String) {
+    /// Prints one line above the bars (or plainly when there are none).
+    pub fn line(&self, text: String) {
         if self.live {
             let _ = self.multi.println(text);
         } else {

@@ -146,8 +146,8 @@ pub struct CacheFlags {
     pub explain: bool,
 }
 
-/// Runs the build pipeline over `plan` with progress on stderr and writes the build manifest
-/// (`kiln build` and `kiln image` share this step). Returns the report and the manifest's path.
+/// Runs the build pipeline over `plan` with progress on stderr and writes the build manifest.
+/// Returns the report and the manifest's path.
 #[allow(clippy::too_many_arguments)] // each is one decision of the caller; a struct would only rename them
 pub fn execute(
     plan: &kiln_plan::Plan,
@@ -159,55 +159,101 @@ pub fn execute(
     cache: CacheFlags,
     ui: Ui,
 ) -> Result<(BuildReport, std::path::PathBuf)> {
-    let super::BuildStore {
-        local: store,
-        storage,
-        remote,
-    } = super::open_build_store(env, config, ui)?;
-    // Every `kiln gocacheprog` session of this run writes its counters here.
-    let go_stats = tempfile::Builder::new()
-        .prefix("kiln-gocacheprog-")
-        .tempdir()
-        .context("creating a directory for go package cache counters")?;
+    let setup = BuildSetup::prepare(env, config, out_dir, jobs, group, cache, ui)?;
     let progress = Progress::new(ui);
-    let opts = BuildOptions {
-        out_dir,
-        jobs,
-        group: match group {
-            Group::Auto => GroupMode::Auto,
-            Group::Never => GroupMode::Never,
-        },
-        use_cache: cache.use_cache,
-        verify_cache: cache.verify,
-        explain: cache.explain,
-        // Captured once at start-up; the key stage decides what of it reaches `go build`.
-        process_env: env.process.clone(),
-        display_base: env.cwd.clone(),
-        key_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::Keys)?),
-        cgo_gocache_dir: Some(store.bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?),
-        debug_keys_dir: env.debug_keys_dir.clone(),
-    };
-    let executor = LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(
-        &store,
-        remote.as_ref(),
-        go_stats.path(),
-    )?);
-    let report = build(plan, storage.as_ref(), &executor, &opts, &progress);
+    let report = build(
+        plan,
+        setup.store.storage.as_ref(),
+        &setup.executor,
+        &setup.opts,
+        &progress,
+    );
     progress.finish();
     let mut report = report?;
-    if let Some(t) = &report.remote_cache {
-        super::print_remote_traffic(t, ui);
-    }
-    report.go_packages = kiln_gocache::Stats::sum_dir(go_stats.path())?;
-    if let Some(s) = &report.go_packages {
-        let warned = report
-            .remote_cache
-            .as_ref()
-            .is_some_and(|t| !t.warnings.is_empty() || t.disabled.is_some());
-        super::gocacheprog::print_build_line(s, ui, warned);
-    }
-    let manifest = write_manifest(&report).context("writing the build manifest")?;
+    let manifest = setup.conclude(&mut report, ui)?;
     Ok((report, manifest))
+}
+
+/// What a build runs with (`kiln build` and `kiln image` share it): the stores, the executor
+/// with its GOCACHEPROG, and the options; [`BuildSetup::conclude`] reports and records after.
+pub struct BuildSetup {
+    /// The local store, the store the pipeline uses, and the remote.
+    pub store: super::BuildStore,
+    /// Runs `go build`.
+    pub executor: LocalExecutor,
+    /// The build knobs.
+    pub opts: BuildOptions,
+    /// Every `kiln gocacheprog` session of this run writes its counters here.
+    go_stats: tempfile::TempDir,
+}
+
+impl BuildSetup {
+    /// Opens the stores and makes the executor and options for one build.
+    #[allow(clippy::too_many_arguments)] // as `execute`
+    pub fn prepare(
+        env: &Env,
+        config: &Config,
+        out_dir: std::path::PathBuf,
+        jobs: usize,
+        group: Group,
+        cache: CacheFlags,
+        ui: Ui,
+    ) -> Result<Self> {
+        let store = super::open_build_store(env, config, ui)?;
+        let go_stats = tempfile::Builder::new()
+            .prefix("kiln-gocacheprog-")
+            .tempdir()
+            .context("creating a directory for go package cache counters")?;
+        let opts = BuildOptions {
+            out_dir,
+            jobs,
+            group: match group {
+                Group::Auto => GroupMode::Auto,
+                Group::Never => GroupMode::Never,
+            },
+            use_cache: cache.use_cache,
+            verify_cache: cache.verify,
+            explain: cache.explain,
+            // Captured once at start-up; the key stage decides what of it reaches `go build`.
+            process_env: env.process.clone(),
+            display_base: env.cwd.clone(),
+            key_dir: Some(store.local.bucket_dir(kiln_cache::CacheBucket::Keys)?),
+            cgo_gocache_dir: Some(
+                store
+                    .local
+                    .bucket_dir(kiln_cache::CacheBucket::CgoGoCaches)?,
+            ),
+            debug_keys_dir: env.debug_keys_dir.clone(),
+        };
+        let executor = LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(
+            &store.local,
+            store.remote.as_ref(),
+            go_stats.path(),
+        )?);
+        Ok(Self {
+            store,
+            executor,
+            opts,
+            go_stats,
+        })
+    }
+
+    /// After the build: the remote's traffic and go's package counters (printed, and added to
+    /// the report), then the build manifest, whose path is returned.
+    pub fn conclude(&self, report: &mut BuildReport, ui: Ui) -> Result<std::path::PathBuf> {
+        if let Some(t) = &report.remote_cache {
+            super::print_remote_traffic(t, ui);
+        }
+        report.go_packages = kiln_gocache::Stats::sum_dir(self.go_stats.path())?;
+        if let Some(s) = &report.go_packages {
+            let warned = report
+                .remote_cache
+                .as_ref()
+                .is_some_and(|t| !t.warnings.is_empty() || t.disabled.is_some());
+            super::gocacheprog::print_build_line(s, ui, warned);
+        }
+        write_manifest(report).context("writing the build manifest")
+    }
 }
 
 /// The table and the closing line: how many targets, and of them how many were built, failed and

@@ -11,9 +11,9 @@ use clap::{Args, ValueEnum};
 use kiln_config::{Config, Env};
 use kiln_exec::default_jobs;
 use kiln_image::{
-    binaries_from_report, parse_compression, push_targets, sanitize_tag, standard_labels,
-    BaseChoice, DataFile, ImageRequest, PackageReport, Packager, PackagerOptions, PlatformImage,
-    PushResult, ServiceImage, TarballFormat, VcsInfo,
+    parse_compression, push_targets_named, sanitize_tag, standard_labels, BaseChoice, DataFile,
+    ImageRequest, PackageReport, PackagerOptions, PlatformImage, PushResult, ServiceImage,
+    TarballFormat, VcsInfo,
 };
 use kiln_oci::{Compression, ImageConfig};
 use kiln_plan::{plan_images, PlanRequest};
@@ -22,6 +22,7 @@ use kiln_types::Platform;
 use serde::Serialize;
 
 use super::build::Group;
+use crate::progress::Progress;
 use crate::table::{human_ms, human_size, Table};
 use crate::Ui;
 
@@ -175,51 +176,19 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         }
     }
     let plan_ms = ms_since(t_plan);
-    let t_build = std::time::Instant::now();
-    let (report, _) = super::build::execute(
-        &plan,
-        env,
-        &config,
-        out_dir.clone(),
-        jobs,
-        Group::Auto,
-        super::build::CacheFlags {
-            use_cache: !args.no_cache,
-            verify: env.verify_cache,
-            explain: false,
-        },
-        ui,
-    )?;
-    let ci = crate::ci::Ci::new(env);
-    ci.build_failures(&report, &project.root);
-    let failures: Vec<_> = report.failures().collect();
-    if !failures.is_empty() {
-        ci.summary(&crate::ci::build_summary_markdown("kiln image", &report));
-        for f in &failures {
-            eprintln!(
-                "{} {}:\n{}",
-                console::style("error:").red().bold(),
-                f.label(),
-                f.error.as_deref().unwrap_or_default()
-            );
-        }
-        eprintln!(
-            "{} of {} targets failed: no image was built",
-            failures.len(),
-            report.targets.len()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    let binaries = binaries_from_report(&report, &env.cwd)?;
     let epoch = ctx.image_epoch();
     let vcs = VcsInfo {
         source: ctx.git.origin.clone(),
         revision: ctx.git.commit.clone(),
         version: Some(ctx.image_version()),
     };
+    // One image per service of the plan, in plan order; the pipeline adds the binaries.
     let mut services = Vec::new();
     let mut repositories = std::collections::BTreeMap::new();
-    for (service, bins) in binaries {
+    for t in &plan.targets {
+        if repositories.contains_key(&t.service) {
+            continue;
+        }
         let (image, repository) = service_image(
             &config,
             &project.root,
@@ -227,12 +196,33 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             &vcs,
             &ctx.git.version,
             epoch,
-            service,
-            bins,
+            t.service.clone(),
         )?;
         repositories.insert(image.service.clone(), repository);
         services.push(image);
     }
+    // Push destinations are resolved before the build, so a bad one costs no compile.
+    let named: Vec<(&str, &str)> = services
+        .iter()
+        .map(|s| (s.service.as_str(), s.tag.as_str()))
+        .collect();
+    let push = match args.push.as_deref() {
+        // `--push=`: each service to its configured `repository` prefix.
+        Some("") => {
+            let mut targets = Vec::new();
+            for (service, tag) in &named {
+                let Some(Some(prefix)) = repositories.get(*service) else {
+                    bail!(
+                        "--push= pushes to the configured repository, but service `{service}` has none\nhint: set `repository` in [image] or [services.{service}.image], or give --push REF"
+                    );
+                };
+                targets.extend(push_targets_named(prefix, &[(service, tag)])?);
+            }
+            targets
+        }
+        Some(dest) => push_targets_named(dest, &named)?,
+        None => Vec::new(),
+    };
     // The kiln base's zones come from the Go release that built the binaries, not the host.
     let zoneinfo = project.env.goroot.join("lib/time/zoneinfo.zip");
     let zoneinfo = if zoneinfo.is_file() {
@@ -264,89 +254,106 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             }
         }
     }
+    let registry = ClientConfig {
+        insecure_registries: insecure,
+        docker_config_dir: env.docker_config_dir.clone(),
+        ..ClientConfig::default()
+    };
     let layout_dir = match &args.oci_dir {
         Some(d) => dir.join(d),
         None => out_dir.join("oci"),
     };
-    let opts = PackagerOptions {
-        layout_dir,
-        cache: super::open_store(env)?,
-        registry: ClientConfig {
-            insecure_registries: insecure,
-            docker_config_dir: env.docker_config_dir.clone(),
-            ..ClientConfig::default()
-        },
-        jobs,
-    };
-    let events = Arc::new(Events { ui });
-    let packager = Packager::new(&opts, Some(events.clone()))?;
-    let build_ms = ms_since(t_build);
-    let t_package = std::time::Instant::now();
-    let packed = packager.package(&request, events.as_ref())?;
-    let tarball = match &args.tarball {
-        Some(t) => {
-            let path = dir.join(t);
-            let format = match args.tarball_format {
-                Some(TarballKind::Oci) => TarballFormat::OciArchive,
-                Some(TarballKind::Docker) => TarballFormat::DockerArchive,
-                None => TarballFormat::from_file_name(&path),
-            };
-            packager.write_tarball(&packed.images, &path, format)?;
-            Some(path)
+    let sign = match (args.sign, &args.key) {
+        (true, Some(key)) => {
+            let password = super::keygen::password(env, false)?;
+            Some(kiln_pipeline::Signing {
+                key: kiln_attest::load_private_key_file(&dir.join(key), &password)?,
+                build: kiln_supply::BuildParams {
+                    repo: vcs.source.clone(),
+                    revision: vcs.revision.clone(),
+                    targets: args.patterns.clone(),
+                    date: ctx.sbom_date(),
+                    ..Default::default()
+                },
+                registry: registry.clone(),
+            })
         }
-        None => None,
+        _ => None,
     };
-    let package_ms = ms_since(t_package);
-    let t_push = std::time::Instant::now();
-    let pushes = match args.push.as_deref() {
-        // `--push=`: each service to its configured `repository` prefix.
-        Some("") => {
-            let mut targets = Vec::new();
-            for i in &packed.images {
-                let Some(Some(prefix)) = repositories.get(&i.service) else {
-                    bail!(
-                        "--push= pushes to the configured repository, but service `{}` has none\nhint: set `repository` in [image] or [services.{}.image], or give --push REF",
-                        i.service,
-                        i.service
-                    );
-                };
-                targets.extend(push_targets(prefix, std::slice::from_ref(i))?);
-            }
-            packager.push(&packed.images, &targets, events.as_ref())?
-        }
-        Some(dest) => {
-            let targets = push_targets(dest, &packed.images)?;
-            packager.push(&packed.images, &targets, events.as_ref())?
-        }
-        None => Vec::new(),
-    };
-    let push_ms = ms_since(t_push);
-    if let (true, Some(key)) = (args.sign, &args.key) {
-        let pushed: Vec<_> = pushes
-            .iter()
-            .map(|p| (p.reference.clone(), p.digest))
-            .collect();
-        let build = kiln_supply::BuildParams {
-            repo: vcs.source.clone(),
-            revision: vcs.revision.clone(),
-            targets: args.patterns.clone(),
-            date: ctx.sbom_date(),
-            ..Default::default()
+    let tarball = args.tarball.as_ref().map(|t| {
+        let path = dir.join(t);
+        let format = match args.tarball_format {
+            Some(TarballKind::Oci) => TarballFormat::OciArchive,
+            Some(TarballKind::Docker) => TarballFormat::DockerArchive,
+            None => TarballFormat::from_file_name(&path),
         };
-        super::sign::sign_pushed(
-            dir,
-            env,
-            key,
-            args.insecure_registry,
-            &pushed,
-            &build,
-            ui.quiet || args.json,
-        )?;
-    }
+        (path, format)
+    });
+    let setup = super::build::BuildSetup::prepare(
+        env,
+        &config,
+        out_dir,
+        jobs,
+        Group::Auto,
+        super::build::CacheFlags {
+            use_cache: !args.no_cache,
+            verify: env.verify_cache,
+            explain: false,
+        },
+        ui,
+    )?;
+    let job = kiln_pipeline::ImageJob {
+        plan: &plan,
+        storage: setup.store.storage.as_ref(),
+        executor: &setup.executor,
+        build: setup.opts.clone(),
+        images: request,
+        cwd: env.cwd.clone(),
+        packager: PackagerOptions {
+            layout_dir,
+            cache: super::open_store(env)?,
+            registry,
+            jobs,
+        },
+        tarball,
+        push,
+        sign,
+    };
+    let events = Arc::new(Events {
+        ui,
+        progress: Progress::new(ui),
+        quiet_sign: ui.quiet || args.json,
+    });
+    let run = kiln_pipeline::image(job, events.clone());
+    events.progress.finish();
+    let mut run = run?;
+    setup.conclude(&mut run.build, ui)?;
+    let report = &run.build;
+    let ci = crate::ci::Ci::new(env);
+    ci.build_failures(report, &project.root);
+    let Some(packed) = &run.package else {
+        ci.summary(&crate::ci::build_summary_markdown("kiln image", report));
+        let failures: Vec<_> = report.failures().collect();
+        for f in &failures {
+            eprintln!(
+                "{} {}:\n{}",
+                console::style("error:").red().bold(),
+                f.label(),
+                f.error.as_deref().unwrap_or_default()
+            );
+        }
+        eprintln!(
+            "{} of {} targets failed: no image was built",
+            failures.len(),
+            report.targets.len()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let pushes = &run.pushes;
     ci.summary(&format!(
         "{}{}",
-        crate::ci::build_summary_markdown("kiln image", &report),
-        crate::ci::image_summary_markdown(&packed, &pushes)
+        crate::ci::build_summary_markdown("kiln image", report),
+        crate::ci::image_summary_markdown(packed, pushes)
     ));
     if args.json {
         let out = JsonOut {
@@ -356,19 +363,19 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
                 cache_misses: report.cache_misses,
                 duration_ms: report.duration_ms,
             },
-            package: &packed,
-            tarball: tarball.as_deref(),
-            push: &pushes,
+            package: packed,
+            tarball: run.tarball.as_deref(),
+            push: pushes,
             timings: Timings {
                 plan_ms,
-                build_ms,
-                package_ms,
-                push_ms,
+                build_ms: run.timings.build_ms,
+                package_ms: run.timings.package_ms,
+                push_ms: run.timings.push_ms,
             },
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if !ui.quiet {
-        print_summary(env, &packed, tarball.as_deref(), &pushes);
+        print_summary(env, packed, run.tarball.as_deref(), pushes);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -382,7 +389,6 @@ fn service_image(
     default_tag: &str,
     epoch: u64,
     service: String,
-    binaries: Vec<kiln_image::PlatformBinary>,
 ) -> Result<(ServiceImage, Option<String>)> {
     let r = config.resolve_image(&service, args.profile.as_deref(), root)?;
     let tag = args
@@ -427,7 +433,7 @@ fn service_image(
     let image = ServiceImage {
         service,
         tag,
-        binaries,
+        binaries: Vec::new(),
         base,
         config: image_config,
         files,
@@ -436,30 +442,51 @@ fn service_image(
     Ok((image, r.repository.clone()))
 }
 
-/// Progress lines on stderr: packing with `--verbose`, registry retries unless `--quiet`.
+/// Progress on stderr: the build's bars, packing and stages with `--verbose`, registry retries
+/// and signatures unless `--quiet`.
 struct Events {
     ui: Ui,
+    progress: Progress,
+    /// `--quiet` or `--json`: no line per signature.
+    quiet_sign: bool,
+}
+
+impl kiln_build::Reporter for Events {
+    fn planned(&self, targets: &[kiln_plan::Target]) {
+        self.progress.planned(targets);
+    }
+    fn started(&self, label: &str) {
+        self.progress.started(label);
+    }
+    fn command(&self, line: &str) {
+        self.progress.command(line);
+    }
+    fn finished(&self, result: &kiln_build::TargetResult) {
+        self.progress.finished(result);
+    }
+    fn warn(&self, message: &str) {
+        kiln_build::Reporter::warn(&self.progress, message);
+    }
 }
 
 impl kiln_image::Reporter for Events {
     fn pulling_base(&self, reference: &str, platform: &Platform) {
         if !self.ui.quiet {
-            eprintln!("pulling base {reference} for {platform}");
+            self.progress
+                .line(format!("pulling base {reference} for {platform}"));
         }
     }
 
     fn warn(&self, message: &str) {
-        if !self.ui.quiet {
-            eprintln!("{} {message}", console::style("warning:").yellow().bold());
-        }
+        kiln_build::Reporter::warn(&self.progress, message);
     }
 
     fn packed(&self, service: &str, image: &PlatformImage) {
         if self.ui.verbose {
-            eprintln!(
+            self.progress.line(format!(
                 "  packed {service} {}: {} ({} layer(s) reused, {} packed)",
                 image.platform, image.manifest.digest, image.layers_reused, image.layers_packed
-            );
+            ));
         }
     }
 }
@@ -467,18 +494,52 @@ impl kiln_image::Reporter for Events {
 impl kiln_registry::Reporter for Events {
     fn retrying(&self, what: &str, attempt: u32, delay: Duration, error: &RegistryError) {
         if !self.ui.quiet {
-            eprintln!(
+            self.progress.line(format!(
                 "{} {what}: {error}; retry {} in {}",
                 console::style("warning:").yellow().bold(),
                 attempt + 1,
                 human_ms(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
-            );
+            ));
         }
     }
 
     fn blob_done(&self, repo: &Repository, blob: &kiln_registry::BlobReport) {
         if self.ui.verbose {
-            eprintln!("  {repo}: {} {:?}", blob.digest, blob.outcome);
+            self.progress
+                .line(format!("  {repo}: {} {:?}", blob.digest, blob.outcome));
+        }
+    }
+}
+
+impl kiln_pipeline::Reporter for Events {
+    fn stage(&self, service: &str, platform: &Platform, stage: kiln_pipeline::Stage) {
+        // `Packed` has its own line (`packed`); the others say where the target is.
+        let what = match stage {
+            kiln_pipeline::Stage::Packing => "packing",
+            kiln_pipeline::Stage::Uploading => "uploading blobs",
+            kiln_pipeline::Stage::Uploaded => "blobs uploaded",
+            kiln_pipeline::Stage::Packed => return,
+        };
+        if self.ui.verbose {
+            self.progress
+                .line(format!("  {service} {platform}: {what}"));
+        }
+    }
+
+    fn signed(&self, report: &kiln_supply::PublishReport) {
+        if self.quiet_sign {
+            return;
+        }
+        self.progress.line(format!(
+            "signed {}@{} and attached SBOM + provenance ({}, {})",
+            report.signature.repository,
+            report.signature.digest,
+            report.signature.tag,
+            report.attachments.attestation_tag
+        ));
+        let s = &report.signature.referrers.notes;
+        for note in s.iter().chain(&report.attachments.referrers_detail.notes) {
+            self.progress.line(format!("warning: {note}"));
         }
     }
 }
