@@ -11,20 +11,6 @@ use kiln_affected::{Affected, AffectedRequest};
 use kiln_test_support::GoModule;
 use tempfile::TempDir;
 
-/// Fails (never skips) when a tool is missing.
-pub fn require(tool: &str, install: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success());
-    let ok = ok.unwrap_or(false)
-        || Command::new(tool)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    assert!(ok, "these tests need `{tool}`: {install}");
-}
-
 /// The shared proxy and module cache, and the environment that points go at them.
 pub struct GoEnv {
     _dir: TempDir,
@@ -42,7 +28,7 @@ pub fn go_env() -> &'static GoEnv {
     static ENV: OnceLock<GoEnv> = OnceLock::new();
     ENV.get_or_init(|| {
         kiln_test_support::require_go();
-        require("git", "apt-get install -y git");
+        kiln_test_support::require_tool("git", "git");
         let dir = tempfile::tempdir().expect("tempdir");
         let proxy = dir.path().join("proxy");
         for v in ["v1.0.0", "v1.1.0"] {
