@@ -1,21 +1,21 @@
 //! SBOMs checked by the official validators: `pyspdxtools` (PyPI spdx-tools) and
 //! cyclonedx-python-lib's strict JSON schema validator for CycloneDX 1.6.
 //!
-//! Needs: `pip install spdx-tools 'cyclonedx-python-lib[json-validation]'` (tested with
-//! spdx-tools 0.8.5 and cyclonedx-python-lib 11.12.0; the extra brings jsonschema, without
-//! which the validator cannot run).
+//! Needs: `pip install spdx-tools==0.8.5 'cyclonedx-python-lib[json-validation]==11.12.0'`
+//! (kiln-test-support's `sbom` module runs them).
 
-use std::path::Path;
 use std::process::Command;
 
 use kiln_attest::{
     default_namespace, go_purl, h1_to_sha256_hex, to_cyclonedx, to_cyclonedx_bytes, to_spdx,
     to_spdx_bytes, BaseImageInfo, BinaryInfo, CreationInfo, GoModule, SbomSubject, SubjectKind,
 };
+use kiln_test_support::sbom::{
+    assert_cyclonedx_bytes_valid, assert_spdx_bytes_valid, cyclonedx_verdict, spdx_verdict,
+    SBOM_VALIDATORS_INSTALL,
+};
 use kiln_types::Digest;
 use serde_json::Value;
-
-const INSTALL_HINT: &str = "pip install spdx-tools 'cyclonedx-python-lib[json-validation]'";
 
 fn module(path: &str, version: &str, sum: &str) -> GoModule {
     GoModule {
@@ -137,98 +137,18 @@ fn creation() -> CreationInfo {
     CreationInfo::at_epoch(1_700_000_000, "kiln-0.1.0")
 }
 
-fn run_pyspdxtools(file: &Path) -> (bool, String) {
-    let out = Command::new("pyspdxtools")
-        .arg("-i")
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run pyspdxtools ({e}); install it: {INSTALL_HINT}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-const CDX_SNIPPET: &str = r#"
-import sys
-try:
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
-except ImportError as e:
-    print(f"missing cyclonedx-python-lib: {e}")
-    sys.exit(3)
-data = open(sys.argv[1], encoding="utf-8").read()
-try:
-    validator = JsonStrictValidator(SchemaVersion.V1_6)
-    errors = validator.validate_str(data, all_errors=True)
-except Exception as e:  # MissingOptionalDependencyException without the json-validation extra
-    print(f"cyclonedx validator unavailable: {type(e).__name__}: {e}")
-    sys.exit(3)
-if errors is None:
-    print("valid")
-    sys.exit(0)
-if not isinstance(errors, (list, tuple)) and not hasattr(errors, "__iter__"):
-    errors = [errors]
-for e in errors:
-    d = getattr(e, "data", None)
-    print("error:", getattr(d, "message", str(e)[:300]), list(getattr(d, "absolute_path", [])))
-sys.exit(1)
-"#;
-
-fn run_cyclonedx_validator(file: &Path) -> (bool, String) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CDX_SNIPPET)
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 ({e}); install python3 and: {INSTALL_HINT}")
-        });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_ne!(
-        out.status.code(),
-        Some(3),
-        "{text}\ninstall it: {INSTALL_HINT}"
-    );
-    (out.status.success(), text)
-}
-
-fn assert_spdx_valid(bytes: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("sbom.spdx.json");
-    std::fs::write(&file, bytes).unwrap();
-    let (ok, text) = run_pyspdxtools(&file);
-    assert!(ok, "pyspdxtools rejected the SPDX document:\n{text}");
-    assert!(!text.to_lowercase().contains("invalid"), "{text}");
-}
-
-fn assert_cyclonedx_valid(bytes: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("sbom.cdx.json");
-    std::fs::write(&file, bytes).unwrap();
-    let (ok, text) = run_cyclonedx_validator(&file);
-    assert!(ok, "CycloneDX 1.6 strict validation failed:\n{text}");
-    assert_eq!(text.trim(), "valid");
-}
-
 #[test]
 fn image_sbom_passes_official_validators() {
     let s = image_subject();
-    assert_spdx_valid(&to_spdx_bytes(&s, &creation(), &default_namespace(&s)).unwrap());
-    assert_cyclonedx_valid(&to_cyclonedx_bytes(&s, &creation()).unwrap());
+    assert_spdx_bytes_valid(&to_spdx_bytes(&s, &creation(), &default_namespace(&s)).unwrap());
+    assert_cyclonedx_bytes_valid(&to_cyclonedx_bytes(&s, &creation()).unwrap());
 }
 
 #[test]
 fn binary_sbom_passes_official_validators() {
     let s = binary_subject();
-    assert_spdx_valid(&to_spdx_bytes(&s, &creation(), &default_namespace(&s)).unwrap());
-    assert_cyclonedx_valid(&to_cyclonedx_bytes(&s, &creation()).unwrap());
+    assert_spdx_bytes_valid(&to_spdx_bytes(&s, &creation(), &default_namespace(&s)).unwrap());
+    assert_cyclonedx_bytes_valid(&to_cyclonedx_bytes(&s, &creation()).unwrap());
 }
 
 #[test]
@@ -240,15 +160,15 @@ fn validators_catch_broken_documents() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.spdx.json");
     std::fs::write(&file, serde_json::to_vec(&spdx).unwrap()).unwrap();
-    let (ok, text) = run_pyspdxtools(&file);
-    assert!(!ok || text.to_lowercase().contains("invalid"), "{text}");
+    let v = spdx_verdict(&file);
+    assert!(!v.valid, "{}", v.output);
 
     let mut cdx = to_cyclonedx(&s, &creation()).unwrap();
     cdx["components"][0]["hashes"][0]["alg"] = Value::from("SHA-257");
     let file = dir.path().join("bad.cdx.json");
     std::fs::write(&file, serde_json::to_vec(&cdx).unwrap()).unwrap();
-    let (ok, text) = run_cyclonedx_validator(&file);
-    assert!(!ok, "{text}");
+    let v = cyclonedx_verdict(&file);
+    assert!(!v.valid, "{}", v.output);
 }
 
 #[test]
@@ -449,11 +369,11 @@ fn purls_round_trip_through_the_reference_parser() {
         .arg(script)
         .args(&purls)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {SBOM_VALIDATORS_INSTALL}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}\n{INSTALL_HINT}",
+        "{}\n{SBOM_VALIDATORS_INSTALL}",
         String::from_utf8_lossy(&out.stderr)
     );
     let round: Vec<&str> = stdout.lines().collect();
@@ -535,7 +455,7 @@ fn issue_10_stdlib_and_main_module_are_components() {
         purls,
         ["pkg:golang/stdlib@1.26.8", "pkg:golang/stdlib@1.27.1"]
     );
-    assert_cyclonedx_valid(&to_cyclonedx_bytes(&two, &creation()).unwrap());
+    assert_cyclonedx_bytes_valid(&to_cyclonedx_bytes(&two, &creation()).unwrap());
 }
 
 #[test]

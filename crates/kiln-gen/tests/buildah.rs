@@ -7,6 +7,7 @@
 //! Needs `apt-get install -y buildah busybox-static` and the Go toolchain in /usr/local/go.
 
 use kiln_gen::{dockerfile, dockerignore, ServiceSpec};
+use kiln_test_support::GoModule;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,15 +127,15 @@ fn stage_goroot(from: &Path, to: &Path, depth: usize) {
 }
 
 fn write_module(dir: &Path) {
-    std::fs::create_dir_all(dir.join("cmd/hello")).unwrap();
-    std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.26\n").unwrap();
     // Deliberately no go.sum (issue 5 regression): a module without dependencies has none, and the
     // generated `COPY go.mod go.sum* ./` must still build.
-    std::fs::write(
-        dir.join("cmd/hello/main.go"),
-        // Only `os`: a cold build compiles just the runtime, keeping the test fast on 2 cores. (With
-        // net/http a cold build took 50-62 s here against 2.2-2.9 s warm.)
-        r#"package main
+    GoModule::new("example.com/hello")
+        .go("1.26")
+        .file(
+            "cmd/hello/main.go",
+            // Only `os`: a cold build compiles just the runtime, keeping the test fast on 2 cores.
+            // (With net/http a cold build took 50-62 s here against 2.2-2.9 s warm.)
+            r#"package main
 
 import "os"
 
@@ -146,8 +147,8 @@ func main() {
 	os.Exit(3)
 }
 "#,
-    )
-    .unwrap();
+        )
+        .write_to(dir);
 }
 
 /// Every file below `dir` (the cache mounts live there).

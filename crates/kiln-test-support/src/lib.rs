@@ -5,13 +5,23 @@
 //! on it. It knows nothing about kiln's types: crates wrap what they need (a `Repository` for a
 //! registry, a client configuration) around the plain processes and addresses it hands out.
 //!
+//! What it holds: a `docker-registry` on loopback ([`DockerRegistry`]); free ports and tools that
+//! must be there ([`require_tool`], [`run_tool`]); the Go toolchain and module fixtures ([`go`]);
+//! the official SBOM validators ([`sbom`]) and SARIF schema ([`sarif`]); an image's filesystem run
+//! under bubblewrap after `umoci unpack` ([`sandbox`]).
+//!
 //! A test that needs a tool that is missing fails with the command that installs it; nothing here
 //! skips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod go;
 mod registry;
+pub mod sandbox;
+pub mod sarif;
+pub mod sbom;
 mod tools;
 
+pub use go::{main_go, require_go, GoModule};
 pub use registry::{http_get, DockerRegistry, RegistryOptions};
 pub use tools::{free_port, require_tool, run_tool};

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Repo;
+use kiln_test_support::sandbox::Bundle;
 use serde_json::Value;
 use support::registry::{free_port, http_get, require_tool, run_tool, Registry};
 
@@ -82,8 +83,6 @@ fn skopeo_inspect(target: &str, raw: bool) -> Value {
 /// skopeo copy -> umoci unpack -> bwrap the entrypoint with the config's env and user; returns the
 /// HTTP answer of the service inside.
 fn run_image(source: &str) -> (u16, String, PathBuf, tempfile::TempDir) {
-    require_tool("umoci", "umoci");
-    require_tool("bwrap", "bubblewrap");
     let work = tempfile::tempdir().expect("tempdir");
     let oci = work.path().join("oci");
     let oci_ref = format!("oci:{}:img", oci.display());
@@ -91,61 +90,14 @@ fn run_image(source: &str) -> (u16, String, PathBuf, tempfile::TempDir) {
         "skopeo",
         &["copy", "--src-tls-verify=false", source, &oci_ref],
     );
-    let bundle = work.path().join("bundle");
-    run_tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:img", oci.display()),
-            bundle.to_str().expect("utf-8 path"),
-        ],
+    let bundle = Bundle::unpack(
+        &format!("{}:img", oci.display()),
+        &work.path().join("bundle"),
     );
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).expect("config.json"))
-            .expect("bundle config is JSON");
-    let args: Vec<String> = config["process"]["args"]
-        .as_array()
-        .expect("process.args")
-        .iter()
-        .map(|a| a.as_str().expect("arg").to_string())
-        .collect();
-    let env: Vec<String> = config["process"]["env"]
-        .as_array()
-        .expect("process.env")
-        .iter()
-        .map(|a| a.as_str().expect("env").to_string())
-        .collect();
-    let uid = config["process"]["user"]["uid"]
-        .as_u64()
-        .expect("uid")
-        .to_string();
-    let gid = config["process"]["user"]["gid"]
-        .as_u64()
-        .expect("gid")
-        .to_string();
-    let rootfs = bundle.join("rootfs");
+    let rootfs = bundle.rootfs();
     let port = free_port();
-    let mut cmd = Command::new("bwrap");
-    cmd.arg("--bind")
-        .arg(&rootfs)
-        .args([
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--unshare-pid",
-            "--die-with-parent",
-        ])
-        .args(["--unshare-user", "--uid", &uid, "--gid", &gid, "--clearenv"]);
-    for e in &env {
-        let (k, v) = e.split_once('=').expect("KEY=VALUE");
-        cmd.args(["--setenv", k, v]);
-    }
-    cmd.args(["--setenv", "ADDR", &format!("127.0.0.1:{port}")]);
-    cmd.args(&args);
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = bundle.bwrap(&[("ADDR", &addr)]);
     let mut child = cmd.spawn().expect("bwrap: apt-get install -y bubblewrap");
     let deadline = Instant::now() + Duration::from_secs(20);
     let answer = loop {

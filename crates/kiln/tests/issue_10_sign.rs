@@ -92,37 +92,7 @@ impl Reg {
 
 /// Pushes a test image (kiln base + a Go binary with real modules) as `name:tag`.
 fn push(reg: &Reg, name: &str, tag: &str, marker: &str) -> Digest {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ImageSpec {
-        user: "65532".into(),
-        marker: marker.into(),
-        ..ImageSpec::default()
-    };
-    let digest = build_layout(dir.path(), tag, &spec);
-    let layout = kiln_oci::OciLayout::open(dir.path()).unwrap();
-    let store = layout.store();
-    let manifest = store.read_manifest(&digest).unwrap();
-    let blobs = std::iter::once(&manifest.config)
-        .chain(manifest.layers.iter())
-        .map(|d| kiln_registry::BlobUpload {
-            digest: d.digest,
-            size: d.size,
-            path: store.path(&d.digest),
-            mount_from: None,
-        })
-        .collect();
-    let upload = kiln_registry::ImageUpload {
-        blobs,
-        manifests: Vec::new(),
-        root: Some(kiln_registry::ManifestUpload {
-            media_type: kiln_registry::media::OCI_MANIFEST.into(),
-            bytes: std::fs::read(store.path(&digest)).unwrap(),
-        }),
-        tags: vec![tag.into()],
-    };
-    rt().block_on(client().push_image(&reg.repo(name), &upload))
-        .unwrap();
-    digest
+    push_image_to(&reg.repo(name), tag, &nonroot_spec(marker))
 }
 
 /// The manifest under `tag` as JSON, or `None` when the tag does not exist.

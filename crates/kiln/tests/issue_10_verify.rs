@@ -15,7 +15,7 @@ mod peers;
 
 use std::path::Path;
 
-use kiln_registry::{BlobUpload, ImageUpload, ManifestUpload, Repository};
+use kiln_registry::Repository;
 use kiln_types::Digest;
 use peers::{cosign, cosign_ok, ReferrersRegistry};
 use supply_support::*;
@@ -37,37 +37,11 @@ struct Target {
 /// Builds the Go fixture image and pushes it to `host/repo:tag` (any registry, unlike
 /// `push_image`, which is tied to the docker-registry harness).
 fn push_to(host: &str, repo: &str, tag: &str, marker: &str) -> Digest {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ImageSpec {
-        user: "65532".into(),
-        marker: marker.into(),
-        ..ImageSpec::default()
-    };
-    let digest = build_layout(dir.path(), tag, &spec);
-    let layout = kiln_oci::OciLayout::open(dir.path()).unwrap();
-    let store = layout.store();
-    let manifest = store.read_manifest(&digest).unwrap();
-    let blobs = std::iter::once(&manifest.config)
-        .chain(manifest.layers.iter())
-        .map(|d| BlobUpload {
-            digest: d.digest,
-            size: d.size,
-            path: store.path(&d.digest),
-            mount_from: None,
-        })
-        .collect();
-    let upload = ImageUpload {
-        blobs,
-        manifests: Vec::new(),
-        root: Some(ManifestUpload {
-            media_type: kiln_registry::media::OCI_MANIFEST.into(),
-            bytes: std::fs::read(store.path(&digest)).unwrap(),
-        }),
-        tags: vec![tag.into()],
-    };
-    let repo = Repository::new(host, repo).unwrap();
-    rt().block_on(client().push_image(&repo, &upload)).unwrap();
-    digest
+    push_image_to(
+        &Repository::new(host, repo).unwrap(),
+        tag,
+        &nonroot_spec(marker),
+    )
 }
 
 /// `cosign generate-key-pair` into `dir` (empty password, as the harness sets it).

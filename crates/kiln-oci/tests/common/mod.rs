@@ -78,9 +78,10 @@ func main() {
 pub fn go_build(dir: &Path, goarch: &str) -> PathBuf {
     let go = require_tool("go", "the Go toolchain at /usr/local/go (https://go.dev/dl), e.g. `apt-get install -y golang-go`");
     let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("go.mod"), "module example.com/app\n\ngo 1.21\n").unwrap();
-    std::fs::write(src.join("main.go"), GO_PROGRAM).unwrap();
+    kiln_test_support::GoModule::new("example.com/app")
+        .go("1.21")
+        .file("main.go", GO_PROGRAM)
+        .write_to(&src);
     let out = dir.join(format!("app-{goarch}"));
     let mut cmd = Command::new(go);
     // Go needs a build cache; CI environments without HOME get one inside the test dir.

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use kiln_test_support::GoModule;
+
 /// The three programs of the fixture module and how each fixture builds one.
 pub struct Fixture {
     pub name: &'static str,
@@ -24,13 +26,8 @@ import \"example.com/kilndep\"\n\nfunc main() { println(kilndep.Name(), int(C.an
 pub fn go() -> &'static Path {
     static GO: OnceLock<PathBuf> = OnceLock::new();
     GO.get_or_init(|| {
-        let go = PathBuf::from("go");
-        let works = Command::new(&go)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(works, "`go` not found: install Go 1.22+ and put it on PATH");
-        go
+        kiln_test_support::require_go();
+        PathBuf::from("go")
     })
 }
 
@@ -80,24 +77,19 @@ fn workspace() -> &'static Path {
             .tempdir_in(base)
             .expect("create fixture dir")
             .keep();
-        let write = |rel: &str, text: &str| {
-            let path = dir.join(rel);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, text).expect("write fixture");
-        };
-        write("dep/go.mod", "module example.com/kilndep\n\ngo 1.22\n");
-        write(
-            "dep/dep.go",
-            "package kilndep\n\nfunc Name() string { return \"dep\" }\n",
-        );
-        write(
-            "app/go.mod",
-            "module example.com/kilnapp\n\ngo 1.22\n\nrequire example.com/kilndep v0.0.0\n\n\
-             replace example.com/kilndep => ../dep\n",
-        );
-        write("app/cmd/hello/main.go", HELLO);
-        write("app/cmd/netuser/main.go", NETUSER);
-        write("app/cmd/cgo/main.go", CGO);
+        GoModule::new("example.com/kilndep")
+            .file(
+                "dep.go",
+                "package kilndep\n\nfunc Name() string { return \"dep\" }\n",
+            )
+            .write_to(&dir.join("dep"));
+        GoModule::new("example.com/kilnapp")
+            .require("example.com/kilndep", "v0.0.0")
+            .replace("example.com/kilndep", "../dep")
+            .file("cmd/hello/main.go", HELLO)
+            .file("cmd/netuser/main.go", NETUSER)
+            .file("cmd/cgo/main.go", CGO)
+            .write_to(&dir.join("app"));
         dir
     })
 }

@@ -9,16 +9,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 /// Fails (never skips) when `go` is not installed.
-pub fn require_go() {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "these tests need the Go toolchain: install Go 1.22 or newer (https://go.dev/dl) and put `go` on PATH"
-    );
-}
+pub use kiln_test_support::require_go;
 
 /// A temporary repository plus its own kiln cache.
 pub struct Repo {

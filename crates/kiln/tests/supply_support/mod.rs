@@ -13,6 +13,7 @@ use kiln_oci::{
     LayerRecipe, OciLayout, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
 };
 use kiln_registry::{BlobUpload, Client, ClientConfig, ImageUpload, ManifestUpload, Repository};
+use kiln_test_support::{main_go, GoModule};
 use kiln_types::Digest;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -130,57 +131,36 @@ pub fn go_fixture() -> &'static GoFixture {
 }
 
 fn build_fixture() -> GoFixture {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "these tests need the Go toolchain on PATH: install Go 1.22+ (https://go.dev/dl)"
-    );
+    kiln_test_support::require_go();
     // Kept for the whole test process (the OnceLock is never dropped).
     let dir = tempfile::tempdir().unwrap().keep();
     let proxy = dir.join("proxy");
     for (path, version, func) in DEPS {
-        let v = proxy.join(path).join("@v");
-        std::fs::create_dir_all(&v).unwrap();
         let name = path.rsplit('/').next().unwrap();
-        let gomod = format!("module {path}\n\ngo 1.21\n");
-        std::fs::write(v.join("list"), format!("{version}\n")).unwrap();
-        std::fs::write(
-            v.join(format!("{version}.info")),
-            format!("{{\"Version\":\"{version}\",\"Time\":\"2024-01-02T03:04:05Z\"}}"),
-        )
-        .unwrap();
-        std::fs::write(v.join(format!("{version}.mod")), &gomod).unwrap();
-        let src =
-            format!("package {name}\n\nfunc {func}() string {{ return \"{path}@{version}\" }}\n");
-        let zip = v.join(format!("{version}.zip"));
-        let prefix = format!("{path}@{version}");
-        let py = Command::new("python3")
-            .arg("-c")
-            .arg("import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr(sys.argv[2] + '/go.mod', sys.argv[3])\nz.writestr(sys.argv[2] + '/' + sys.argv[4] + '.go', sys.argv[5])\nz.close()")
-            .arg(&zip)
-            .arg(&prefix)
-            .arg(&gomod)
-            .arg(name)
-            .arg(&src)
-            .status()
-            .expect("python3 is needed to write the module zip: apt-get install -y python3");
-        assert!(py.success());
+        GoModule::new(path)
+            .go("1.21")
+            .file(
+                &format!("{name}.go"),
+                &format!(
+                    "package {name}\n\nfunc {func}() string {{ return \"{path}@{version}\" }}\n"
+                ),
+            )
+            .publish(&proxy, version);
     }
     let app = dir.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(
-        app.join("go.mod"),
-        "module example.com/app\n\ngo 1.21\n\nrequire (\n\texample.org/dep v1.2.3\n\texample.org/other v0.4.0\n)\n",
-    )
-    .unwrap();
-    std::fs::write(
-        app.join("main.go"),
-        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.org/dep\"\n\t\"example.org/other\"\n)\n\nfunc main() { fmt.Println(dep.Hello(), other.Name()) }\n",
-    )
-    .unwrap();
+    let mut module = GoModule::new("example.com/app").go("1.21");
+    for (path, version, _) in DEPS {
+        module = module.require(path, version);
+    }
+    module
+        .file(
+            "main.go",
+            &main_go(
+                &["fmt", "example.org/dep", "example.org/other"],
+                "fmt.Println(dep.Hello(), other.Name())",
+            ),
+        )
+        .write_to(&app);
     let binary = dir.join("app-bin");
     let out = Command::new("go")
         .args(["build", "-trimpath", "-o"])
@@ -289,6 +269,12 @@ pub fn build_layout(layout_dir: &Path, tag: &str, spec: &ImageSpec) -> Digest {
 
 /// Builds an image as [`build_layout`] does and pushes it as `repo:tag`.
 pub fn push_image(registry: &Registry, repo: &str, tag: &str, spec: &ImageSpec) -> Digest {
+    push_image_to(&registry.repo(repo), tag, spec)
+}
+
+/// [`push_image`] to any registry (the referrers-API peer too): builds the image in a scratch
+/// layout, pushes its blobs and manifest under `tag` and returns the manifest digest.
+pub fn push_image_to(repo: &Repository, tag: &str, spec: &ImageSpec) -> Digest {
     let dir = tempfile::tempdir().unwrap();
     let digest = build_layout(dir.path(), tag, spec);
     let layout = OciLayout::open(dir.path()).unwrap();
@@ -312,9 +298,16 @@ pub fn push_image(registry: &Registry, repo: &str, tag: &str, spec: &ImageSpec) 
         }),
         tags: vec![tag.into()],
     };
-    let report = rt()
-        .block_on(client().push_image(&registry.repo(repo), &upload))
-        .unwrap();
+    let report = rt().block_on(client().push_image(repo, &upload)).unwrap();
     assert_eq!(report.digest, Some(digest));
     digest
+}
+
+/// The image spec the issue 10 interop tests push: non-root, told apart by `marker`.
+pub fn nonroot_spec(marker: &str) -> ImageSpec {
+    ImageSpec {
+        user: "65532".into(),
+        marker: marker.into(),
+        ..ImageSpec::default()
+    }
 }
