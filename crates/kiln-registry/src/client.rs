@@ -53,7 +53,9 @@ pub struct ClientConfig {
     pub chunk_size: u64,
     /// Blobs up to this size go up in one `PUT`; larger ones in chunks.
     pub monolithic_limit: u64,
-    /// Requests in flight at once for the blobs/manifests of one push.
+    /// Blob uploads in flight at once per registry, across every push of this client (clones
+    /// included); also how many images [`Client::push_images`] and how many blobs or manifests
+    /// of one image [`Client::push_image`] work on at once.
     pub concurrency: usize,
     /// Retry behaviour.
     pub retry: RetryPolicy,
@@ -98,6 +100,9 @@ pub(crate) struct Inner {
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     auth: Mutex<HashMap<String, RegistryAuth>>,
     auth_lock: tokio::sync::Mutex<()>,
+    /// Per registry host: `concurrency` permits for blob uploads, shared by every push of this
+    /// client, so pushing many images at once does not multiply the uploads in flight.
+    upload_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     pub(crate) reporter: Arc<dyn Reporter>,
 }
 
@@ -180,6 +185,7 @@ impl Client {
                 credentials: Mutex::new(HashMap::new()),
                 auth: Mutex::new(HashMap::new()),
                 auth_lock: tokio::sync::Mutex::new(()),
+                upload_slots: Mutex::new(HashMap::new()),
                 reporter,
             }),
         })
@@ -200,6 +206,23 @@ impl Client {
             })
             .as_ref()
             .map_err(|e| RegistryError::Client(e.clone()))
+    }
+
+    /// Waits for one of the `concurrency` upload slots of `registry`; the slot is free again when
+    /// the returned permit drops. `None` only if the semaphore was closed, which never happens.
+    pub(crate) async fn upload_slot(
+        &self,
+        registry: &str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = lock(&self.inner.upload_slots)
+            .entry(registry.to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    self.inner.config.concurrency.max(1),
+                ))
+            })
+            .clone();
+        slots.acquire_owned().await.ok()
     }
 
     /// The configuration this client was built with.

@@ -305,6 +305,8 @@ impl Client {
         if let Some(from) = &blob.mount_from {
             scopes.0.push(format!("repository:{from}:pull"));
         }
+        // The bound is per registry, not per image: `push_images` runs several images at once.
+        let _slot = self.upload_slot(&repo.registry).await;
         let mut progress = Progress::default();
         loop {
             let mut session = None;
