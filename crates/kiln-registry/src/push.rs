@@ -16,36 +16,9 @@ use crate::client::{body_snippet, status_error, Client, Failure, Scopes};
 use crate::error::{RegistryError, Result};
 use crate::media::ACCEPTED_MANIFESTS;
 use crate::reference::Repository;
+use crate::report::{BlobOutcome, BlobReport, ManifestReport, PushReport};
 
 const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
-
-/// What happened to one blob during a push.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum BlobOutcome {
-    /// The registry already had it, nothing sent: one HEAD request, or none when the image's root
-    /// manifest was already in place under every reference (a registry accepts a manifest only
-    /// once everything it references is present).
-    Skipped,
-    /// Mounted from another repository on the same registry: nothing sent.
-    Mounted {
-        /// The repository it was mounted from.
-        from: String,
-    },
-    /// Uploaded.
-    Uploaded {
-        /// Content bytes sent in the successful attempt.
-        bytes_sent: u64,
-        /// Upload sessions used (more than 1 after a failure the session did not survive).
-        attempts: u32,
-        /// Times a chunked upload went on after a failed `PATCH` from the offset the registry
-        /// reported, in the same session, instead of starting again at byte 0.
-        resumed: u32,
-        /// Content bytes put on the wire for this blob over every session and resume, including
-        /// those of requests that failed: the blob's size when nothing failed.
-        bytes_transferred: u64,
-    },
-}
 
 /// A blob file to push, addressed by its digest (as produced by kiln-oci).
 #[derive(Clone, Debug)]
@@ -87,66 +60,6 @@ pub struct ImageUpload {
     pub root: Option<ManifestUpload>,
     /// Tags for the root; empty pushes it by digest only.
     pub tags: Vec<String>,
-}
-
-/// One blob's line in a [`PushReport`].
-#[derive(Clone, Debug, Serialize)]
-pub struct BlobReport {
-    /// Blob digest.
-    pub digest: Digest,
-    /// Blob size.
-    pub size: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub outcome: BlobOutcome,
-}
-
-/// One manifest push (by digest or tag).
-#[derive(Clone, Debug, Serialize)]
-pub struct ManifestReport {
-    /// Manifest digest.
-    pub digest: Digest,
-    /// Tag or digest it was pushed under.
-    pub reference: String,
-    /// False when the registry already had this digest under this reference.
-    pub pushed: bool,
-}
-
-/// The result of [`Client::push_image`].
-#[derive(Clone, Debug, Serialize)]
-pub struct PushReport {
-    /// `registry/name`.
-    pub repository: String,
-    /// Digest of the root manifest, if one was pushed.
-    pub digest: Option<Digest>,
-    /// Blob outcomes in input order.
-    pub blobs: Vec<BlobReport>,
-    /// Manifest outcomes, children first.
-    pub manifests: Vec<ManifestReport>,
-    /// Blob content bytes uploaded.
-    pub bytes_sent: u64,
-}
-
-impl PushReport {
-    fn count(&self, f: impl Fn(&BlobOutcome) -> bool) -> usize {
-        self.blobs.iter().filter(|b| f(&b.outcome)).count()
-    }
-    /// Blobs the registry already had.
-    pub fn skipped(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Skipped))
-    }
-    /// Blobs mounted from another repository.
-    pub fn mounted(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Mounted { .. }))
-    }
-    /// Blobs uploaded.
-    pub fn uploaded(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Uploaded { .. }))
-    }
-    /// Manifests actually PUT (not already present).
-    pub fn manifests_pushed(&self) -> usize {
-        self.manifests.iter().filter(|m| m.pushed).count()
-    }
 }
 
 /// What a manifest DELETE did. Registries may refuse deletes (distribution answers 405
@@ -549,7 +462,7 @@ impl Client {
                 Some(r) => rb.header("Content-Range", r.as_str()),
                 None => rb,
             };
-            match crate::client::lock(&body).take() {
+            match crate::transport::lock(&body).take() {
                 Some(b) => rb.body(b),
                 None => rb,
             }
