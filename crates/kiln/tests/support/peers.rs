@@ -218,6 +218,8 @@ impl Drop for BazelRemote {
     }
 }
 
+// Each test binary compiles this file; only some use the proxy.
+#[allow(unused_imports)]
 pub use kiln_test_support::fault::{Fault, FaultProxy};
 
 /// What the REAPI tests need of a server, so the same tests run against each.
