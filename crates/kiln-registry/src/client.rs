@@ -180,7 +180,8 @@ impl Client {
     /// One attempt (plus the auth round trip on 401). Retryable statuses come back as `Failure`.
     ///
     /// A request whose body cannot be rebuilt (`replayable == false`) is not resent after a 401:
-    /// the token is refreshed and the 401 comes back retryable so the caller restarts its session.
+    /// the token is refreshed and the 401 comes back retryable, so the caller sends the body again
+    /// (an upload resumes from the registry's offset or restarts its session).
     pub(crate) async fn send_once(
         &self,
         repo: &Repository,
