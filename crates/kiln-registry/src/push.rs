@@ -1,12 +1,13 @@
 //! Pushing blobs and manifests: existence checks, cross-repo mounts, monolithic and chunked uploads
-//! that restart cleanly after a failure, and exact-bytes manifest pushes.
+//! that resume from the registry's offset or restart cleanly after a failure, and exact-bytes
+//! manifest pushes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use futures_util::stream::{self, StreamExt};
 use kiln_types::Digest;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Body, Method, Response, StatusCode, Url};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -15,30 +16,9 @@ use crate::client::{body_snippet, status_error, Client, Failure, Scopes};
 use crate::error::{RegistryError, Result};
 use crate::media::ACCEPTED_MANIFESTS;
 use crate::reference::Repository;
+use crate::report::{BlobOutcome, BlobReport, ManifestReport, PushReport};
 
 const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
-
-/// What happened to one blob during a push.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum BlobOutcome {
-    /// The registry already had it, nothing sent: one HEAD request, or none when the image's root
-    /// manifest was already in place under every reference (a registry accepts a manifest only
-    /// once everything it references is present).
-    Skipped,
-    /// Mounted from another repository on the same registry: nothing sent.
-    Mounted {
-        /// The repository it was mounted from.
-        from: String,
-    },
-    /// Uploaded.
-    Uploaded {
-        /// Content bytes sent in the successful attempt.
-        bytes_sent: u64,
-        /// Upload sessions used (more than 1 after a retried failure).
-        attempts: u32,
-    },
-}
 
 /// A blob file to push, addressed by its digest (as produced by kiln-oci).
 #[derive(Clone, Debug)]
@@ -80,66 +60,6 @@ pub struct ImageUpload {
     pub root: Option<ManifestUpload>,
     /// Tags for the root; empty pushes it by digest only.
     pub tags: Vec<String>,
-}
-
-/// One blob's line in a [`PushReport`].
-#[derive(Clone, Debug, Serialize)]
-pub struct BlobReport {
-    /// Blob digest.
-    pub digest: Digest,
-    /// Blob size.
-    pub size: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub outcome: BlobOutcome,
-}
-
-/// One manifest push (by digest or tag).
-#[derive(Clone, Debug, Serialize)]
-pub struct ManifestReport {
-    /// Manifest digest.
-    pub digest: Digest,
-    /// Tag or digest it was pushed under.
-    pub reference: String,
-    /// False when the registry already had this digest under this reference.
-    pub pushed: bool,
-}
-
-/// The result of [`Client::push_image`].
-#[derive(Clone, Debug, Serialize)]
-pub struct PushReport {
-    /// `registry/name`.
-    pub repository: String,
-    /// Digest of the root manifest, if one was pushed.
-    pub digest: Option<Digest>,
-    /// Blob outcomes in input order.
-    pub blobs: Vec<BlobReport>,
-    /// Manifest outcomes, children first.
-    pub manifests: Vec<ManifestReport>,
-    /// Blob content bytes uploaded.
-    pub bytes_sent: u64,
-}
-
-impl PushReport {
-    fn count(&self, f: impl Fn(&BlobOutcome) -> bool) -> usize {
-        self.blobs.iter().filter(|b| f(&b.outcome)).count()
-    }
-    /// Blobs the registry already had.
-    pub fn skipped(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Skipped))
-    }
-    /// Blobs mounted from another repository.
-    pub fn mounted(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Mounted { .. }))
-    }
-    /// Blobs uploaded.
-    pub fn uploaded(&self) -> usize {
-        self.count(|o| matches!(o, BlobOutcome::Uploaded { .. }))
-    }
-    /// Manifests actually PUT (not already present).
-    pub fn manifests_pushed(&self) -> usize {
-        self.manifests.iter().filter(|m| m.pushed).count()
-    }
 }
 
 /// What a manifest DELETE did. Registries may refuse deletes (distribution answers 405
@@ -208,6 +128,37 @@ fn resolve_location(repo: &Repository, base: &Url, resp: &Response) -> Result<Ur
     })
 }
 
+/// The offset to go on from, given a registry's `Range: 0-<last>` for an upload session and the
+/// `sent` bytes the client got through. `None` when it is unusable: not starting at 0, past what
+/// was sent (never trusted: the registry would have to invent bytes), or `0-0`, which
+/// distribution answers both for an empty session and for one holding a single byte.
+fn resume_offset(range: &str, sent: u64) -> Option<u64> {
+    let range = range.trim();
+    let range = range.strip_prefix("bytes=").unwrap_or(range);
+    let (start, last) = range.split_once('-')?;
+    if start.trim() != "0" {
+        return None;
+    }
+    let last: u64 = last.trim().parse().ok()?;
+    let at = last.checked_add(1)?;
+    (last > 0 && at <= sent).then_some(at)
+}
+
+/// How one blob's upload went over its sessions, for its [`BlobOutcome`].
+#[derive(Default)]
+struct Progress {
+    /// Sessions started.
+    sessions: u32,
+    /// Failures retried so far (resumes and new sessions), against `RetryPolicy::max_attempts`.
+    failures: u32,
+    /// Resumes from the registry's offset.
+    resumed: u32,
+    /// Content bytes sent, failed requests included.
+    transferred: u64,
+    /// The last failure was already waited for (a resume was tried and refused).
+    waited: bool,
+}
+
 impl Client {
     /// Whether the repository already has the blob (one HEAD request).
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
@@ -267,17 +218,25 @@ impl Client {
         if let Some(from) = &blob.mount_from {
             scopes.0.push(format!("repository:{from}:pull"));
         }
-        let mut attempt = 0u32;
+        // The bound is per registry, not per image: `push_images` runs several images at once.
+        let _slot = self.upload_slot(&repo.registry).await;
+        let mut progress = Progress::default();
         loop {
             let mut session = None;
-            match self.upload_attempt(repo, &scopes, blob, &mut session).await {
-                Ok(BlobOutcome::Uploaded { bytes_sent, .. }) => {
+            progress.sessions += 1;
+            match self
+                .upload_attempt(repo, &scopes, blob, &mut session, &mut progress)
+                .await
+            {
+                Ok(Some(from)) => return Ok(BlobOutcome::Mounted { from }),
+                Ok(None) => {
                     return Ok(BlobOutcome::Uploaded {
-                        bytes_sent,
-                        attempts: attempt + 1,
+                        bytes_sent: blob.size,
+                        attempts: progress.sessions,
+                        resumed: progress.resumed,
+                        bytes_transferred: progress.transferred,
                     })
                 }
-                Ok(other) => return Ok(other),
                 Err(f) => {
                     if let Some(loc) = session {
                         // Abandon the half-done session; the registry would expire it anyway.
@@ -285,26 +244,38 @@ impl Client {
                             .send_once(repo, &scopes, Method::DELETE, &loc, true, &|rb| rb)
                             .await;
                     }
-                    if !f.retryable || attempt + 1 >= self.inner.config.retry.max_attempts {
+                    // A refused resume has counted and waited for this failure already: start
+                    // the new session at once.
+                    let waited = std::mem::take(&mut progress.waited);
+                    let budget = self.inner.config.retry.max_attempts;
+                    if !f.retryable || (!waited && progress.failures + 1 >= budget) {
                         return Err(f.error);
                     }
-                    let what = format!("upload of {}", blob.digest);
-                    self.backoff(&what, attempt, f.retry_after, &f.error).await;
-                    attempt += 1;
+                    if !waited {
+                        let what = format!("upload of {}", blob.digest);
+                        self.backoff(&what, progress.failures, f.retry_after, &f.error)
+                            .await;
+                        progress.failures += 1;
+                    }
                 }
             }
         }
     }
 
-    /// One upload session from POST to the final PUT. Any failure abandons the whole session: the
-    /// next attempt starts a new one from byte 0, so a partial upload can never be committed.
+    /// One upload session from POST to the final PUT; `Ok(Some(from))` when the blob was mounted.
+    ///
+    /// A failed `PATCH` of a chunked upload goes on in the same session from the offset the
+    /// registry reports, when it reports a usable one; any other failure abandons the session and
+    /// the caller starts a new one from byte 0. Bytes always go in order, and the final PUT with
+    /// `?digest=` makes the registry check the whole blob, so a bad resume cannot be committed.
     async fn upload_attempt(
         &self,
         repo: &Repository,
         scopes: &Scopes,
         blob: &BlobUpload,
         session: &mut Option<Url>,
-    ) -> Result<BlobOutcome, Failure> {
+        progress: &mut Progress,
+    ) -> Result<Option<String>, Failure> {
         let mut start = self.url(repo, "blobs/uploads/")?;
         if let Some(from) = &blob.mount_from {
             start
@@ -318,9 +289,7 @@ impl Client {
             })
             .await?;
         match (resp.status(), &blob.mount_from) {
-            (StatusCode::CREATED, Some(from)) => {
-                return Ok(BlobOutcome::Mounted { from: from.clone() })
-            }
+            (StatusCode::CREATED, Some(from)) => return Ok(Some(from.clone())),
             (StatusCode::ACCEPTED, _) => {}
             _ => {
                 return Err(response_error(
@@ -349,21 +318,24 @@ impl Client {
             )));
         }
         let final_body = if blob.size <= self.inner.config.monolithic_limit {
+            progress.transferred += blob.size;
             Some(Body::wrap_stream(tokio_util::io::ReaderStream::new(
                 file.take(blob.size),
             )))
         } else {
-            file.seek(std::io::SeekFrom::Start(0))
-                .await
-                .map_err(io_err)?;
             let chunk = self.inner.config.chunk_size.max(1);
+            // Bytes the registry has confirmed (a 202 to a PATCH, or the Range of a resume).
             let mut offset = 0u64;
             while offset < blob.size {
                 let n = chunk.min(blob.size - offset);
+                file.seek(std::io::SeekFrom::Start(offset))
+                    .await
+                    .map_err(io_err)?;
                 let mut buf = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX)];
                 file.read_exact(&mut buf).await.map_err(io_err)?;
                 let range = format!("{}-{}", offset, offset + n - 1);
-                let resp = self
+                progress.transferred += n;
+                let sent = self
                     .send_body(
                         repo,
                         scopes,
@@ -373,7 +345,33 @@ impl Client {
                         n,
                         Some(range),
                     )
-                    .await?;
+                    .await;
+                let resp = match sent {
+                    Ok(resp) => resp,
+                    Err(f)
+                        if f.retryable
+                            && progress.failures + 1 < self.inner.config.retry.max_attempts =>
+                    {
+                        let what = format!("upload of {}", blob.digest);
+                        self.backoff(&what, progress.failures, f.retry_after, &f.error)
+                            .await;
+                        progress.failures += 1;
+                        match self.upload_offset(repo, scopes, &loc, offset + n).await {
+                            Some((at, next)) => {
+                                offset = at;
+                                loc = next;
+                                *session = Some(loc.clone());
+                                progress.resumed += 1;
+                                continue;
+                            }
+                            None => {
+                                progress.waited = true;
+                                return Err(f);
+                            }
+                        }
+                    }
+                    Err(f) => return Err(f),
+                };
                 if resp.status() != StatusCode::ACCEPTED {
                     return Err(status_error(resp, "PATCH", loc.as_str()).await.into());
                 }
@@ -413,10 +411,33 @@ impl Client {
             }
         }
         *session = None;
-        Ok(BlobOutcome::Uploaded {
-            bytes_sent: blob.size,
-            attempts: 1,
-        })
+        Ok(None)
+    }
+
+    /// Where an interrupted chunked upload can go on: `GET` on the session answers 204 with
+    /// `Range: 0-<last byte held>` and a `Location` (OCI distribution spec). `sent` is how far the
+    /// client got; `None` (start a new session) when the session is gone or the answer is not a
+    /// usable offset.
+    async fn upload_offset(
+        &self,
+        repo: &Repository,
+        scopes: &Scopes,
+        loc: &Url,
+        sent: u64,
+    ) -> Option<(u64, Url)> {
+        let resp = self
+            .send_once(repo, scopes, Method::GET, loc, true, &|rb| rb)
+            .await
+            .ok()?;
+        if resp.status() != StatusCode::NO_CONTENT {
+            // Distribution answers 404 BLOB_UPLOAD_INVALID (and cancels the session) when it
+            // kept part of a torn PATCH: what it holds no longer matches the state in `loc`.
+            return None;
+        }
+        let range = resp.headers().get(RANGE)?.to_str().ok()?;
+        let at = resume_offset(range, sent)?;
+        let next = resolve_location(repo, loc, &resp).unwrap_or_else(|_| loc.clone());
+        Some((at, next))
     }
 
     /// One request with a streamed body (not replayable): no in-place retry; failures go back to
@@ -441,7 +462,7 @@ impl Client {
                 Some(r) => rb.header("Content-Range", r.as_str()),
                 None => rb,
             };
-            match crate::client::lock(&body).take() {
+            match crate::transport::lock(&body).take() {
                 Some(b) => rb.body(b),
                 None => rb,
             }
@@ -734,5 +755,25 @@ impl Client {
             .buffered(limit)
             .collect()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_offset;
+
+    #[test]
+    fn resume_offset_trusts_only_ranges_from_zero_within_what_was_sent() {
+        assert_eq!(resume_offset("0-99", 200), Some(100));
+        assert_eq!(resume_offset("bytes=0-99", 200), Some(100));
+        assert_eq!(resume_offset(" 0-199 ", 200), Some(200));
+        // Past what was sent: the registry cannot hold bytes it never got.
+        assert_eq!(resume_offset("0-200", 200), None);
+        // Ambiguous in distribution (0 or 1 byte held).
+        assert_eq!(resume_offset("0-0", 200), None);
+        assert_eq!(resume_offset("5-99", 200), None);
+        assert_eq!(resume_offset("0-", 200), None);
+        assert_eq!(resume_offset("garbage", 200), None);
+        assert_eq!(resume_offset(&format!("0-{}", u64::MAX), u64::MAX), None);
     }
 }

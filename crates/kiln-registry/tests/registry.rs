@@ -230,7 +230,9 @@ fn chunked_upload_of_large_blob() {
         outcome,
         BlobOutcome::Uploaded {
             bytes_sent: 700_001,
-            attempts: 1
+            attempts: 1,
+            resumed: 0,
+            bytes_transferred: 700_001,
         }
     );
     assert_eq!(

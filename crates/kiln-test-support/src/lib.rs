@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fault;
 pub mod go;
 mod registry;
 pub mod sandbox;

@@ -29,6 +29,11 @@ pub struct Plan {
     pub scopes_seen: Mutex<Vec<String>>,
     /// Method of every request seen, in order.
     pub methods: Mutex<Vec<String>>,
+    /// Blob upload sessions open now: from the POST that starts one to the answer to the PUT
+    /// that ends it (assumes no mounts and no faults).
+    pub uploads_in_flight: AtomicUsize,
+    /// The most `uploads_in_flight` ever was.
+    pub max_uploads_in_flight: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -137,12 +142,18 @@ async fn handle(conn: TcpStream, upstream: SocketAddr, plan: Arc<Plan>, port: u1
     let (mut ur, mut uw) = up.into_split();
     let cw = Arc::new(tokio::sync::Mutex::new(cw));
     let cw2 = cw.clone();
+    // HTTP/1.1 without pipelining: the next answer on this connection is the PUT's.
+    let put_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (put_done, plan2) = (put_pending.clone(), plan.clone());
     let back = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match ur.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if put_done.swap(false, Ordering::SeqCst) {
+                        plan2.uploads_in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     if cw2.lock().await.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -166,6 +177,14 @@ async fn handle(conn: TcpStream, upstream: SocketAddr, plan: Arc<Plan>, port: u1
         let chunk = &buf[..n];
         if let Some((method, path, head)) = request_head(chunk) {
             plan.methods.lock().unwrap().push(method.clone());
+            if path.contains("/blobs/uploads/") {
+                if method == "POST" {
+                    let now = plan.uploads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    plan.max_uploads_in_flight.fetch_max(now, Ordering::SeqCst);
+                } else if method == "PUT" && path.contains("digest=") {
+                    put_pending.store(true, Ordering::SeqCst);
+                }
+            }
             if take(&plan.fail_503, &method, &path) {
                 plan.fired_503.fetch_add(1, Ordering::SeqCst);
                 reply("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".into()).await;
