@@ -389,6 +389,64 @@ mod tests {
     use crate::dsse::{sign_envelope, IN_TOTO_PAYLOAD_TYPE};
     use crate::keys::PrivateKey;
 
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// A DSSE envelope with fixed bytes (a real signature is random per run).
+    fn fixed_envelope() -> Envelope {
+        Envelope {
+            payload: B64.encode(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}"),
+            payload_type: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+            signatures: vec![crate::dsse::EnvelopeSignature {
+                keyid: None,
+                sig: "c2ln".to_owned(),
+            }],
+        }
+    }
+
+    /// issue 12: the exact `.sig`, `.att`, `.sbom` and referrer manifest bytes kiln wrote before
+    /// the OCI descriptor moved to kiln-types (go-containerregistry's field order: mediaType,
+    /// size, digest; a `.sbom` layer without annotations keeps its `"annotations":{}`). A change
+    /// here changes the digest of every signature kiln pushes.
+    #[test]
+    fn issue_12_signature_manifest_bytes_are_pinned() {
+        let payload = simple_signing_payload("registry.example/app", &Digest::of_bytes(b"image"));
+        let sig = signature_manifest(&payload, "c2ln").unwrap();
+        let att =
+            attestation_manifest(&fixed_envelope(), "https://slsa.dev/provenance/v1").unwrap();
+        let sbom = signature_image(&[SignedLayer {
+            bytes: b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec(),
+            media_type: "text/spdx+json".to_owned(),
+            annotations: BTreeMap::new(),
+        }])
+        .unwrap();
+        let subject = Descriptor {
+            annotations: Some(BTreeMap::from([("dropped".to_owned(), "yes".to_owned())])),
+            artifact_type: Some("application/dropped".to_owned()),
+            ..Descriptor::of(OCI_MANIFEST_MEDIA_TYPE, b"{\"schemaVersion\":2}")
+        };
+        let referrer = referrer_manifest(
+            SIGSTORE_BUNDLE_MEDIA_TYPE,
+            b"{\"bundle\":1}",
+            subject,
+            BTreeMap::from([(
+                BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "dsse-envelope".to_owned(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(text(&sig.manifest), SIG_MANIFEST);
+        assert_eq!(text(&att.manifest), ATT_MANIFEST);
+        assert_eq!(text(&sbom.manifest), SBOM_MANIFEST);
+        assert_eq!(text(&referrer.manifest), REFERRER_MANIFEST);
+    }
+
+    const SIG_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:8f84d91748f417c86e3780c934eb3d5c2ddf883b3e7a0e3e5b74e071332d3295"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":236,"digest":"sha256:1fdb004864cdf6721209254c57ace76ca703c1ea514e141fd8148258dc459612","annotations":{"dev.cosignproject.cosign/signature":"c2ln"}}]}"#;
+    const ATT_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:3746698150cfb3bffbe1e982bfd38324295e6f61b82e6992267e0bb73659b1c9"},"layers":[{"mediaType":"application/vnd.dsse.envelope.v1+json","size":149,"digest":"sha256:f818952f1e0ad55b02d04c7916f3eeae45fa04bf3a297d421ed6a1da7399c0b0","annotations":{"dev.cosignproject.cosign/signature":"","predicateType":"https://slsa.dev/provenance/v1"}}]}"#;
+    const SBOM_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:c6a65ac9b8e81662b60eb8824473563dfc133b7529e04c52f60d160bc74a4985"},"layers":[{"mediaType":"text/spdx+json","size":26,"digest":"sha256:d4f269605ffe72fbe7a3021d68284798ec364111376ee2eace17688bb52a9e1d","annotations":{}}]}"#;
+    const REFERRER_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","data":"e30="},"layers":[{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","size":12,"digest":"sha256:7710c630a727d03b70a53a2c12394c034b50b5834151f9c7d751e439bed08b4c"}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":19,"digest":"sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f"},"annotations":{"dev.sigstore.bundle.content":"dsse-envelope"}}"#;
+
     #[test]
     fn issue_10_bundle_is_cosign_3s_key_based_shape() {
         let key = PrivateKey::generate().unwrap();

@@ -143,6 +143,67 @@ mod tests {
         }
     }
 
+    /// issue 12: the exact bytes of the referrers fallback index kiln pushes, from before the
+    /// descriptor moved to kiln-types (mediaType, digest, size, artifactType, annotations).
+    #[test]
+    fn issue_12_referrers_fallback_index_bytes_are_pinned() {
+        let referrer = |n: u8, annotations: Option<BTreeMap<String, String>>| Descriptor {
+            media_type: OCI_MANIFEST.into(),
+            digest: Digest::of_bytes(&[n]),
+            size: u64::from(n),
+            artifact_type: Some("application/vnd.dev.sigstore.bundle.v0.3+json".into()),
+            annotations,
+            platform: None,
+        };
+        let slot = BTreeMap::from([("dev.kiln.slot".to_owned(), "bundle".to_owned())]);
+        let entries = [
+            referrer(2, Some(slot.clone())),
+            referrer(1, None),
+            referrer(2, Some(slot)),
+        ];
+        let bytes = crate::referrers::referrers_fallback_index(&entries).unwrap();
+        assert_eq!(String::from_utf8(bytes).unwrap(), FALLBACK_INDEX);
+    }
+
+    const FALLBACK_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:dbc1b4c900ffe48d575b5da5c638040125f65db0fe3e24494b76ea986457d986","size":2,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","annotations":{"dev.kiln.slot":"bundle"}}]}"#;
+
+    /// Index entries and referrers with and without annotations (and with an empty object, which
+    /// OCI allows) all parse; a missing field is no error.
+    #[test]
+    fn issue_12_index_entries_parse_with_and_without_annotations() {
+        let doc = br#"{"schemaVersion":2,"manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d","size":1,
+             "platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a","size":2,
+             "artifactType":"application/spdx+json","annotations":{"dev.kiln.slot":"sbom"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:dbc1b4c900ffe48d575b5da5c638040125f65db0fe3e24494b76ea986457d986","size":3,
+             "annotations":{}}
+        ]}"#;
+        let index: IndexDoc = serde_json::from_slice(doc).unwrap();
+        let [plain, referrer, empty] = &index.manifests[..] else {
+            panic!("three entries expected: {:?}", index.manifests)
+        };
+        assert_eq!(
+            plain.platform.as_ref().map(|p| p.spelled()).as_deref(),
+            Some("linux/arm64/v8")
+        );
+        assert!(plain.annotations.is_none() && plain.artifact_type.is_none());
+        assert_eq!(
+            referrer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("dev.kiln.slot"))
+                .map(String::as_str),
+            Some("sbom")
+        );
+        assert_eq!(
+            referrer.artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        assert!(empty.annotations.as_ref().is_none_or(BTreeMap::is_empty));
+        assert_eq!(empty.size, 3);
+    }
+
     #[test]
     fn platform_selection_prefers_exact_variant() {
         let entries = vec![
