@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+/// The one OCI descriptor type (defined in kiln-types, shared with kiln-oci and kiln-registry).
+pub use kiln_types::Descriptor;
 use kiln_types::Digest;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::dsse::{Envelope, DSSE_ENVELOPE_MEDIA_TYPE};
 use crate::error::{AttestError, Result};
@@ -131,42 +134,47 @@ pub fn cosign_tag(digest: &Digest, suffix: &str) -> String {
     format!("sha256-{}.{suffix}", digest.hex())
 }
 
-/// An OCI content descriptor (field order as go-containerregistry writes it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Digest of the content.
-    pub digest: Digest,
-    /// Inline content (base64), used for the empty descriptor.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub data: Option<String>,
-    /// Annotations.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Artifact type of the referenced manifest (in referrers listings).
-    #[serde(
-        rename = "artifactType",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub artifact_type: Option<String>,
+/// A descriptor as cosign writes it in signature manifests: go-containerregistry's field
+/// order (`mediaType`, `size`, `digest`, `data`, `annotations`, `platform`, `artifactType`),
+/// where [`Descriptor`]'s own order (kiln's image manifests) puts `digest` before `size`.
+/// Verifiers do not care about the order, but a signature manifest's digest does, and kiln's
+/// `.sig`/`.att`/`.sbom`/referrer manifests have always had these bytes.
+struct CosignOrder<'a> {
+    descriptor: &'a Descriptor,
+    /// Writes `"annotations":{}` when there are none. Layers of a signature image always
+    /// carried the object (a `.sbom` layer has no annotations), and their digests depend on it.
+    empty_annotations: bool,
 }
 
-impl Descriptor {
-    /// Descriptor of `bytes` with `media_type`.
-    pub fn of(media_type: &str, bytes: &[u8]) -> Self {
+impl<'a> CosignOrder<'a> {
+    fn of(descriptor: &'a Descriptor) -> Self {
         Self {
-            media_type: media_type.to_owned(),
-            size: bytes.len() as u64,
-            digest: Digest::of_bytes(bytes),
-            data: None,
-            annotations: None,
-            artifact_type: None,
+            descriptor,
+            empty_annotations: false,
         }
+    }
+}
+
+impl Serialize for CosignOrder<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let d = self.descriptor;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("mediaType", &d.media_type)?;
+        map.serialize_entry("size", &d.size)?;
+        map.serialize_entry("digest", &d.digest)?;
+        if let Some(data) = &d.data {
+            map.serialize_entry("data", data)?;
+        }
+        if self.empty_annotations || !d.annotations.is_empty() {
+            map.serialize_entry("annotations", &d.annotations)?;
+        }
+        if let Some(platform) = &d.platform {
+            map.serialize_entry("platform", platform)?;
+        }
+        if let Some(artifact_type) = &d.artifact_type {
+            map.serialize_entry("artifactType", artifact_type)?;
+        }
+        map.end()
     }
 }
 
@@ -216,10 +224,10 @@ struct Manifest<'a> {
     media_type: &'a str,
     #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none")]
     artifact_type: Option<&'a str>,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
+    config: CosignOrder<'a>,
+    layers: Vec<CosignOrder<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    subject: Option<Descriptor>,
+    subject: Option<CosignOrder<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<String, String>>,
 }
@@ -287,16 +295,24 @@ pub fn signature_image(layers: &[SignedLayer]) -> Result<OciArtifact> {
         .iter()
         .map(|l| Blob::new(&l.media_type, l.bytes.clone()))
         .collect();
+    let config_desc = Descriptor::of(OCI_CONFIG_MEDIA_TYPE, &config.bytes);
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| Descriptor {
+            annotations: l.annotations.clone(),
+            ..Descriptor::of(&l.media_type, &l.bytes)
+        })
+        .collect();
     let manifest = Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST_MEDIA_TYPE,
         artifact_type: None,
-        config: Descriptor::of(OCI_CONFIG_MEDIA_TYPE, &config.bytes),
-        layers: layers
+        config: CosignOrder::of(&config_desc),
+        layers: layer_descs
             .iter()
-            .map(|l| Descriptor {
-                annotations: Some(l.annotations.clone()),
-                ..Descriptor::of(&l.media_type, &l.bytes)
+            .map(|descriptor| CosignOrder {
+                descriptor,
+                empty_annotations: true,
             })
             .collect(),
         subject: None,
@@ -354,19 +370,16 @@ pub fn referrer_manifest(
     };
     let config = Blob::new(OCI_EMPTY_MEDIA_TYPE, empty);
     let layer = Blob::new(artifact_type, content.to_vec());
-    let subject = Descriptor {
-        annotations: None,
-        data: None,
-        artifact_type: None,
-        ..subject
-    };
+    // The subject is named by media type, size and digest only, as cosign names it.
+    let subject = Descriptor::new(subject.media_type, subject.digest, subject.size);
+    let layer_desc = Descriptor::of(artifact_type, content);
     let manifest = Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST_MEDIA_TYPE,
         artifact_type: Some(artifact_type),
-        config: config_desc,
-        layers: vec![Descriptor::of(artifact_type, content)],
-        subject: Some(subject),
+        config: CosignOrder::of(&config_desc),
+        layers: vec![CosignOrder::of(&layer_desc)],
+        subject: Some(CosignOrder::of(&subject)),
         annotations: (!annotations.is_empty()).then_some(annotations),
     };
     finish(manifest, config, vec![layer])
@@ -422,8 +435,11 @@ mod tests {
         }])
         .unwrap();
         let subject = Descriptor {
-            annotations: Some(BTreeMap::from([("dropped".to_owned(), "yes".to_owned())])),
+            annotations: BTreeMap::from([("dropped".to_owned(), "yes".to_owned())]),
             artifact_type: Some("application/dropped".to_owned()),
+            platform: Some(kiln_types::OciPlatform::from(
+                &"linux/amd64".parse::<kiln_types::Platform>().unwrap(),
+            )),
             ..Descriptor::of(OCI_MANIFEST_MEDIA_TYPE, b"{\"schemaVersion\":2}")
         };
         let referrer = referrer_manifest(

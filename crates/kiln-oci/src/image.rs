@@ -438,14 +438,14 @@ mod tests {
         let store = layout.store();
         let blob = dir.path().join("base-layer");
         std::fs::write(&blob, b"base layer").unwrap();
-        let mut base_layer = Descriptor::new(
+        // As a base's manifest may list it: fields kiln never wrote (`data`, `artifactType`,
+        // `urls`) stay out of kiln's manifest.
+        let base_layer: Descriptor = serde_json::from_str(&format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":10,"annotations":{{"org.example.layer":"base"}},"data":"YmFzZSBsYXllcg==","artifactType":"application/x","urls":["https://example.test/l"]}}"#,
             crate::MEDIA_DOCKER_LAYER_GZIP,
-            Digest::of_bytes(b"base layer"),
-            10,
-        );
-        base_layer
-            .annotations
-            .insert("org.example.layer".into(), "base".into());
+            Digest::of_bytes(b"base layer")
+        ))
+        .unwrap();
         let base_config = format!(
             r#"{{"architecture":"arm","os":"linux","variant":"v7","config":{{"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
             Digest::of_bytes(b"base tar")
