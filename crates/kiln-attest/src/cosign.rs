@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+/// The one OCI descriptor type (defined in kiln-types, shared with kiln-oci and kiln-registry).
+pub use kiln_types::Descriptor;
 use kiln_types::Digest;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::dsse::{Envelope, DSSE_ENVELOPE_MEDIA_TYPE};
 use crate::error::{AttestError, Result};
@@ -131,42 +134,47 @@ pub fn cosign_tag(digest: &Digest, suffix: &str) -> String {
     format!("sha256-{}.{suffix}", digest.hex())
 }
 
-/// An OCI content descriptor (field order as go-containerregistry writes it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Digest of the content.
-    pub digest: Digest,
-    /// Inline content (base64), used for the empty descriptor.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub data: Option<String>,
-    /// Annotations.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Artifact type of the referenced manifest (in referrers listings).
-    #[serde(
-        rename = "artifactType",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub artifact_type: Option<String>,
+/// A descriptor as cosign writes it in signature manifests: go-containerregistry's field
+/// order (`mediaType`, `size`, `digest`, `data`, `annotations`, `platform`, `artifactType`),
+/// where [`Descriptor`]'s own order (kiln's image manifests) puts `digest` before `size`.
+/// Verifiers do not care about the order, but a signature manifest's digest does, and kiln's
+/// `.sig`/`.att`/`.sbom`/referrer manifests have always had these bytes.
+struct CosignOrder<'a> {
+    descriptor: &'a Descriptor,
+    /// Writes `"annotations":{}` when there are none. Layers of a signature image always
+    /// carried the object (a `.sbom` layer has no annotations), and their digests depend on it.
+    empty_annotations: bool,
 }
 
-impl Descriptor {
-    /// Descriptor of `bytes` with `media_type`.
-    pub fn of(media_type: &str, bytes: &[u8]) -> Self {
+impl<'a> CosignOrder<'a> {
+    fn of(descriptor: &'a Descriptor) -> Self {
         Self {
-            media_type: media_type.to_owned(),
-            size: bytes.len() as u64,
-            digest: Digest::of_bytes(bytes),
-            data: None,
-            annotations: None,
-            artifact_type: None,
+            descriptor,
+            empty_annotations: false,
         }
+    }
+}
+
+impl Serialize for CosignOrder<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let d = self.descriptor;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("mediaType", &d.media_type)?;
+        map.serialize_entry("size", &d.size)?;
+        map.serialize_entry("digest", &d.digest)?;
+        if let Some(data) = &d.data {
+            map.serialize_entry("data", data)?;
+        }
+        if self.empty_annotations || !d.annotations.is_empty() {
+            map.serialize_entry("annotations", &d.annotations)?;
+        }
+        if let Some(platform) = &d.platform {
+            map.serialize_entry("platform", platform)?;
+        }
+        if let Some(artifact_type) = &d.artifact_type {
+            map.serialize_entry("artifactType", artifact_type)?;
+        }
+        map.end()
     }
 }
 
@@ -216,10 +224,10 @@ struct Manifest<'a> {
     media_type: &'a str,
     #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none")]
     artifact_type: Option<&'a str>,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
+    config: CosignOrder<'a>,
+    layers: Vec<CosignOrder<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    subject: Option<Descriptor>,
+    subject: Option<CosignOrder<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<String, String>>,
 }
@@ -287,16 +295,24 @@ pub fn signature_image(layers: &[SignedLayer]) -> Result<OciArtifact> {
         .iter()
         .map(|l| Blob::new(&l.media_type, l.bytes.clone()))
         .collect();
+    let config_desc = Descriptor::of(OCI_CONFIG_MEDIA_TYPE, &config.bytes);
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| Descriptor {
+            annotations: l.annotations.clone(),
+            ..Descriptor::of(&l.media_type, &l.bytes)
+        })
+        .collect();
     let manifest = Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST_MEDIA_TYPE,
         artifact_type: None,
-        config: Descriptor::of(OCI_CONFIG_MEDIA_TYPE, &config.bytes),
-        layers: layers
+        config: CosignOrder::of(&config_desc),
+        layers: layer_descs
             .iter()
-            .map(|l| Descriptor {
-                annotations: Some(l.annotations.clone()),
-                ..Descriptor::of(&l.media_type, &l.bytes)
+            .map(|descriptor| CosignOrder {
+                descriptor,
+                empty_annotations: true,
             })
             .collect(),
         subject: None,
@@ -354,19 +370,16 @@ pub fn referrer_manifest(
     };
     let config = Blob::new(OCI_EMPTY_MEDIA_TYPE, empty);
     let layer = Blob::new(artifact_type, content.to_vec());
-    let subject = Descriptor {
-        annotations: None,
-        data: None,
-        artifact_type: None,
-        ..subject
-    };
+    // The subject is named by media type, size and digest only, as cosign names it.
+    let subject = Descriptor::new(subject.media_type, subject.digest, subject.size);
+    let layer_desc = Descriptor::of(artifact_type, content);
     let manifest = Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST_MEDIA_TYPE,
         artifact_type: Some(artifact_type),
-        config: config_desc,
-        layers: vec![Descriptor::of(artifact_type, content)],
-        subject: Some(subject),
+        config: CosignOrder::of(&config_desc),
+        layers: vec![CosignOrder::of(&layer_desc)],
+        subject: Some(CosignOrder::of(&subject)),
         annotations: (!annotations.is_empty()).then_some(annotations),
     };
     finish(manifest, config, vec![layer])
@@ -388,6 +401,67 @@ mod tests {
     use super::*;
     use crate::dsse::{sign_envelope, IN_TOTO_PAYLOAD_TYPE};
     use crate::keys::PrivateKey;
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// A DSSE envelope with fixed bytes (a real signature is random per run).
+    fn fixed_envelope() -> Envelope {
+        Envelope {
+            payload: B64.encode(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}"),
+            payload_type: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+            signatures: vec![crate::dsse::EnvelopeSignature {
+                keyid: None,
+                sig: "c2ln".to_owned(),
+            }],
+        }
+    }
+
+    /// issue 12: the exact `.sig`, `.att`, `.sbom` and referrer manifest bytes kiln wrote before
+    /// the OCI descriptor moved to kiln-types (go-containerregistry's field order: mediaType,
+    /// size, digest; a `.sbom` layer without annotations keeps its `"annotations":{}`). A change
+    /// here changes the digest of every signature kiln pushes.
+    #[test]
+    fn issue_12_signature_manifest_bytes_are_pinned() {
+        let payload = simple_signing_payload("registry.example/app", &Digest::of_bytes(b"image"));
+        let sig = signature_manifest(&payload, "c2ln").unwrap();
+        let att =
+            attestation_manifest(&fixed_envelope(), "https://slsa.dev/provenance/v1").unwrap();
+        let sbom = signature_image(&[SignedLayer {
+            bytes: b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec(),
+            media_type: "text/spdx+json".to_owned(),
+            annotations: BTreeMap::new(),
+        }])
+        .unwrap();
+        let subject = Descriptor {
+            annotations: BTreeMap::from([("dropped".to_owned(), "yes".to_owned())]),
+            artifact_type: Some("application/dropped".to_owned()),
+            platform: Some(kiln_types::OciPlatform::from(
+                &"linux/amd64".parse::<kiln_types::Platform>().unwrap(),
+            )),
+            ..Descriptor::of(OCI_MANIFEST_MEDIA_TYPE, b"{\"schemaVersion\":2}")
+        };
+        let referrer = referrer_manifest(
+            SIGSTORE_BUNDLE_MEDIA_TYPE,
+            b"{\"bundle\":1}",
+            subject,
+            BTreeMap::from([(
+                BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "dsse-envelope".to_owned(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(text(&sig.manifest), SIG_MANIFEST);
+        assert_eq!(text(&att.manifest), ATT_MANIFEST);
+        assert_eq!(text(&sbom.manifest), SBOM_MANIFEST);
+        assert_eq!(text(&referrer.manifest), REFERRER_MANIFEST);
+    }
+
+    const SIG_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:8f84d91748f417c86e3780c934eb3d5c2ddf883b3e7a0e3e5b74e071332d3295"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":236,"digest":"sha256:1fdb004864cdf6721209254c57ace76ca703c1ea514e141fd8148258dc459612","annotations":{"dev.cosignproject.cosign/signature":"c2ln"}}]}"#;
+    const ATT_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:3746698150cfb3bffbe1e982bfd38324295e6f61b82e6992267e0bb73659b1c9"},"layers":[{"mediaType":"application/vnd.dsse.envelope.v1+json","size":149,"digest":"sha256:f818952f1e0ad55b02d04c7916f3eeae45fa04bf3a297d421ed6a1da7399c0b0","annotations":{"dev.cosignproject.cosign/signature":"","predicateType":"https://slsa.dev/provenance/v1"}}]}"#;
+    const SBOM_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":233,"digest":"sha256:c6a65ac9b8e81662b60eb8824473563dfc133b7529e04c52f60d160bc74a4985"},"layers":[{"mediaType":"text/spdx+json","size":26,"digest":"sha256:d4f269605ffe72fbe7a3021d68284798ec364111376ee2eace17688bb52a9e1d","annotations":{}}]}"#;
+    const REFERRER_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","data":"e30="},"layers":[{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","size":12,"digest":"sha256:7710c630a727d03b70a53a2c12394c034b50b5834151f9c7d751e439bed08b4c"}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":19,"digest":"sha256:bafebd36189ad3688b7b3915ea55d461e0bfcfbdde11e54b0a123999fb6be50f"},"annotations":{"dev.sigstore.bundle.content":"dsse-envelope"}}"#;
 
     #[test]
     fn issue_10_bundle_is_cosign_3s_key_based_shape() {

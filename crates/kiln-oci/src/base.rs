@@ -181,7 +181,18 @@ impl BaseImage {
                             ),
                         });
                     }
-                    out.push(l.descriptor.clone());
+                    // kiln has always written a base layer with the fields its descriptor used
+                    // to have (no `artifactType`, no `data`): keeping that keeps the digests of
+                    // images on the same base unchanged across kiln versions.
+                    out.push(Descriptor {
+                        platform: l.descriptor.platform.clone(),
+                        annotations: l.descriptor.annotations.clone(),
+                        ..Descriptor::new(
+                            l.descriptor.media_type.clone(),
+                            l.descriptor.digest,
+                            l.descriptor.size,
+                        )
+                    });
                 }
                 Ok(out)
             }

@@ -1,7 +1,8 @@
-use std::collections::BTreeMap;
-
-use kiln_types::{Digest, Platform};
-use serde::{Deserialize, Serialize};
+use kiln_types::Digest;
+/// The one OCI descriptor and platform types (defined in kiln-types, shared with kiln-registry
+/// and kiln-attest).
+pub use kiln_types::{Descriptor, OciPlatform};
+use serde::Serialize;
 
 /// OCI image manifest media type.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -27,59 +28,6 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// Annotation: the base image manifest digest.
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
-/// The `platform` object of an index entry, in OCI spelling.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OciPlatform {
-    /// CPU architecture (`amd64`, `arm64`, ...).
-    pub architecture: String,
-    /// Operating system.
-    pub os: String,
-    /// Architecture variant, when any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl From<&Platform> for OciPlatform {
-    fn from(p: &Platform) -> Self {
-        Self {
-            architecture: p.arch.clone(),
-            os: p.os.clone(),
-            variant: p.variant.clone(),
-        }
-    }
-}
-
-/// An OCI content descriptor: what a manifest or index says about a blob.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    pub media_type: String,
-    /// Content digest.
-    pub digest: Digest,
-    /// Content size in bytes.
-    pub size: u64,
-    /// Platform, for index entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<OciPlatform>,
-    /// Annotations (sorted, so serialisation is stable).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Descriptor {
-    /// A descriptor without platform or annotations.
-    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
-        Self {
-            media_type: media_type.into(),
-            digest,
-            size,
-            platform: None,
-            annotations: BTreeMap::new(),
-        }
-    }
-}
 
 /// A JSON document kept as the exact bytes that were hashed, so it is never re-serialised (which
 /// could change its digest) after its digest has been handed out.

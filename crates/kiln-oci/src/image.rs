@@ -423,6 +423,92 @@ pub fn assemble_index(
 mod tests {
     use super::*;
 
+    /// Prints the bytes for a golden constant when a pin below needs updating on purpose.
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// issue 12: the exact image manifest, index and layout `index.json` bytes kiln wrote before
+    /// the OCI descriptor moved to kiln-types. kiln images are reproducible and their digests are
+    /// compared across runs and versions, so a change here changes the digest of every image.
+    #[test]
+    fn issue_12_manifest_index_and_layout_bytes_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::OciLayout::create(dir.path().join("oci")).unwrap();
+        let store = layout.store();
+        let blob = dir.path().join("base-layer");
+        std::fs::write(&blob, b"base layer").unwrap();
+        // As a base's manifest may list it: fields kiln never wrote (`data`, `artifactType`,
+        // `urls`) stay out of kiln's manifest.
+        let base_layer: Descriptor = serde_json::from_str(&format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":10,"annotations":{{"org.example.layer":"base"}},"data":"YmFzZSBsYXllcg==","artifactType":"application/x","urls":["https://example.test/l"]}}"#,
+            crate::MEDIA_DOCKER_LAYER_GZIP,
+            Digest::of_bytes(b"base layer")
+        ))
+        .unwrap();
+        let base_config = format!(
+            r#"{{"architecture":"arm","os":"linux","variant":"v7","config":{{"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            Digest::of_bytes(b"base tar")
+        );
+        let base = BaseImage::Pulled(crate::PulledBase {
+            name: "registry.example/base:1".into(),
+            manifest_digest: Digest::of_bytes(b"base manifest"),
+            config_json: base_config.into_bytes(),
+            layers: vec![crate::PulledLayer {
+                descriptor: base_layer,
+                blob,
+            }],
+        });
+        let app = BuiltLayer {
+            descriptor: Descriptor::new(crate::MEDIA_LAYER_GZIP, Digest::of_bytes(b"app"), 3),
+            diff_id: Digest::of_bytes(b"app tar"),
+            uncompressed_size: 7,
+        };
+        let config = ImageConfig {
+            entrypoint: vec!["/app".into()],
+            annotations: BTreeMap::from([(
+                "org.opencontainers.image.source".into(),
+                "https://example.test/app".into(),
+            )]),
+            ..ImageConfig::default()
+        };
+        let arm = assemble_image(
+            store,
+            &"linux/arm/v7".parse().unwrap(),
+            &base,
+            std::slice::from_ref(&app),
+            &config,
+        )
+        .unwrap();
+        let amd = assemble_image(
+            store,
+            &"linux/amd64".parse().unwrap(),
+            &BaseImage::Scratch,
+            &[app],
+            &ImageConfig::default(),
+        )
+        .unwrap();
+        let index = assemble_index(
+            store,
+            &[arm.clone(), amd.clone()],
+            &BTreeMap::from([("org.example.index".into(), "yes".into())]),
+        )
+        .unwrap();
+        layout.tag("v1", &index.descriptor()).unwrap();
+        // A platform and an annotation on one entry: their order is pinned too.
+        layout.tag("arm", &arm.descriptor()).unwrap();
+        let index_json = std::fs::read(dir.path().join("oci/index.json")).unwrap();
+        assert_eq!(text(&arm.manifest.bytes), ARM_MANIFEST);
+        assert_eq!(text(&amd.manifest.bytes), AMD_MANIFEST);
+        assert_eq!(text(&index.bytes), INDEX);
+        assert_eq!(text(&index_json), LAYOUT_INDEX);
+    }
+
+    const ARM_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:4477ccf4e0a27f1c43692aef110a8c324445c415027fd3a37b8dd870218ec730","size":418},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"sha256:31b1bea262a65f3b89522e134cef5e65962a5c1727666859ef2448fd439ccccf","size":10,"annotations":{"org.example.layer":"base"}},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:a172cedcae47474b615c54d510a5d84a8dea3032e958587430b413538be3f333","size":3}],"annotations":{"org.opencontainers.image.base.digest":"sha256:29de6ae7260ab17cda315946a9325c32bc6ded91129eef7f2d10a2781f5b9bcc","org.opencontainers.image.base.name":"registry.example/base:1","org.opencontainers.image.source":"https://example.test/app"}}"#;
+    const AMD_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3ec3f783d372d4fc45f0abe106103c05950e3afe3a3b9ba77d96439f8a4a3503","size":365},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:a172cedcae47474b615c54d510a5d84a8dea3032e958587430b413538be3f333","size":3}]}"#;
+    const INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4de3699666162f38641b499958cb43e0b67482a4606417d3b53db2d87fbb1966","size":854,"platform":{"architecture":"arm","os":"linux","variant":"v7"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:b7cda81ec6cc6508f86084f9274c04aced416df5dcf81b111c4471dbfbf22dba","size":399,"platform":{"architecture":"amd64","os":"linux"}}],"annotations":{"org.example.index":"yes"}}"#;
+    const LAYOUT_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:b33f7b1a544e43a01ab975f7f59c022f7ae97692172de1b041ec1248add78b89","size":546,"annotations":{"org.opencontainers.image.ref.name":"v1"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4de3699666162f38641b499958cb43e0b67482a4606417d3b53db2d87fbb1966","size":854,"platform":{"architecture":"arm","os":"linux","variant":"v7"},"annotations":{"org.opencontainers.image.ref.name":"arm"}}]}"#;
+
     #[test]
     fn unknown_base_fields_survive_a_round_trip() {
         let raw = br#"{"architecture":"amd64","os":"linux","author":"me","config":{"Healthcheck":{"Test":["NONE"]},"User":"0"},"rootfs":{"type":"layers","diff_ids":[]}}"#;

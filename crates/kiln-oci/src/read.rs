@@ -71,9 +71,7 @@ impl BlobStore {
         if out.iter().any(|x| x.digest == d.digest) {
             return Ok(());
         }
-        let mut plain = d.clone();
-        plain.platform = None;
-        plain.annotations.clear();
+        let plain = Descriptor::new(d.media_type.clone(), d.digest, d.size);
         out.push(plain);
         match d.media_type.as_str() {
             MEDIA_INDEX | MEDIA_DOCKER_LIST => {

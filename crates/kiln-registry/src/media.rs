@@ -1,9 +1,10 @@
 //! Media types and the few manifest fields the client reads (everything else stays as exact bytes).
 
-use std::collections::BTreeMap;
-
-use kiln_types::{Digest, Platform};
-use serde::{Deserialize, Serialize};
+use kiln_types::Platform;
+/// The one OCI descriptor and platform types (defined in kiln-types, shared with kiln-oci and
+/// kiln-attest), as found in indexes and referrer lists.
+pub use kiln_types::{Descriptor, OciPlatform};
+use serde::Deserialize;
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -32,59 +33,16 @@ pub fn is_image_manifest(media_type: &str) -> bool {
     media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
 }
 
-/// A content descriptor as found in indexes and referrer lists.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the target.
-    pub media_type: String,
-    /// Digest of the target's bytes.
-    pub digest: Digest,
-    /// Size of the target in bytes.
-    pub size: u64,
-    /// Artifact type (referrers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Platform (index entries).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<DescriptorPlatform>,
+/// Exact match including the variant.
+fn matches_exactly(p: &OciPlatform, want: &Platform) -> bool {
+    p.os == want.os && p.architecture == want.arch && p.variant == want.variant
 }
 
-/// The `platform` object of an index entry, in OCI's field names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DescriptorPlatform {
-    /// Operating system.
-    pub os: String,
-    /// CPU architecture.
-    pub architecture: String,
-    /// Architecture variant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl DescriptorPlatform {
-    /// `os/arch[/variant]` for messages.
-    pub fn spelled(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{}", self.os, self.architecture, v),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
-    }
-
-    /// Exact match including the variant.
-    fn matches_exactly(&self, p: &Platform) -> bool {
-        self.os == p.os && self.architecture == p.arch && self.variant == p.variant
-    }
-
-    /// Match where a missing variant on either side counts as "any" (arm64 images seldom say `v8`).
-    fn matches_loosely(&self, p: &Platform) -> bool {
-        self.os == p.os
-            && self.architecture == p.arch
-            && (self.variant.is_none() || p.variant.is_none() || self.variant == p.variant)
-    }
+/// Match where a missing variant on either side counts as "any" (arm64 images seldom say `v8`).
+fn matches_loosely(p: &OciPlatform, want: &Platform) -> bool {
+    p.os == want.os
+        && p.architecture == want.arch
+        && (p.variant.is_none() || want.variant.is_none() || p.variant == want.variant)
 }
 
 /// The parts of an index / manifest list the client reads.
@@ -113,34 +71,91 @@ pub fn select_platform<'a>(
         .find(|d| {
             d.platform
                 .as_ref()
-                .is_some_and(|p| p.matches_exactly(platform))
+                .is_some_and(|p| matches_exactly(p, platform))
         })
         .or_else(|| {
             with_platform().find(|d| {
                 d.platform
                     .as_ref()
-                    .is_some_and(|p| p.matches_loosely(platform))
+                    .is_some_and(|p| matches_loosely(p, platform))
             })
         })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use kiln_types::Digest;
+
     use super::*;
 
     fn entry(os: &str, arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
         Descriptor {
-            media_type: OCI_MANIFEST.into(),
-            digest: Digest::of_bytes(&[n]),
-            size: 1,
-            artifact_type: None,
-            annotations: None,
-            platform: Some(DescriptorPlatform {
+            platform: Some(OciPlatform {
                 os: os.into(),
                 architecture: arch.into(),
                 variant: variant.map(Into::into),
             }),
+            ..Descriptor::new(OCI_MANIFEST, Digest::of_bytes(&[n]), 1)
         }
+    }
+
+    /// issue 12: the exact bytes of the referrers fallback index kiln pushes, from before the
+    /// descriptor moved to kiln-types (mediaType, digest, size, artifactType, annotations).
+    #[test]
+    fn issue_12_referrers_fallback_index_bytes_are_pinned() {
+        let referrer = |n: u8, annotations: BTreeMap<String, String>| Descriptor {
+            artifact_type: Some("application/vnd.dev.sigstore.bundle.v0.3+json".into()),
+            annotations,
+            ..Descriptor::new(OCI_MANIFEST, Digest::of_bytes(&[n]), u64::from(n))
+        };
+        let slot = BTreeMap::from([("dev.kiln.slot".to_owned(), "bundle".to_owned())]);
+        let entries = [
+            referrer(2, slot.clone()),
+            referrer(1, BTreeMap::new()),
+            referrer(2, slot),
+        ];
+        let bytes = crate::referrers::referrers_fallback_index(&entries).unwrap();
+        assert_eq!(String::from_utf8(bytes).unwrap(), FALLBACK_INDEX);
+    }
+
+    const FALLBACK_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:dbc1b4c900ffe48d575b5da5c638040125f65db0fe3e24494b76ea986457d986","size":2,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","annotations":{"dev.kiln.slot":"bundle"}}]}"#;
+
+    /// Index entries and referrers with and without annotations (and with an empty object, which
+    /// OCI allows) all parse; a missing field is no error.
+    #[test]
+    fn issue_12_index_entries_parse_with_and_without_annotations() {
+        let doc = br#"{"schemaVersion":2,"manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d","size":1,
+             "platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a","size":2,
+             "artifactType":"application/spdx+json","annotations":{"dev.kiln.slot":"sbom"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:dbc1b4c900ffe48d575b5da5c638040125f65db0fe3e24494b76ea986457d986","size":3,
+             "annotations":{}}
+        ]}"#;
+        let index: IndexDoc = serde_json::from_slice(doc).unwrap();
+        let [plain, referrer, empty] = &index.manifests[..] else {
+            panic!("three entries expected: {:?}", index.manifests)
+        };
+        assert_eq!(
+            plain.platform.as_ref().map(|p| p.spelled()).as_deref(),
+            Some("linux/arm64/v8")
+        );
+        assert!(plain.annotations.is_empty() && plain.artifact_type.is_none());
+        assert_eq!(
+            referrer
+                .annotations
+                .get("dev.kiln.slot")
+                .map(String::as_str),
+            Some("sbom")
+        );
+        assert_eq!(
+            referrer.artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        assert!(empty.annotations.is_empty());
+        assert_eq!(empty.size, 3);
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl Client {
                 platform: platform.to_string(),
                 available: entries
                     .iter()
-                    .filter_map(|e| e.platform.as_ref().map(media::DescriptorPlatform::spelled))
+                    .filter_map(|e| e.platform.as_ref().map(media::OciPlatform::spelled))
                     .collect::<Vec<_>>()
                     .join(", "),
             }

@@ -451,8 +451,9 @@ fn issue_10_referrers_index_fallback_and_refused_delete() {
         digest,
         size,
         artifact_type: Some(ty.into()),
-        annotations: Some(BTreeMap::from([("k".to_string(), ty.to_string())])),
+        annotations: BTreeMap::from([("k".to_string(), ty.to_string())]),
         platform: None,
+        data: None,
     };
     let a = entry(
         other.manifest.digest(),

@@ -7,12 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_attest::{referrer_manifest, Descriptor as AttestDescriptor, OciArtifact};
-use kiln_registry::media::Descriptor;
+use kiln_attest::{referrer_manifest, OciArtifact};
 use kiln_registry::{
     referrers_fallback_index, referrers_fallback_tag, Client, DeleteOutcome, Repository,
 };
-use kiln_types::Digest;
+use kiln_types::{Descriptor, Digest};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -56,7 +55,6 @@ pub struct ReferrersReport {
 
 fn slot_of(d: &Descriptor) -> Option<&str> {
     d.annotations
-        .as_ref()?
         .get(KILN_ATTACHMENT_ANNOTATION)
         .map(String::as_str)
 }
@@ -73,7 +71,7 @@ pub(crate) async fn attach_referrers(
     client: &Client,
     repo: &Repository,
     subject: &Digest,
-    subject_desc: &AttestDescriptor,
+    subject_desc: &Descriptor,
     wanted: &[WantedReferrer],
 ) -> Result<ReferrersReport> {
     let mut report = ReferrersReport::default();
@@ -102,12 +100,13 @@ pub(crate) async fn attach_referrers(
             annotations.clone(),
         )?;
         let desc = Descriptor {
-            media_type: art.manifest_media_type.clone(),
-            digest: art.manifest_digest,
-            size: art.manifest.len() as u64,
             artifact_type: Some(w.artifact_type.clone()),
-            annotations: Some(annotations),
-            platform: None,
+            annotations,
+            ..Descriptor::new(
+                art.manifest_media_type.clone(),
+                art.manifest_digest,
+                art.manifest.len() as u64,
+            )
         };
         artifacts.push((art, desc));
     }
@@ -180,13 +179,15 @@ mod tests {
 
     fn desc(n: u8, slot: Option<&str>) -> Descriptor {
         Descriptor {
-            media_type: kiln_registry::media::OCI_MANIFEST.into(),
-            digest: Digest::of_bytes(&[n]),
-            size: 1,
             artifact_type: Some("application/x".into()),
             annotations: slot
-                .map(|s| BTreeMap::from([(KILN_ATTACHMENT_ANNOTATION.to_owned(), s.to_owned())])),
-            platform: None,
+                .map(|s| BTreeMap::from([(KILN_ATTACHMENT_ANNOTATION.to_owned(), s.to_owned())]))
+                .unwrap_or_default(),
+            ..Descriptor::new(
+                kiln_registry::media::OCI_MANIFEST,
+                Digest::of_bytes(&[n]),
+                1,
+            )
         }
     }
 
@@ -195,10 +196,10 @@ mod tests {
         assert_eq!(slot_of(&desc(1, Some("a"))), Some("a"));
         assert_eq!(slot_of(&desc(2, None)), None);
         let mut other = desc(3, None);
-        other.annotations = Some(BTreeMap::from([(
+        other.annotations = BTreeMap::from([(
             "predicateType".to_owned(),
             "https://slsa.dev/provenance/v1".to_owned(),
-        )]));
+        )]);
         assert_eq!(
             slot_of(&other),
             None,
