@@ -427,3 +427,70 @@ fn issue_8_a_binary_edited_in_dist_is_restored_from_the_cache() {
     assert_eq!(cached(&r), [true]);
     assert_eq!(std::fs::read(&dest).unwrap(), b"v1 api");
 }
+
+/// Records, in one sequence, each `go build` the executor runs and each target the reporter
+/// hears about.
+#[derive(Default)]
+struct Sequence(Mutex<Vec<String>>);
+
+struct Logged<'a> {
+    inner: ScriptedExecutor,
+    log: &'a Sequence,
+}
+
+impl kiln_exec::Executor for Logged<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn run(
+        &self,
+        action: &kiln_exec::Action,
+        out_dir: &Path,
+        parallelism: usize,
+    ) -> Result<kiln_exec::Completed, kiln_exec::ExecError> {
+        self.log
+            .0
+            .lock()
+            .unwrap()
+            .push(format!("run {}", action.packages.join(" ")));
+        self.inner.run(action, out_dir, parallelism)
+    }
+}
+
+impl Reporter for Sequence {
+    fn finished(&self, result: &TargetResult) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("finished {}", result.service));
+    }
+}
+
+/// The image pipeline packs a target while others compile, so the build must report each
+/// target as soon as it is verified and placed, not once every compile is over.
+#[test]
+fn issue_12_each_target_is_reported_as_soon_as_it_is_placed() {
+    let f = Fixture::new(&["api", "worker"]);
+    let store = MemoryStore::new();
+    let log = Sequence::default();
+    let exec = Logged {
+        inner: executor(&["api", "worker"], "v1"),
+        log: &log,
+    };
+    let opts = BuildOptions {
+        jobs: 1,
+        group: crate::GroupMode::Never,
+        ..f.options()
+    };
+    let r = build(&f.plan, &store, &exec, &opts, &log).unwrap();
+    assert_eq!(cached(&r), [false, false]);
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        [
+            "run example.com/m/cmd/api",
+            "finished api",
+            "run example.com/m/cmd/worker",
+            "finished worker"
+        ]
+    );
+}

@@ -8,7 +8,8 @@
 //! What it holds: a `docker-registry` on loopback ([`DockerRegistry`]); free ports and tools that
 //! must be there ([`require_tool`], [`run_tool`]); the Go toolchain and module fixtures ([`go`]);
 //! the official SBOM validators ([`sbom`]) and SARIF schema ([`sarif`]); an image's filesystem run
-//! under bubblewrap after `umoci unpack` ([`sandbox`]).
+//! under bubblewrap after `umoci unpack` ([`sandbox`]); a TCP proxy that cuts, slows or refuses
+//! traffic on command ([`fault`]).
 //!
 //! A test that needs a tool that is missing fails with the command that installs it; nothing here
 //! skips.
@@ -24,5 +25,5 @@ pub mod sbom;
 mod tools;
 
 pub use go::{main_go, require_go, GoModule};
-pub use registry::{http_get, DockerRegistry, RegistryOptions};
+pub use registry::{get_manifest, http_get, DockerRegistry, RegistryOptions, MANIFEST_ACCEPT};
 pub use tools::{free_port, require_tool, run_tool};

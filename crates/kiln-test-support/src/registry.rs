@@ -129,7 +129,9 @@ fn wait_ready(child: &mut Child, ip: &str, port: u16) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if http_get_at(ip, port, "/v2/").is_some_and(|(status, _)| status == 200 || status == 401) {
+        if http_get_at(ip, port, "/v2/", &[])
+            .is_some_and(|(status, _)| status == 200 || status == 401)
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -139,13 +141,32 @@ fn wait_ready(child: &mut Child, ip: &str, port: u16) -> bool {
 
 /// A minimal HTTP/1.0 GET to 127.0.0.1: `(status, body)`.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http_get_at("127.0.0.1", port, path)
+    http_get_at("127.0.0.1", port, path, &[])
 }
 
-fn http_get_at(ip: &str, port: u16, path: &str) -> Option<(u16, String)> {
+/// Media types a registry may answer a manifest GET with; distribution refuses an OCI index to a
+/// client that does not accept it.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// `GET /v2/<name>/manifests/<reference>` with an `Accept` for every manifest kind:
+/// `(status, body)`.
+pub fn get_manifest(port: u16, name: &str, reference: &str) -> Option<(u16, String)> {
+    http_get_at(
+        "127.0.0.1",
+        port,
+        &format!("/v2/{name}/manifests/{reference}"),
+        &[("Accept", MANIFEST_ACCEPT)],
+    )
+}
+
+fn http_get_at(ip: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect((ip, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n\r\n").as_bytes())
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\n{extra}\r\n").as_bytes())
         .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
