@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kiln_oci::{write_docker_archive, write_oci_archive, DockerArchiveImage};
-use kiln_registry::{BlobUpload, ImageUpload, ManifestUpload, PushReport, Reference, Repository};
+use kiln_registry::{
+    BlobOutcome, BlobReport, BlobUpload, ImageUpload, ManifestUpload, PushReport, Reference,
+    Repository,
+};
 use kiln_types::Digest;
 use serde::Serialize;
 
@@ -61,8 +64,41 @@ pub struct PushResult {
     pub uploaded: usize,
     /// Bytes uploaded.
     pub bytes_sent: u64,
+    /// Of the uploaded and mounted blobs, those sent while the build still ran (the image
+    /// pipeline uploads each image's blobs as soon as it is packed); counted in `uploaded` and
+    /// `mounted` too.
+    pub sent_early: usize,
     /// The client's full report.
     pub report: PushReport,
+}
+
+impl PushResult {
+    /// Counts blobs this run sent ahead of the push ([`Packager::push_blobs`]) as what they
+    /// were then (uploaded or mounted) instead of as found in place, so a push reports the same
+    /// whether or not its blobs went up early.
+    pub fn count_early_blobs(&mut self, early: &[BlobReport]) {
+        for b in &mut self.report.blobs {
+            if b.outcome != BlobOutcome::Skipped {
+                continue;
+            }
+            if let Some(e) = early
+                .iter()
+                .find(|e| e.digest == b.digest && e.outcome != BlobOutcome::Skipped)
+            {
+                if let BlobOutcome::Uploaded { bytes_sent, .. } = &e.outcome {
+                    self.report.bytes_sent += bytes_sent;
+                }
+                b.outcome = e.outcome.clone();
+                if b.outcome != BlobOutcome::Skipped {
+                    self.sent_early += 1;
+                }
+            }
+        }
+        self.skipped = self.report.skipped();
+        self.mounted = self.report.mounted();
+        self.uploaded = self.report.uploaded();
+        self.bytes_sent = self.report.bytes_sent;
+    }
 }
 
 /// Maps `--push DEST` to one target per service. With several services `DEST` is a prefix
@@ -258,6 +294,7 @@ impl Packager {
                 mounted: report.mounted(),
                 uploaded: report.uploaded(),
                 bytes_sent: report.bytes_sent,
+                sent_early: 0,
                 report,
             });
         }
@@ -276,7 +313,7 @@ impl Packager {
         image: &PlatformImage,
         target: &PushTarget,
         reporter: &dyn crate::Reporter,
-    ) -> Result<()> {
+    ) -> Result<Vec<BlobReport>> {
         let repo = repository_of(target)?;
         let locations = BlobLocations::new(&self.cache, reporter);
         let store = self.layout.store();
@@ -289,16 +326,23 @@ impl Packager {
                 mount_from: locations.mount_source(&d.digest, &repo),
             })
             .collect();
+        let mut reports = Vec::with_capacity(blobs.len());
         for b in &blobs {
-            self.rt
+            let outcome = self
+                .rt
                 .block_on(self.client.push_blob_upload(&repo, b))
                 .map_err(|source| ImageError::Registry {
                     what: format!("uploading the blobs of {repo}:{}", target.tag),
                     error: source,
                 })?;
+            reports.push(BlobReport {
+                digest: b.digest,
+                size: b.size,
+                outcome,
+            });
         }
         locations.add(&repo, blobs.iter().map(|b| &b.digest));
-        Ok(())
+        Ok(reports)
     }
 
     fn upload_of(&self, img: &ServiceOutput, tag: &str) -> ImageUpload {

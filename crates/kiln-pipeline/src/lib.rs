@@ -32,7 +32,7 @@ use kiln_image::{
     PlatformImage, PushResult, PushTarget, ServiceImage, TarballFormat,
 };
 use kiln_plan::{Plan, Target};
-use kiln_registry::{Client, ClientConfig, Reference};
+use kiln_registry::{BlobReport, Client, ClientConfig, Reference};
 use kiln_supply::{BuildParams, PublishReport};
 use kiln_types::Platform;
 use serde::Serialize;
@@ -196,13 +196,44 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
     // Blobs sent early save the final push their uploads; once one fails, the rest wait for the
     // final push, whose retries and errors are the ones the user sees.
     let upload_early = AtomicBool::new(!job.push.is_empty());
+    let early: Mutex<HashMap<String, Vec<BlobReport>>> = Mutex::new(HashMap::new());
     let t_build = Instant::now();
     let (done_tx, done_rx) = channel::<TargetResult>();
     let done_rx = Mutex::new(done_rx);
+    let (packed_tx, packed_rx) = channel::<(String, Platform, PlatformImage)>();
     let mut build_ms = 0;
     let report = std::thread::scope(|scope| {
+        // One uploader, images in the order they were packed: a blob two repositories share
+        // (the base layer) is uploaded by the first image and mounted by the next, never sent
+        // twice at once. Each image's blobs are few; the compiles are what it overlaps.
+        scope.spawn(|| {
+            for (service, platform, img) in packed_rx {
+                let Some(dest) = destinations.get(service.as_str()) else {
+                    continue;
+                };
+                if !upload_early.load(Ordering::Relaxed) {
+                    continue;
+                }
+                events.stage(&service, &platform, Stage::Uploading);
+                match packager.push_blobs(&img, dest, events) {
+                    Ok(reports) => {
+                        events.stage(&service, &platform, Stage::Uploaded);
+                        early
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .entry(service)
+                            .or_default()
+                            .extend(reports);
+                    }
+                    Err(_) => upload_early.store(false, Ordering::Relaxed),
+                }
+            }
+        });
         for _ in 0..jobs {
-            scope.spawn(|| loop {
+            let packed_tx = packed_tx.clone();
+            let (done_rx, packed, gate, session) = (&done_rx, &packed, &gate, &session);
+            let (services, cwd) = (&services, &job.cwd);
+            scope.spawn(move || loop {
                 let next = done_rx
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -217,20 +248,12 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
                 let r = {
                     let _slot = gate.enter();
                     events.stage(&t.service, &t.platform, Stage::Packing);
-                    PlatformBinary::from_target(&t, &job.cwd).and_then(|b| session.pack(svc, &b))
+                    PlatformBinary::from_target(&t, cwd).and_then(|b| session.pack(svc, &b))
                 };
                 if let Ok(img) = &r {
                     events.stage(&t.service, &t.platform, Stage::Packed);
-                    if let (true, Some(dest)) = (
-                        upload_early.load(Ordering::Relaxed),
-                        destinations.get(t.service.as_str()),
-                    ) {
-                        events.stage(&t.service, &t.platform, Stage::Uploading);
-                        match packager.push_blobs(img, dest, events) {
-                            Ok(()) => events.stage(&t.service, &t.platform, Stage::Uploaded),
-                            Err(_) => upload_early.store(false, Ordering::Relaxed),
-                        }
-                    }
+                    // The uploader stops only after every packer is gone, so this cannot fail.
+                    let _ = packed_tx.send((t.service.clone(), t.platform.clone(), img.clone()));
                 }
                 packed
                     .lock()
@@ -238,6 +261,8 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
                     .insert((t.service.clone(), t.platform.to_string()), r);
             });
         }
+        // The packers hold the clones; the uploader ends when the last of them is done.
+        drop(packed_tx);
         let forward = Forward {
             inner: events,
             done: done_tx,
@@ -287,6 +312,12 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
     let t_push = Instant::now();
     if !job.push.is_empty() {
         run.pushes = packager.push(&package.images, &job.push, events)?;
+        let early = early.into_inner().unwrap_or_else(PoisonError::into_inner);
+        for p in &mut run.pushes {
+            if let Some(e) = early.get(&p.service) {
+                p.count_early_blobs(e);
+            }
+        }
     }
     run.timings.push_ms = ms_since(t_push);
     run.package = Some(package);
