@@ -20,8 +20,9 @@
 //!   as `ko build` minus `go build` of the same program with the same flags and GOCACHE (the layer
 //!   is already in the registry, so ko only compresses it once to learn its digest and HEADs).
 //!
-//! Every contender has its own copy of the repo, its own GOCACHE (warmed by the same builds) and
-//! its own registry repository. Flags are the same everywhere: `CGO_ENABLED=0 -trimpath
+//! Every contender has its own copy of the repo, its own GOCACHE and its own registry repository;
+//! for p1, leaf and noop (run in that order on the same workspaces) every GOCACHE starts as a copy
+//! of one template warmed by the floor's build, followed by one unmeasured first run each. Flags are the same everywhere: `CGO_ENABLED=0 -trimpath
 //! -buildvcs=false -ldflags "-s -w -buildid="`; ko gets them through `.ko.yaml`.
 //!
 //! ko is optional: `KILN_BENCH_KO=/path/to/ko` (`.ci/bench-tools.sh ko` builds the pinned v0.19.1).
@@ -44,6 +45,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// A change to a workspace's repo before run N.
+type Edit = dyn Fn(&Path, usize) -> Res<()>;
 
 const PLATFORMS: [(&str, &str); 2] = [("linux", "amd64"), ("linux", "arm64")];
 const LDFLAGS: &str = "-s -w -buildid=";
@@ -75,6 +78,11 @@ struct Bench {
     clk_tck: f64,
     rows: Vec<Row>,
     pack_rows: Vec<String>,
+    /// A GOCACHE warmed once by the floor's build; every warm workspace starts from a copy, so
+    /// the contenders' go caches are in the same state and the standard library is compiled once.
+    template: Option<tempfile::TempDir>,
+    /// One warm workspace per contender (kiln, ko, floor), shared by p1, leaf and noop in turn.
+    warm: Vec<(Who, Ws, String)>,
 }
 
 /// One printed table row: a case and its contenders' figures (seconds or MiB).
@@ -451,31 +459,68 @@ impl Bench {
         Ok(())
     }
 
-    /// Warm workspaces (one first run each), then `edit` before every measured run of every
-    /// contender; runs alternate and the order rotates.
-    fn edit_case(
-        &mut self,
-        case: &str,
-        label: &str,
-        with_floor: bool,
-        edit: &dyn Fn(&Path, usize) -> Res<()>,
-    ) -> Res<()> {
-        let who = self.contenders(with_floor);
-        let mut wss = Vec::new();
-        for w in &who {
-            let ws = self.workspace()?;
-            let repo = format!("{case}-{}", w.name());
-            eprintln!("== {case}: warming {}", w.name());
-            self.measure(*w, &ws, &repo, "warm")?;
-            wss.push((ws, repo));
+    /// The template GOCACHE, filled by the floor's build on a scratch copy of the repo.
+    fn template_gocache(&mut self) -> Res<PathBuf> {
+        if self.template.is_none() {
+            let t = tempfile::Builder::new()
+                .prefix("kiln-bench-gocache-")
+                .tempdir()?;
+            let mut ws = self.workspace()?;
+            ws.gocache = t.path().to_path_buf();
+            eprintln!("== warming the template GOCACHE (floor build, not measured)");
+            run(&mut Self::floor_cmds(&ws, "./cmd/..."), self.clk_tck)?;
+            self.template = Some(t);
         }
+        Ok(self
+            .template
+            .as_ref()
+            .ok_or("template")?
+            .path()
+            .to_path_buf())
+    }
+
+    /// The contenders' warm workspaces: a copy of the template GOCACHE and one first run each
+    /// (kiln's cache filled, every image pushed).
+    fn warm_workspaces(&mut self) -> Res<()> {
+        if !self.warm.is_empty() {
+            return Ok(());
+        }
+        let template = self.template_gocache()?;
+        for w in self.contenders(true) {
+            let ws = self.workspace()?;
+            let ok = Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", template.display()))
+                .arg(&ws.gocache)
+                .status()?
+                .success();
+            if !ok {
+                return Err("copying the template GOCACHE failed".into());
+            }
+            let repo = format!("warm-{}", w.name());
+            self.measure(w, &ws, &repo, "first")?;
+            self.warm.push((w, ws, repo));
+        }
+        Ok(())
+    }
+
+    /// `edit` before every measured run of every contender on the warm workspaces (`None`: no
+    /// edit, and no floor); runs alternate and the order rotates.
+    fn edit_case(&mut self, case: &str, label: &str, edit: Option<&Edit>) -> Res<()> {
+        self.warm_workspaces()?;
+        let picked: Vec<usize> = (0..self.warm.len())
+            .filter(|i| edit.is_some() || self.warm[*i].0 != Who::Floor)
+            .collect();
+        let who: Vec<Who> = picked.iter().map(|i| self.warm[*i].0).collect();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); who.len()];
         for run_i in 0..self.runs {
             for k in 0..who.len() {
                 let idx = (k + run_i) % who.len();
-                let (ws, repo) = &wss[idx];
-                edit(&ws.repo, run_i)?;
-                samples[idx].push(self.measure(who[idx], ws, repo, case)?);
+                let (w, ws, repo) = &self.warm[picked[idx]];
+                if let Some(e) = edit {
+                    e(&ws.repo, run_i)?;
+                }
+                samples[idx].push(self.measure(*w, ws, repo, case)?);
             }
         }
         self.add_rows(label, &who, &samples, false);
@@ -516,28 +561,6 @@ impl Bench {
                 unit: "MiB",
             });
         }
-    }
-
-    fn noop_case(&mut self) -> Res<()> {
-        let who = self.contenders(false);
-        let mut wss = Vec::new();
-        for w in &who {
-            let ws = self.workspace()?;
-            let repo = format!("noop-{}", w.name());
-            eprintln!("== noop: first push, {}", w.name());
-            self.measure(*w, &ws, &repo, "first")?;
-            wss.push((ws, repo));
-        }
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); who.len()];
-        for run_i in 0..self.runs {
-            for k in 0..who.len() {
-                let idx = (k + run_i) % who.len();
-                let (ws, repo) = &wss[idx];
-                samples[idx].push(self.measure(who[idx], ws, repo, "noop")?);
-            }
-        }
-        self.add_rows("no-op, everything pushed", &who, &samples, false);
-        Ok(())
     }
 
     fn cold_case(&mut self) -> Res<()> {
@@ -726,6 +749,7 @@ fn pack_case(b: &mut Bench) -> Res<()> {
 
     let mut ko_secs = None;
     let mut ko_size = None;
+    let mut ko_rss = 0;
     if let Some(ko) = b.ko.clone() {
         let ko_cmd = || -> Command {
             let mut c = Command::new(&ko);
@@ -756,6 +780,7 @@ fn pack_case(b: &mut Bench) -> Res<()> {
                         s.peak_kib as f64 / 1024.0
                     );
                     kos.push(s.wall);
+                    ko_rss = ko_rss.max(s.peak_kib);
                 } else {
                     let s = run(&mut go_build(&ws), b.clk_tck)?.sample;
                     eprintln!("   pack   go build {:.2}s", s.wall);
@@ -778,7 +803,12 @@ fn pack_case(b: &mut Bench) -> Res<()> {
     let cases = [
         ("gzip (default)", Compression::default()),
         ("gzip:1", Compression::Gzip { level: 1 }),
+        ("gzip:2", Compression::Gzip { level: 2 }),
+        ("gzip:3", Compression::Gzip { level: 3 }),
+        ("gzip:4", Compression::Gzip { level: 4 }),
         ("gzip-parallel:1", Compression::GzipParallel { level: 1 }),
+        ("gzip-parallel:2", Compression::GzipParallel { level: 2 }),
+        ("gzip-parallel:3", Compression::GzipParallel { level: 3 }),
         ("gzip-parallel:6", Compression::GzipParallel { level: 6 }),
         (
             "zstd (3, 2 workers)",
@@ -793,9 +823,10 @@ fn pack_case(b: &mut Bench) -> Res<()> {
     )];
     if let (Some(s), Some(z)) = (ko_secs, ko_size) {
         lines.push(format!(
-            "| ko (gzip best speed; build minus go build) | {s:.2} s | {:.0} | {:.1} MB | 1.00 | 1.00 | - |",
+            "| ko (gzip best speed; build minus go build) | {s:.2} s | {:.0} | {:.1} MB | 1.00 | 1.00 | {:.1} MiB (whole `ko build`) |",
             size / s,
-            z as f64 / 1e6
+            z as f64 / 1e6,
+            ko_rss as f64 / 1024.0
         ));
     }
     for (name, c) in cases {
@@ -903,6 +934,8 @@ fn main() -> Res<()> {
         clk_tck,
         rows: Vec::new(),
         pack_rows: Vec::new(),
+        template: None,
+        warm: Vec::new(),
     };
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
         eprintln!("load average at start: {}", l.trim());
@@ -915,8 +948,7 @@ fn main() -> Res<()> {
         b.edit_case(
             "p1",
             &format!("P1: shared package edited, {n} x 2 images pushed"),
-            true,
-            &shared_edit,
+            Some(&shared_edit),
         )?;
     }
     if b.wants("leaf") {
@@ -924,12 +956,11 @@ fn main() -> Res<()> {
         b.edit_case(
             "leaf",
             &format!("leaf edit ({} services change)", n.min(LEAF)),
-            true,
-            &move |repo: &Path, i: usize| leaf_edit(repo, &svcs, i),
+            Some(&move |repo: &Path, i: usize| leaf_edit(repo, &svcs, i)),
         )?;
     }
     if b.wants("noop") {
-        b.noop_case()?;
+        b.edit_case("noop", "no-op, everything pushed", None)?;
     }
     if b.wants("cold") {
         b.cold_case()?;
