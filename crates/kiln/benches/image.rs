@@ -584,10 +584,12 @@ impl Bench {
     }
 
     fn print_table(&self) {
-        println!();
-        println!(
-            "| case | kiln | ko | floor | kiln / ko | kiln / floor |\n|---|---:|---:|---:|---:|---:|"
-        );
+        if !self.rows.is_empty() {
+            println!();
+            println!(
+                "| case | kiln | ko | floor | kiln / ko | kiln / floor |\n|---|---:|---:|---:|---:|---:|"
+            );
+        }
         let cell = |v: Option<f64>, unit: &str| {
             v.map_or("-".to_string(), |v| {
                 if unit == "s" {
@@ -971,10 +973,12 @@ fn main() -> Res<()> {
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
         eprintln!("load average at end: {}", l.trim());
     }
-    println!(
-        "\n{n} services x 2 platforms, medians of {runs} alternating runs ({} cold)",
-        b.cold_runs
-    );
+    if !b.rows.is_empty() {
+        println!(
+            "\n{n} services x 2 platforms, medians of {runs} alternating runs ({} cold)",
+            b.cold_runs
+        );
+    }
     b.print_table();
     Ok(())
 }
