@@ -803,13 +803,13 @@ fn pack_case(b: &mut Bench) -> Res<()> {
     }
 
     let cases = [
-        ("gzip (default)", Compression::default()),
+        ("gzip-parallel:2 (default)", Compression::default()),
+        ("gzip:6 (default before issue 12)", Compression::Gzip { level: 6 }),
         ("gzip:1", Compression::Gzip { level: 1 }),
         ("gzip:2", Compression::Gzip { level: 2 }),
         ("gzip:3", Compression::Gzip { level: 3 }),
         ("gzip:4", Compression::Gzip { level: 4 }),
         ("gzip-parallel:1", Compression::GzipParallel { level: 1 }),
-        ("gzip-parallel:2", Compression::GzipParallel { level: 2 }),
         ("gzip-parallel:3", Compression::GzipParallel { level: 3 }),
         ("gzip-parallel:6", Compression::GzipParallel { level: 6 }),
         (
