@@ -804,7 +804,10 @@ fn pack_case(b: &mut Bench) -> Res<()> {
 
     let cases = [
         ("gzip-parallel:2 (default)", Compression::default()),
-        ("gzip:6 (default before issue 12)", Compression::Gzip { level: 6 }),
+        (
+            "gzip:6 (default before issue 12)",
+            Compression::Gzip { level: 6 },
+        ),
         ("gzip:1", Compression::Gzip { level: 1 }),
         ("gzip:2", Compression::Gzip { level: 2 }),
         ("gzip:3", Compression::Gzip { level: 3 }),

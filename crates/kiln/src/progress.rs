@@ -35,7 +35,7 @@ impl Progress {
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
             ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} targets {elapsed}",
+                "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} targets {elapsed} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
@@ -53,6 +53,12 @@ impl Progress {
     pub fn finish(&self) {
         self.overall.finish_and_clear();
         let _ = self.multi.clear();
+    }
+
+    /// Sets the text after the overall bar (what happens to finished targets, e.g. `kiln image`'s
+    /// packing and uploads).
+    pub fn status(&self, text: String) {
+        self.overall.set_message(text);
     }
 
     /// Prints one line above the bars (or plainly when there are none).

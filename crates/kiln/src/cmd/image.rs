@@ -323,6 +323,8 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         ui,
         progress: Progress::new(ui),
         quiet_sign: ui.quiet || args.json,
+        packed: Default::default(),
+        uploaded: Default::default(),
     });
     let run = kiln_pipeline::image(job, events.clone());
     events.progress.finish();
@@ -449,6 +451,9 @@ struct Events {
     progress: Progress,
     /// `--quiet` or `--json`: no line per signature.
     quiet_sign: bool,
+    /// Platform images packed and uploaded so far, shown beside the build's bar.
+    packed: std::sync::atomic::AtomicUsize,
+    uploaded: std::sync::atomic::AtomicUsize,
 }
 
 impl kiln_build::Reporter for Events {
@@ -513,12 +518,25 @@ impl kiln_registry::Reporter for Events {
 
 impl kiln_pipeline::Reporter for Events {
     fn stage(&self, service: &str, platform: &Platform, stage: kiln_pipeline::Stage) {
+        use kiln_pipeline::Stage;
+        use std::sync::atomic::Ordering::Relaxed;
+        match stage {
+            Stage::Packed => self.packed.fetch_add(1, Relaxed),
+            Stage::Uploaded => self.uploaded.fetch_add(1, Relaxed),
+            Stage::Packing | Stage::Uploading => 0,
+        };
+        let (packed, uploaded) = (self.packed.load(Relaxed), self.uploaded.load(Relaxed));
+        self.progress.status(if uploaded > 0 {
+            format!("| {packed} packed, {uploaded} uploaded")
+        } else {
+            format!("| {packed} packed")
+        });
         // `Packed` has its own line (`packed`); the others say where the target is.
         let what = match stage {
-            kiln_pipeline::Stage::Packing => "packing",
-            kiln_pipeline::Stage::Uploading => "uploading blobs",
-            kiln_pipeline::Stage::Uploaded => "blobs uploaded",
-            kiln_pipeline::Stage::Packed => return,
+            Stage::Packing => "packing",
+            Stage::Uploading => "uploading blobs",
+            Stage::Uploaded => "blobs uploaded",
+            Stage::Packed => return,
         };
         if self.ui.verbose {
             self.progress
