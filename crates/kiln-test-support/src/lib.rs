@@ -8,13 +8,15 @@
 //! What it holds: a `docker-registry` on loopback ([`DockerRegistry`]); free ports and tools that
 //! must be there ([`require_tool`], [`run_tool`]); the Go toolchain and module fixtures ([`go`]);
 //! the official SBOM validators ([`sbom`]) and SARIF schema ([`sarif`]); an image's filesystem run
-//! under bubblewrap after `umoci unpack` ([`sandbox`]).
+//! under bubblewrap after `umoci unpack` ([`sandbox`]); BuildGrid with remote execution on a
+//! private PostgreSQL cluster ([`buildgrid`]).
 //!
 //! A test that needs a tool that is missing fails with the command that installs it; nothing here
 //! skips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod buildgrid;
 pub mod fault;
 pub mod go;
 mod registry;
