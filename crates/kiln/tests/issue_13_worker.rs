@@ -348,3 +348,111 @@ fn issue_13_worker_survives_the_engine_restarting() {
         assert_copied(&client, &resp, script, "bot-restart").await;
     });
 }
+
+/// Uploads a file with the given content and returns its FileNode.
+fn file_node(name: &str, content: &[u8], blobs: &mut Vec<(re::Digest, Vec<u8>)>) -> re::FileNode {
+    blobs.push((digest_of(content), content.to_vec()));
+    re::FileNode {
+        name: name.into(),
+        digest: Some(digest_of(content)),
+        is_executable: false,
+        node_properties: None,
+    }
+}
+
+#[test]
+fn issue_13_worker_runs_go_build_with_a_read_only_goroot() {
+    let goroot = String::from_utf8(
+        Command::new("go")
+            .args(["env", "GOROOT"])
+            .output()
+            .expect("go env GOROOT")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_string();
+    let bg = BuildGridExec::start();
+    // The toolchain appears at /opt/go inside the sandbox, read-only.
+    let worker = WorkerProc::start(
+        &bg.addr,
+        "bot-go",
+        &["--bind-ro", &format!("{goroot}:/opt/go")],
+    );
+    worker.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let mut blobs = Vec::new();
+        let root = re::Directory {
+            files: vec![
+                file_node("go.mod", b"module example.com/hello\n\ngo 1.22\n", &mut blobs),
+                file_node(
+                    "main.go",
+                    b"package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the worker\") }\n",
+                    &mut blobs,
+                ),
+            ],
+            ..Default::default()
+        };
+        let env = [
+            ("CGO_ENABLED", "0"),
+            ("GOCACHE", "/tmp/gocache"),
+            ("GOFLAGS", "-mod=mod"),
+            ("GOPATH", "/tmp/gopath"),
+            ("GOPROXY", "off"),
+            ("GOROOT", "/opt/go"),
+            ("GOTOOLCHAIN", "local"),
+            ("HOME", "/tmp"),
+            ("PATH", "/opt/go/bin:/usr/bin:/bin"),
+        ];
+        let command = re::Command {
+            arguments: ["go", "build", "-trimpath", "-o", "out/hello", "."].map(String::from).to_vec(),
+            environment_variables: env
+                .iter()
+                .map(|(k, v)| re::command::EnvironmentVariable {
+                    name: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            output_paths: vec!["out/hello".into()],
+            ..Default::default()
+        };
+        let mut props: Vec<re::platform::Property> = local_platform()
+            .into_iter()
+            .map(|(name, value)| re::platform::Property { name, value })
+            .collect();
+        props.sort_by(|a, b| a.name.cmp(&b.name));
+        let action = re::Action {
+            command_digest: Some(digest_of(&command.encode_to_vec())),
+            input_root_digest: Some(digest_of(&root.encode_to_vec())),
+            platform: Some(re::Platform { properties: props }),
+            do_not_cache: true,
+            ..Default::default()
+        };
+        for b in [root.encode_to_vec(), command.encode_to_vec(), action.encode_to_vec()] {
+            blobs.push((digest_of(&b), b));
+        }
+        client.batch_update(&blobs).await.expect("upload");
+        let resp = execute(&bg.addr, digest_of(&action.encode_to_vec()), Duration::from_secs(400))
+            .await
+            .unwrap_or_else(|| panic!("no result\nworker:\n{}", worker.log()));
+        let result = resp.result.expect("result");
+        if result.exit_code != 0 {
+            let stderr = match &result.stderr_digest {
+                Some(d) => String::from_utf8_lossy(&read_blob(&client, d).await).into_owned(),
+                None => String::new(),
+            };
+            panic!("go build failed ({}): {stderr}", result.exit_code);
+        }
+        let out = result.output_files.iter().find(|f| f.path == "out/hello").expect("out/hello");
+        assert!(out.is_executable);
+        let binary = read_blob(&client, out.digest.as_ref().expect("digest")).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hello");
+        std::fs::write(&path, &binary).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ran = Command::new(&path).output().expect("run the built binary");
+        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
+    });
+}
