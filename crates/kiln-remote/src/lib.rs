@@ -44,7 +44,7 @@ mod layered;
 mod store;
 
 pub use action::RemoteAction;
-pub use client::{Capabilities, ReapiClient};
+pub use client::{Capabilities, Fetched, ReapiClient};
 pub use gocache::GoPackageTier;
 pub use kiln_config::RemoteCache;
 pub use layered::LayeredStore;

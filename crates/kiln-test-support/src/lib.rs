@@ -9,13 +9,15 @@
 //! must be there ([`require_tool`], [`run_tool`]); the Go toolchain and module fixtures ([`go`]);
 //! the official SBOM validators ([`sbom`]) and SARIF schema ([`sarif`]); an image's filesystem run
 //! under bubblewrap after `umoci unpack` ([`sandbox`]); a TCP proxy that cuts, slows or refuses
-//! traffic on command ([`fault`]).
+//! traffic on command ([`fault`]); BuildGrid with remote execution on a private PostgreSQL
+//! cluster ([`buildgrid`]).
 //!
 //! A test that needs a tool that is missing fails with the command that installs it; nothing here
 //! skips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod buildgrid;
 pub mod fault;
 pub mod go;
 mod registry;

@@ -57,6 +57,8 @@ enum Command {
     Cache(cmd::cache::CacheArgs),
     /// Serve go's package cache from kiln's store: GOCACHEPROG="kiln gocacheprog" go build ./...
     Gocacheprog(cmd::gocacheprog::GocacheprogArgs),
+    /// Run remote build actions for a REAPI engine that speaks the Remote Workers API (BuildGrid).
+    Worker(cmd::worker::WorkerArgs),
 }
 
 /// Global output settings every command sees.
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(&dir, args, ui, &ci),
         Command::Gen(args) => cmd::gen::run(&dir, &env, args, ui),
         Command::Gocacheprog(args) => cmd::gocacheprog::run(&env, args),
+        Command::Worker(args) => cmd::worker::run(&env, args, ui),
     };
     match result {
         Ok(code) => code,

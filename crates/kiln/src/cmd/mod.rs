@@ -14,6 +14,7 @@ pub mod sbom;
 pub mod sign;
 pub mod verify;
 pub mod verify_bin;
+pub mod worker;
 
 use std::path::Path;
 

@@ -1,0 +1,539 @@
+//! One lease: fetch the Action, Command and input root (verified), run the Command in the
+//! sandbox, upload the outputs and build the ActionResult.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use kiln_remote::{Fetched, ReapiClient};
+use kiln_sandbox::{Access, Exit, Sandbox, SandboxCommand};
+use kiln_types::Digest;
+use prost::Message;
+
+use crate::{WorkerConfig, WorkerError};
+
+/// Where the input root appears inside the sandbox; the Command's working directory is relative
+/// to it. Fixed, so an action's paths do not depend on the worker's disk layout.
+pub const INPUT_ROOT_MOUNT: &str = "/kiln/input";
+
+/// Captured stdout or stderr beyond this is dropped (the ActionResult says so in stderr).
+const OUTPUT_CAP: usize = 16 << 20;
+
+const ACTION_URL_SUFFIX: &str = "build.bazel.remote.execution.v2.Action";
+const DIGEST_URL_SUFFIX: &str = "build.bazel.remote.execution.v2.Digest";
+
+/// What running one lease's action gave.
+pub(crate) struct Executed {
+    /// The result to report (also for a timed-out command).
+    pub result: re::ActionResult,
+    /// The wall-clock timeout passed: the lease reports DEADLINE_EXCEEDED.
+    pub timed_out: bool,
+}
+
+/// Runs actions for one worker.
+#[derive(Clone)]
+pub(crate) struct Executor {
+    client: ReapiClient,
+    cfg: Arc<WorkerConfig>,
+    sandbox: Sandbox,
+}
+
+fn to_proto(digest: &Digest, size: u64) -> re::Digest {
+    re::Digest {
+        hash: digest.hex(),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+    }
+}
+
+fn show(d: &re::Digest) -> String {
+    format!("{}/{}", d.hash, d.size_bytes)
+}
+
+fn parse(d: Option<&re::Digest>, what: &str) -> Result<(Digest, u64, re::Digest), WorkerError> {
+    let d = d.ok_or_else(|| WorkerError::Refused(format!("{what} has no digest")))?;
+    let bad = |reason: &str| WorkerError::BadBlob {
+        digest: show(d),
+        what: what.to_string(),
+        reason: reason.to_string(),
+    };
+    let digest = Digest::from_hex(&d.hash).map_err(|_| bad("not a sha256 digest"))?;
+    let size = u64::try_from(d.size_bytes).map_err(|_| bad("negative size"))?;
+    Ok((digest, size, d.clone()))
+}
+
+/// A relative path without `..`, absolute parts or NUL: it stays inside the input root.
+fn safe_relative(path: &str, what: &str) -> Result<PathBuf, WorkerError> {
+    let p = Path::new(path);
+    if path.contains('\0')
+        || !p
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(WorkerError::Refused(format!(
+            "{what} {path:?} leaves the input root"
+        )));
+    }
+    Ok(p.to_path_buf())
+}
+
+/// One name inside a Directory message.
+fn safe_name(name: &str) -> Result<&str, WorkerError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(WorkerError::Refused(format!(
+            "bad file name {name:?} in the input root"
+        )));
+    }
+    Ok(name)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
+    move |source| WorkerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Executor {
+    pub(crate) fn new(client: ReapiClient, cfg: Arc<WorkerConfig>) -> Result<Self, WorkerError> {
+        Ok(Executor {
+            client,
+            cfg,
+            sandbox: Sandbox::locate()?,
+        })
+    }
+
+    /// Downloads a blob (verified by the client) into `scratch` and returns its bytes.
+    async fn fetch(
+        &self,
+        d: Option<&re::Digest>,
+        what: &str,
+        scratch: &Path,
+    ) -> Result<Vec<u8>, WorkerError> {
+        let (digest, size, proto) = parse(d, what)?;
+        if size == 0 {
+            return if digest == Digest::of_bytes(b"") {
+                Ok(Vec::new())
+            } else {
+                Err(WorkerError::BadBlob {
+                    digest: show(&proto),
+                    what: what.to_string(),
+                    reason: "size 0 but not the empty blob's digest".into(),
+                })
+            };
+        }
+        let dest = scratch.join(format!("blob-{}", digest.hex()));
+        self.download(&digest, size, &proto, what, &dest).await?;
+        let bytes = std::fs::read(&dest).map_err(io(&dest))?;
+        let _ = std::fs::remove_file(&dest);
+        Ok(bytes)
+    }
+
+    async fn download(
+        &self,
+        digest: &Digest,
+        size: u64,
+        proto: &re::Digest,
+        what: &str,
+        dest: &Path,
+    ) -> Result<(), WorkerError> {
+        match self.client.download(digest, size, dest).await? {
+            Fetched::Done => Ok(()),
+            Fetched::Missing => Err(WorkerError::MissingBlob {
+                digest: show(proto),
+                what: what.to_string(),
+            }),
+            Fetched::Corrupt(reason) => Err(WorkerError::BadBlob {
+                digest: show(proto),
+                what: what.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    async fn fetch_message<M: Message + Default>(
+        &self,
+        d: Option<&re::Digest>,
+        what: &str,
+        scratch: &Path,
+    ) -> Result<M, WorkerError> {
+        let bytes = self.fetch(d, what, scratch).await?;
+        M::decode(bytes.as_slice()).map_err(|e| WorkerError::BadBlob {
+            digest: d.map(show).unwrap_or_default(),
+            what: what.to_string(),
+            reason: format!("does not decode: {e}"),
+        })
+    }
+
+    /// The Action of a lease payload: the Action itself or its digest (BuildGrid sends either).
+    pub(crate) async fn action_of(
+        &self,
+        payload: &prost_types::Any,
+        scratch: &Path,
+    ) -> Result<(re::Action, re::Digest), WorkerError> {
+        let bad = |reason: String| {
+            WorkerError::Refused(format!("lease payload {}: {reason}", payload.type_url))
+        };
+        if payload.type_url.ends_with(ACTION_URL_SUFFIX) {
+            let action =
+                re::Action::decode(payload.value.as_slice()).map_err(|e| bad(e.to_string()))?;
+            let digest = to_proto(
+                &Digest::of_bytes(&payload.value),
+                payload.value.len() as u64,
+            );
+            Ok((action, digest))
+        } else if payload.type_url.ends_with(DIGEST_URL_SUFFIX) {
+            let digest =
+                re::Digest::decode(payload.value.as_slice()).map_err(|e| bad(e.to_string()))?;
+            let action = self.fetch_message(Some(&digest), "Action", scratch).await?;
+            Ok((action, digest))
+        } else {
+            Err(bad("unknown payload type".into()))
+        }
+    }
+
+    /// Runs the action and uploads its outputs.
+    pub(crate) async fn execute(&self, action: re::Action) -> Result<Executed, WorkerError> {
+        let work = tempfile::Builder::new()
+            .prefix("kiln-action-")
+            .tempdir_in(&self.cfg.work_dir)
+            .map_err(io(&self.cfg.work_dir))?;
+        let scratch = work.path().join("scratch");
+        let input = work.path().join("input");
+        for dir in [&scratch, &input] {
+            std::fs::create_dir(dir).map_err(io(dir))?;
+        }
+        let command: re::Command = self
+            .fetch_message(action.command_digest.as_ref(), "Command", &scratch)
+            .await?;
+        self.check_platform(&action, &command)?;
+        self.materialise(action.input_root_digest.as_ref(), &input, &scratch)
+            .await?;
+
+        let wd = safe_relative(&command.working_directory, "working directory")?;
+        let host_wd = input.join(&wd);
+        std::fs::create_dir_all(&host_wd).map_err(io(&host_wd))?;
+        // REAPI 2.0 clients still name outputs in the deprecated fields.
+        #[allow(deprecated)]
+        let outputs: Vec<String> = if command.output_paths.is_empty() {
+            command
+                .output_files
+                .iter()
+                .chain(&command.output_directories)
+                .cloned()
+                .collect()
+        } else {
+            command.output_paths.clone()
+        };
+        let mut output_rel = Vec::new();
+        for out in &outputs {
+            let rel = safe_relative(out, "output path")?;
+            // REAPI: the worker creates the parent directories of every output.
+            if let Some(parent) = host_wd.join(&rel).parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            output_rel.push((out.clone(), rel));
+        }
+
+        let timeout = action
+            .timeout
+            .as_ref()
+            .filter(|t| t.seconds > 0 || t.nanos > 0)
+            .map(|t| {
+                Duration::new(
+                    u64::try_from(t.seconds).unwrap_or(0),
+                    u32::try_from(t.nanos).unwrap_or(0),
+                )
+            })
+            .unwrap_or(self.cfg.default_timeout);
+        let mut cmd = SandboxCommand::new(command.arguments.clone())
+            .input(&input, INPUT_ROOT_MOUNT, Access::Writable)
+            .cwd(Path::new(INPUT_ROOT_MOUNT).join(&wd))
+            .envs(
+                command
+                    .environment_variables
+                    .iter()
+                    .map(|v| (v.name.clone(), v.value.clone())),
+            )
+            .limits(self.cfg.limits)
+            .timeout(timeout)
+            .output_cap(OUTPUT_CAP);
+        for (host, inside) in &self.cfg.ro_binds {
+            cmd = cmd.ro_bind(host, inside);
+        }
+        let sandbox = self.sandbox.clone();
+        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&cmd))
+            .await
+            .map_err(|e| {
+                WorkerError::Refused(format!("internal error: the sandbox task: {e}"))
+            })??;
+
+        let mut result = re::ActionResult {
+            exit_code: match outcome.exit {
+                Exit::Code(code) => code,
+                Exit::Signal(sig) => 128 + sig,
+                Exit::TimedOut => -1,
+            },
+            ..Default::default()
+        };
+        for (name, rel) in output_rel {
+            let host = host_wd.join(&rel);
+            let Ok(meta) = std::fs::symlink_metadata(&host) else {
+                continue; // REAPI: a declared output the command did not create is not an error.
+            };
+            if meta.is_file() {
+                let (digest, size) = self.upload_file(&host).await?;
+                use std::os::unix::fs::PermissionsExt;
+                result.output_files.push(re::OutputFile {
+                    path: name,
+                    digest: Some(to_proto(&digest, size)),
+                    is_executable: meta.permissions().mode() & 0o111 != 0,
+                    ..Default::default()
+                });
+            } else if meta.is_dir() {
+                let (tree_digest, root_digest) = self.upload_tree(&host).await?;
+                result.output_directories.push(re::OutputDirectory {
+                    path: name,
+                    tree_digest: Some(tree_digest),
+                    is_topologically_sorted: false,
+                    root_directory_digest: Some(root_digest),
+                });
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&host).map_err(io(&host))?;
+                result.output_symlinks.push(re::OutputSymlink {
+                    path: name,
+                    target: target.to_string_lossy().into_owned(),
+                    ..Default::default()
+                });
+            }
+        }
+        let mut stderr = outcome.stderr;
+        if outcome.stdout_truncated || outcome.stderr_truncated {
+            stderr.extend_from_slice(
+                format!("\n[kiln worker: output cut at {OUTPUT_CAP} bytes]\n").as_bytes(),
+            );
+        }
+        if outcome.exit == Exit::TimedOut {
+            stderr.extend_from_slice(
+                format!("\n[kiln worker: killed after the {timeout:?} timeout]\n").as_bytes(),
+            );
+        }
+        if !outcome.stdout.is_empty() {
+            result.stdout_digest = Some(self.put_bytes(&outcome.stdout, &scratch).await?);
+        }
+        if !stderr.is_empty() {
+            result.stderr_digest = Some(self.put_bytes(&stderr, &scratch).await?);
+        }
+        result.execution_metadata = Some(re::ExecutedActionMetadata {
+            worker: self.cfg.bot_id.clone(),
+            ..Default::default()
+        });
+        Ok(Executed {
+            result,
+            timed_out: outcome.exit == Exit::TimedOut,
+        })
+    }
+
+    /// An action whose platform names one of our keys with another value is not ours to run,
+    /// even if a scheduler sent it (a worker with another Go would build other bytes).
+    // Command.platform is deprecated, but older clients put the platform there.
+    #[allow(deprecated)]
+    fn check_platform(
+        &self,
+        action: &re::Action,
+        command: &re::Command,
+    ) -> Result<(), WorkerError> {
+        let wanted = action
+            .platform
+            .iter()
+            .chain(command.platform.iter())
+            .flat_map(|p| p.properties.iter());
+        for prop in wanted {
+            if let Some((_, ours)) = self.cfg.platform.iter().find(|(k, _)| *k == prop.name) {
+                if *ours != prop.value {
+                    return Err(WorkerError::Refused(format!(
+                        "the action needs {}={} but this worker has {}",
+                        prop.name, prop.value, ours
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the input root tree under `dest`, every file verified against its digest.
+    async fn materialise(
+        &self,
+        root: Option<&re::Digest>,
+        dest: &Path,
+        scratch: &Path,
+    ) -> Result<(), WorkerError> {
+        use std::os::unix::fs::PermissionsExt;
+        let root =
+            root.ok_or_else(|| WorkerError::Refused("the action has no input root".into()))?;
+        let mut stack = vec![(root.clone(), dest.to_path_buf())];
+        while let Some((digest, dir)) = stack.pop() {
+            let what = format!(
+                "directory {}",
+                dir.strip_prefix(dest).unwrap_or(&dir).display()
+            );
+            let listing: re::Directory = self.fetch_message(Some(&digest), &what, scratch).await?;
+            for file in &listing.files {
+                let path = dir.join(safe_name(&file.name)?);
+                let what = format!(
+                    "input file {}",
+                    path.strip_prefix(dest).unwrap_or(&path).display()
+                );
+                let (d, size, proto) = parse(file.digest.as_ref(), &what)?;
+                if size == 0 {
+                    std::fs::write(&path, b"").map_err(io(&path))?;
+                } else {
+                    self.download(&d, size, &proto, &what, &path).await?;
+                }
+                let mode = if file.is_executable { 0o755 } else { 0o644 };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(io(&path))?;
+            }
+            for sub in &listing.directories {
+                let path = dir.join(safe_name(&sub.name)?);
+                std::fs::create_dir(&path).map_err(io(&path))?;
+                let d = sub.digest.clone().ok_or_else(|| {
+                    WorkerError::Refused(format!("directory {} has no digest", sub.name))
+                })?;
+                stack.push((d, path));
+            }
+            for link in &listing.symlinks {
+                let path = dir.join(safe_name(&link.name)?);
+                std::os::unix::fs::symlink(&link.target, &path).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload_file(&self, path: &Path) -> Result<(Digest, u64), WorkerError> {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        let (digest, size) = Digest::of_reader(file).map_err(io(path))?;
+        self.client.upload(path, &digest, size).await?;
+        Ok((digest, size))
+    }
+
+    /// Stores `bytes` in the CAS: small blobs in a batch call, large ones through a file.
+    async fn put_bytes(&self, bytes: &[u8], scratch: &Path) -> Result<re::Digest, WorkerError> {
+        let digest = Digest::of_bytes(bytes);
+        let size = bytes.len() as u64;
+        let proto = to_proto(&digest, size);
+        if size <= self.client.batch_limit() {
+            self.client
+                .batch_update(&[(proto.clone(), bytes.to_vec())])
+                .await?;
+        } else {
+            let path = scratch.join(format!("put-{}", digest.hex()));
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+            self.client.upload(&path, &digest, size).await?;
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(proto)
+    }
+
+    /// Uploads an output directory as a REAPI Tree; returns the Tree's and the root's digests.
+    async fn upload_tree(&self, dir: &Path) -> Result<(re::Digest, re::Digest), WorkerError> {
+        let mut files = Vec::new();
+        let mut children = Vec::new();
+        let root = describe_dir(dir, &mut files, &mut children)?;
+        for (path, digest, size) in &files {
+            self.client.upload(path, digest, *size).await?;
+        }
+        let root_bytes = root.encode_to_vec();
+        let root_digest = to_proto(&Digest::of_bytes(&root_bytes), root_bytes.len() as u64);
+        let tree = re::Tree {
+            root: Some(root),
+            children,
+        };
+        let scratch = dir.parent().unwrap_or(dir);
+        let tree_digest = self.put_bytes(&tree.encode_to_vec(), scratch).await?;
+        Ok((tree_digest, root_digest))
+    }
+}
+
+/// The Directory message of `dir` (entries sorted by name, as REAPI requires), collecting the
+/// files to upload and every sub-directory's message.
+fn describe_dir(
+    dir: &Path,
+    files: &mut Vec<(PathBuf, Digest, u64)>,
+    children: &mut Vec<re::Directory>,
+) -> Result<re::Directory, WorkerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    let mut out = re::Directory::default();
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).map_err(io(&path))?;
+            out.symlinks.push(re::SymlinkNode {
+                name,
+                target: target.to_string_lossy().into_owned(),
+                ..Default::default()
+            });
+        } else if meta.is_dir() {
+            let sub = describe_dir(&path, files, children)?;
+            let bytes = sub.encode_to_vec();
+            out.directories.push(re::DirectoryNode {
+                name,
+                digest: Some(to_proto(&Digest::of_bytes(&bytes), bytes.len() as u64)),
+            });
+            children.push(sub);
+        } else if meta.is_file() {
+            let file = std::fs::File::open(&path).map_err(io(&path))?;
+            let (digest, size) = Digest::of_reader(file).map_err(io(&path))?;
+            out.files.push(re::FileNode {
+                name,
+                digest: Some(to_proto(&digest, size)),
+                is_executable: meta.permissions().mode() & 0o111 != 0,
+                ..Default::default()
+            });
+            files.push((path, digest, size));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_input_root_are_refused() {
+        assert!(safe_relative("out/a.txt", "output").is_ok());
+        assert!(safe_relative("", "working directory").is_ok());
+        assert!(safe_relative("../etc/passwd", "output").is_err());
+        assert!(safe_relative("/etc/passwd", "output").is_err());
+        assert!(safe_relative("a/../../b", "output").is_err());
+        assert!(safe_name("..").is_err());
+        assert!(safe_name("a/b").is_err());
+        assert!(safe_name("").is_err());
+        assert_eq!(safe_name("main.go").unwrap(), "main.go");
+    }
+
+    #[test]
+    fn a_directory_is_described_sorted_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/x"), "x").unwrap();
+        std::fs::write(dir.path().join("b"), "b").unwrap();
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        let (mut files, mut children) = (Vec::new(), Vec::new());
+        let root = describe_dir(dir.path(), &mut files, &mut children).unwrap();
+        let names: Vec<&str> = root.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(root.directories[0].name, "sub");
+        assert_eq!(children.len(), 1);
+        assert_eq!(children[0].files[0].name, "x");
+        assert_eq!(files.len(), 3);
+    }
+}

@@ -1,0 +1,134 @@
+//! `kiln worker`: turn this machine into a remote execution worker for an engine that speaks the
+//! Remote Workers API (BuildGrid). Runs until killed; progress lines go to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use kiln_config::{Env, RemoteCache};
+use kiln_worker::{Limits, Worker, WorkerConfig, WorkerError, WorkerReporter};
+
+/// Arguments of `kiln worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The engine: grpc://HOST:PORT (plain) or grpcs://HOST:PORT (TLS).
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// REAPI instance name (default: the engine's default instance).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    instance: String,
+    /// An extra platform property to advertise, KEY=VALUE (repeatable); replaces a detected one
+    /// with the same key. Detected: OSFamily, ISA, kiln-go-version, kiln-go-toolchain.
+    #[arg(long = "platform", value_name = "KEY=VALUE")]
+    platform: Vec<String>,
+    /// The id the engine shows for this bot (default: kiln-worker-PID).
+    #[arg(long, value_name = "ID")]
+    bot_id: Option<String>,
+    /// Where action directories are created (default: the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Bind a host directory read-only into every sandbox, HOST or HOST:INSIDE (repeatable); a
+    /// Go toolchain outside /usr, for example.
+    #[arg(long = "bind-ro", value_name = "HOST[:INSIDE]")]
+    bind_ro: Vec<String>,
+    /// Timeout of an action that sets none, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    timeout: u64,
+    /// Address-space limit of every action process, in MiB.
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<u64>,
+    /// CPU-time limit of every action process, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    cpu_seconds: Option<u64>,
+    /// Largest file an action may write, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_file_mib: Option<u64>,
+}
+
+/// Prints what the worker does, one line each, to stderr.
+struct Lines {
+    quiet: bool,
+}
+
+impl WorkerReporter for Lines {
+    fn session_opened(&self, name: &str) {
+        if !self.quiet {
+            eprintln!("worker: bot session {name} opened");
+        }
+    }
+    fn connection_problem(&self, error: &WorkerError, retry_in: Duration) {
+        eprintln!("worker: {error} (retrying in {retry_in:?})");
+    }
+    fn lease_started(&self, lease: &str, action: &str) {
+        if !self.quiet {
+            eprintln!("worker: lease {lease}: running action {action}");
+        }
+    }
+    fn lease_finished(&self, lease: &str, result: Result<i32, &WorkerError>) {
+        match result {
+            Ok(code) if !self.quiet => eprintln!("worker: lease {lease}: exit code {code}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("worker: lease {lease}: failed: {e}"),
+        }
+    }
+}
+
+/// Runs `kiln worker` until the process is killed.
+pub fn run(env: &Env, args: WorkerArgs, ui: crate::Ui) -> Result<ExitCode> {
+    let mut server = RemoteCache::new(&args.server)?;
+    server.instance = args.instance.clone();
+    let bot_id = args
+        .bot_id
+        .clone()
+        .unwrap_or_else(|| format!("kiln-worker-{}", std::process::id()));
+    let mut cfg = WorkerConfig::new(server, bot_id);
+    cfg.platform = kiln_worker::go_platform(&env.go)?;
+    for pair in &args.platform {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--platform {pair:?} is not KEY=VALUE");
+        };
+        cfg.platform.retain(|(k, _)| k != key);
+        cfg.platform.push((key.to_string(), value.to_string()));
+    }
+    if let Some(dir) = args.work_dir {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        cfg.work_dir = dir;
+    }
+    for bind in &args.bind_ro {
+        let (host, inside) = bind.split_once(':').unwrap_or((bind, bind));
+        cfg.ro_binds
+            .push((PathBuf::from(host), PathBuf::from(inside)));
+    }
+    cfg.default_timeout = Duration::from_secs(args.timeout);
+    cfg.limits = Limits {
+        cpu_seconds: args.cpu_seconds,
+        address_space_bytes: args.memory_mib.map(|m| m << 20),
+        open_files: None,
+        file_size_bytes: args.max_file_mib.map(|m| m << 20),
+    };
+    if !ui.quiet {
+        let props: Vec<String> = cfg
+            .platform
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!(
+            "worker: {} serving {} as {}",
+            cfg.bot_id,
+            args.server,
+            props.join(" ")
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let worker = Worker::new(cfg)?;
+        worker.run(Arc::new(Lines { quiet: ui.quiet })).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,458 @@
+//! Issue 13: `kiln worker` serving a real BuildGrid 0.9.1 (with PostgreSQL, from
+//! kiln-test-support's `BuildGridExec`). The test is the REAPI client: it uploads a small Action
+//! with `kiln_remote::ReapiClient`, calls `Execute` and checks the result the worker produced.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use bazel_remote_apis::google::longrunning::operation;
+use kiln_remote::{Fetched, ReapiClient, RemoteCache};
+use kiln_test_support::buildgrid::BuildGridExec;
+use kiln_types::Digest;
+use prost::Message;
+
+/// A `kiln worker` process whose stderr is collected; killed on drop.
+struct WorkerProc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    _work: tempfile::TempDir,
+}
+
+impl WorkerProc {
+    fn start(addr: &str, bot_id: &str, extra: &[&str]) -> Self {
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args([
+                "worker",
+                "--server",
+                &format!("grpc://{addr}"),
+                "--bot-id",
+                bot_id,
+                "--work-dir",
+            ])
+            .arg(work.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kiln worker");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        WorkerProc {
+            child,
+            lines,
+            _work: work,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Waits (up to two minutes) until a stderr line contains `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "worker never said {text:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn digest_of(bytes: &[u8]) -> re::Digest {
+    re::Digest {
+        hash: Digest::of_bytes(bytes).hex(),
+        size_bytes: bytes.len() as i64,
+    }
+}
+
+/// The local Go's platform properties, as `kiln worker` advertises them by default.
+fn local_platform() -> Vec<(String, String)> {
+    kiln_worker::go_platform(std::path::Path::new("go")).expect("go on PATH")
+}
+
+/// Uploads an action running `script` over an input root holding `in.txt`, whose output is
+/// `out/out.txt`; returns its digest.
+async fn upload_action(
+    client: &ReapiClient,
+    script: &str,
+    platform: &[(String, String)],
+) -> re::Digest {
+    let input = format!("hello from {script}\n").into_bytes();
+    let root = re::Directory {
+        files: vec![re::FileNode {
+            name: "in.txt".into(),
+            digest: Some(digest_of(&input)),
+            is_executable: false,
+            node_properties: None,
+        }],
+        ..Default::default()
+    };
+    let mut props: Vec<re::platform::Property> = platform
+        .iter()
+        .map(|(name, value)| re::platform::Property {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    props.sort_by(|a, b| a.name.cmp(&b.name));
+    let command = re::Command {
+        arguments: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        environment_variables: vec![re::command::EnvironmentVariable {
+            name: "PATH".into(),
+            value: "/usr/bin:/bin".into(),
+        }],
+        output_paths: vec!["out/out.txt".into()],
+        ..Default::default()
+    };
+    let action = re::Action {
+        command_digest: Some(digest_of(&command.encode_to_vec())),
+        input_root_digest: Some(digest_of(&root.encode_to_vec())),
+        platform: Some(re::Platform { properties: props }),
+        do_not_cache: true,
+        ..Default::default()
+    };
+    let blobs: Vec<(re::Digest, Vec<u8>)> = [
+        input,
+        root.encode_to_vec(),
+        command.encode_to_vec(),
+        action.encode_to_vec(),
+    ]
+    .into_iter()
+    .map(|b| (digest_of(&b), b))
+    .collect();
+    client.batch_update(&blobs).await.expect("upload action");
+    digest_of(&action.encode_to_vec())
+}
+
+/// Calls Execute and follows the operation until it is done or `within` passed (None).
+async fn execute(addr: &str, action: re::Digest, within: Duration) -> Option<re::ExecuteResponse> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    let mut exec = re::execution_client::ExecutionClient::new(channel);
+    let req = re::ExecuteRequest {
+        action_digest: Some(action),
+        skip_cache_lookup: true,
+        digest_function: re::digest_function::Value::Sha256 as i32,
+        ..Default::default()
+    };
+    let follow = async {
+        let mut stream = exec.execute(req).await.expect("Execute").into_inner();
+        let mut name = String::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(op)) => {
+                    name = op.name.clone();
+                    if op.done {
+                        return match op.result.expect("a done operation has a result") {
+                            operation::Result::Response(any) => {
+                                re::ExecuteResponse::decode(any.value.as_slice())
+                                    .expect("ExecuteResponse")
+                            }
+                            operation::Result::Error(s) => panic!("operation failed: {s:?}"),
+                        };
+                    }
+                }
+                // The stream ended or broke before the end: follow the same operation again.
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    stream = exec
+                        .wait_execution(re::WaitExecutionRequest { name: name.clone() })
+                        .await
+                        .expect("WaitExecution")
+                        .into_inner();
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, follow).await.ok()
+}
+
+async fn read_blob(client: &ReapiClient, d: &re::Digest) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("blob");
+    let digest = Digest::from_hex(&d.hash).expect("sha256");
+    let fetched = client
+        .download(&digest, d.size_bytes as u64, &dest)
+        .await
+        .expect("download");
+    assert_eq!(fetched, Fetched::Done);
+    std::fs::read(dest).expect("read blob")
+}
+
+fn client(addr: &str) -> ReapiClient {
+    ReapiClient::new(RemoteCache::new(&format!("grpc://{addr}")).expect("url")).expect("client")
+}
+
+/// Checks that `resp` is a successful run by `worker` whose out.txt holds the input.
+async fn assert_copied(
+    client: &ReapiClient,
+    resp: &re::ExecuteResponse,
+    script: &str,
+    worker: &str,
+) {
+    assert_eq!(
+        resp.status.as_ref().map(|s| s.code).unwrap_or(0),
+        0,
+        "{resp:?}"
+    );
+    let result = resp.result.as_ref().expect("an ActionResult");
+    assert_eq!(result.exit_code, 0, "{result:?}");
+    assert_eq!(
+        result
+            .execution_metadata
+            .as_ref()
+            .map(|m| m.worker.as_str()),
+        Some(worker)
+    );
+    let out = result
+        .output_files
+        .iter()
+        .find(|f| f.path == "out/out.txt")
+        .unwrap_or_else(|| panic!("no out/out.txt in {result:?}"));
+    let bytes = read_blob(client, out.digest.as_ref().expect("digest")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        format!("hello from {script}\n")
+    );
+}
+
+#[test]
+fn issue_13_worker_runs_an_action_for_buildgrid() {
+    let bg = BuildGridExec::start();
+    let worker = WorkerProc::start(&bg.addr, "bot-a", &[]);
+    worker.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "cat in.txt > out/out.txt; echo done; echo warn >&2";
+        let action = upload_action(&client, script, &local_platform()).await;
+        let resp = execute(&bg.addr, action, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|| panic!("no result\nworker:\n{}\nbgd:\n{}", worker.log(), bg.log()));
+        assert_copied(&client, &resp, script, "bot-a").await;
+        let result = resp.result.expect("result");
+        let stdout = read_blob(&client, result.stdout_digest.as_ref().expect("stdout")).await;
+        assert_eq!(stdout, b"done\n");
+        let stderr = read_blob(&client, result.stderr_digest.as_ref().expect("stderr")).await;
+        assert_eq!(stderr, b"warn\n");
+    });
+}
+
+#[test]
+fn issue_13_a_worker_with_another_go_never_gets_the_action() {
+    let bg = BuildGridExec::start();
+    let wrong = WorkerProc::start(
+        &bg.addr,
+        "bot-other-go",
+        &["--platform", "kiln-go-version=go1.0"],
+    );
+    wrong.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "cat in.txt > out/out.txt";
+        let action = upload_action(&client, script, &local_platform()).await;
+        // With only the mismatched worker, the action stays queued.
+        assert!(
+            execute(&bg.addr, action.clone(), Duration::from_secs(15))
+                .await
+                .is_none(),
+            "the action ran on a worker with another Go:\n{}",
+            wrong.log()
+        );
+        let right = WorkerProc::start(&bg.addr, "bot-right-go", &[]);
+        let resp = execute(&bg.addr, action, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|| panic!("no result\nworker:\n{}\nbgd:\n{}", right.log(), bg.log()));
+        assert_copied(&client, &resp, script, "bot-right-go").await;
+        assert!(!wrong.log().contains("running action"), "{}", wrong.log());
+    });
+}
+
+#[test]
+fn issue_13_a_killed_worker_s_action_is_finished_by_another() {
+    let bg = BuildGridExec::start();
+    let mut first = WorkerProc::start(&bg.addr, "bot-killed", &[]);
+    first.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "sleep 5; cat in.txt > out/out.txt";
+        let action = upload_action(&client, script, &local_platform()).await;
+        let addr = bg.addr.clone();
+        let pending =
+            tokio::spawn(async move { execute(&addr, action, Duration::from_secs(240)).await });
+        first.wait_for("running action");
+        first.kill();
+        let second = WorkerProc::start(&bg.addr, "bot-second", &[]);
+        let resp = pending.await.expect("execute task").unwrap_or_else(|| {
+            panic!(
+                "no result\nsecond worker:\n{}\nbgd:\n{}",
+                second.log(),
+                bg.log()
+            )
+        });
+        assert_copied(&client, &resp, script, "bot-second").await;
+    });
+}
+
+#[test]
+fn issue_13_worker_survives_the_engine_restarting() {
+    let mut bg = BuildGridExec::start();
+    let worker = WorkerProc::start(&bg.addr, "bot-restart", &[]);
+    worker.wait_for("session");
+    bg.restart();
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "cat in.txt > out/out.txt";
+        let action = upload_action(&client, script, &local_platform()).await;
+        let resp = execute(&bg.addr, action, Duration::from_secs(180))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result after a restart\nworker:\n{}\nbgd:\n{}",
+                    worker.log(),
+                    bg.log()
+                )
+            });
+        assert_copied(&client, &resp, script, "bot-restart").await;
+    });
+}
+
+/// Uploads a file with the given content and returns its FileNode.
+fn file_node(name: &str, content: &[u8], blobs: &mut Vec<(re::Digest, Vec<u8>)>) -> re::FileNode {
+    blobs.push((digest_of(content), content.to_vec()));
+    re::FileNode {
+        name: name.into(),
+        digest: Some(digest_of(content)),
+        is_executable: false,
+        node_properties: None,
+    }
+}
+
+#[test]
+fn issue_13_worker_runs_go_build_with_a_read_only_goroot() {
+    let goroot = String::from_utf8(
+        Command::new("go")
+            .args(["env", "GOROOT"])
+            .output()
+            .expect("go env GOROOT")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_string();
+    let bg = BuildGridExec::start();
+    // The toolchain appears at /opt/go inside the sandbox, read-only.
+    let worker = WorkerProc::start(
+        &bg.addr,
+        "bot-go",
+        &["--bind-ro", &format!("{goroot}:/opt/go")],
+    );
+    worker.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let mut blobs = Vec::new();
+        let root = re::Directory {
+            files: vec![
+                file_node("go.mod", b"module example.com/hello\n\ngo 1.22\n", &mut blobs),
+                file_node(
+                    "main.go",
+                    b"package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the worker\") }\n",
+                    &mut blobs,
+                ),
+            ],
+            ..Default::default()
+        };
+        let env = [
+            ("CGO_ENABLED", "0"),
+            ("GOCACHE", "/tmp/gocache"),
+            ("GOFLAGS", "-mod=mod"),
+            ("GOPATH", "/tmp/gopath"),
+            ("GOPROXY", "off"),
+            ("GOROOT", "/opt/go"),
+            ("GOTOOLCHAIN", "local"),
+            ("HOME", "/tmp"),
+            ("PATH", "/opt/go/bin:/usr/bin:/bin"),
+        ];
+        let command = re::Command {
+            arguments: ["go", "build", "-trimpath", "-o", "out/hello", "."].map(String::from).to_vec(),
+            environment_variables: env
+                .iter()
+                .map(|(k, v)| re::command::EnvironmentVariable {
+                    name: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            output_paths: vec!["out/hello".into()],
+            ..Default::default()
+        };
+        let mut props: Vec<re::platform::Property> = local_platform()
+            .into_iter()
+            .map(|(name, value)| re::platform::Property { name, value })
+            .collect();
+        props.sort_by(|a, b| a.name.cmp(&b.name));
+        let action = re::Action {
+            command_digest: Some(digest_of(&command.encode_to_vec())),
+            input_root_digest: Some(digest_of(&root.encode_to_vec())),
+            platform: Some(re::Platform { properties: props }),
+            do_not_cache: true,
+            ..Default::default()
+        };
+        for b in [root.encode_to_vec(), command.encode_to_vec(), action.encode_to_vec()] {
+            blobs.push((digest_of(&b), b));
+        }
+        client.batch_update(&blobs).await.expect("upload");
+        let resp = execute(&bg.addr, digest_of(&action.encode_to_vec()), Duration::from_secs(400))
+            .await
+            .unwrap_or_else(|| panic!("no result\nworker:\n{}", worker.log()));
+        let result = resp.result.expect("result");
+        if result.exit_code != 0 {
+            let stderr = match &result.stderr_digest {
+                Some(d) => String::from_utf8_lossy(&read_blob(&client, d).await).into_owned(),
+                None => String::new(),
+            };
+            panic!("go build failed ({}): {stderr}", result.exit_code);
+        }
+        let out = result.output_files.iter().find(|f| f.path == "out/hello").expect("out/hello");
+        assert!(out.is_executable);
+        let binary = read_blob(&client, out.digest.as_ref().expect("digest")).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hello");
+        std::fs::write(&path, &binary).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ran = Command::new(&path).output().expect("run the built binary");
+        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
+    });
+}
