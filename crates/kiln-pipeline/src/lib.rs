@@ -1,10 +1,11 @@
-//! kiln's image flow as one library call: build -> verify -> package -> push -> sign.
+//! kiln's image flow as a library: plan -> build -> verify -> package -> push -> sign.
 //!
 //! This crate sits on top of the stage crates (`kiln-build` builds and verifies, `kiln-image`
 //! packs and pushes, `kiln-supply` signs and attests) and below every front end: the CLI's
-//! `kiln image`, and later `kiln serve` and `kiln worker`, hand it an [`ImageJob`] (a plan, the
-//! stores and executor to build with, the images to make and where they go) and get an
-//! [`ImageRun`] back; progress goes out through one [`Reporter`], which is the stage crates'
+//! `kiln image`, and later `kiln serve` and `kiln worker`, call [`prepare`] (the plan stage: which
+//! services get images, each one's settings from kiln.toml under the caller's overrides, where
+//! each goes; all before any compile), then [`image`] with an [`ImageJob`] (what was prepared, the
+//! stores and executor to build with) and get an [`ImageRun`] back; progress goes out through one [`Reporter`], which is the stage crates'
 //! reporters together. The crate never prints.
 //!
 //! The stages overlap per target: a binary is packed as soon as its build is verified and
@@ -15,6 +16,10 @@
 //! once (at least one), and all of it once the build is done.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod prepare;
+
+pub use prepare::{prepare, ImageOptions, Prepared};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,10 +33,10 @@ use kiln_build::{BuildError, BuildOptions, BuildReport, TargetResult};
 use kiln_cache::Storage;
 use kiln_exec::Executor;
 use kiln_image::{
-    ImageError, ImageRequest, PackageReport, Packager, PackagerOptions, PlatformBinary,
-    PlatformImage, PushResult, PushTarget, ServiceImage, TarballFormat,
+    ImageError, PackageReport, Packager, PackagerOptions, PlatformBinary, PlatformImage,
+    PushResult, PushTarget, ServiceImage, TarballFormat,
 };
-use kiln_plan::{Plan, Target};
+use kiln_plan::Target;
 use kiln_registry::{BlobReport, Client, ClientConfig, Reference};
 use kiln_supply::{BuildParams, PublishReport};
 use kiln_types::Platform;
@@ -41,6 +46,18 @@ use serde::Serialize;
 /// an error).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// kiln.toml or the packages cannot be planned.
+    #[error(transparent)]
+    Plan(#[from] kiln_plan::PlanError),
+    /// `--affected` could not tell what changed.
+    #[error(transparent)]
+    Affected(#[from] kiln_affected::AffectedError),
+    /// A service's image settings in kiln.toml cannot be used.
+    #[error(transparent)]
+    Config(#[from] kiln_config::ConfigError),
+    /// A setting that cannot be used (the message says which and what to do).
+    #[error("{0}")]
+    Invalid(String),
     /// The build stage could not run.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -85,27 +102,23 @@ pub struct Signing {
 
 /// Everything one `kiln image` run does.
 pub struct ImageJob<'a> {
-    /// The build plan (only the targets to make images of).
-    pub plan: &'a Plan,
+    /// What to build, pack and push ([`prepare`]).
+    pub prepared: &'a Prepared,
     /// The action cache to build with.
     pub storage: &'a dyn Storage,
     /// Runs the `go build`s.
     pub executor: &'a dyn Executor,
     /// Build knobs (`jobs` is the global bound for compiling and packing).
     pub build: BuildOptions,
-    /// The images: one [`ServiceImage`] per service of the plan, in plan order, whose
-    /// `binaries` the pipeline fills from the build (any given are ignored).
-    pub images: ImageRequest,
     /// Where relative paths of the build report are resolved (where kiln runs).
     pub cwd: PathBuf,
-    /// Layout, caches and registry settings of the packager.
+    /// Layout, caches and registry settings of the packager (the prepared insecure registries
+    /// are added to its client settings).
     pub packager: PackagerOptions,
     /// Also write every image into this archive.
     pub tarball: Option<(PathBuf, TarballFormat)>,
-    /// Where each service goes (empty: no push). Resolved by the caller before the build, so a
-    /// bad destination fails before any work.
-    pub push: Vec<PushTarget>,
-    /// Sign and attest every pushed image.
+    /// Sign and attest every pushed image (the prepared insecure registries are added to its
+    /// client settings).
     pub sign: Option<Signing>,
 }
 
@@ -177,25 +190,42 @@ fn ms_since(t: Instant) -> u64 {
 
 /// Runs the whole flow of `job`. Returns `Ok` with `package: None` when targets failed to
 /// build (their errors are in `build`); an error only when the flow itself could not go on.
-pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun, PipelineError> {
+pub fn image(
+    mut job: ImageJob<'_>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ImageRun, PipelineError> {
     let events: &dyn Reporter = reporter.as_ref();
+    let prepared = job.prepared;
+    let insecure = &prepared.insecure_registries;
+    job.packager
+        .registry
+        .insecure_registries
+        .extend(insecure.iter().cloned());
+    if let Some(s) = &mut job.sign {
+        s.registry
+            .insecure_registries
+            .extend(insecure.iter().cloned());
+    }
     let jobs = job.build.jobs.max(1);
     let packager = Packager::new(&job.packager, Some(reporter.clone()))?;
-    let session = packager.session(&job.images, events)?;
-    let services: HashMap<&str, &ServiceImage> = job
+    let session = packager.session(&prepared.images, events)?;
+    let services: HashMap<&str, &ServiceImage> = prepared
         .images
         .services
         .iter()
         .map(|s| (s.service.as_str(), s))
         .collect();
-    let destinations: HashMap<&str, &PushTarget> =
-        job.push.iter().map(|t| (t.service.as_str(), t)).collect();
+    let destinations: HashMap<&str, &PushTarget> = prepared
+        .push
+        .iter()
+        .map(|t| (t.service.as_str(), t))
+        .collect();
     let gate = Gate::new((jobs / 2).max(1), jobs);
     let packed: Mutex<HashMap<(String, String), Result<PlatformImage, ImageError>>> =
         Mutex::new(HashMap::new());
     // Blobs sent early save the final push their uploads; once one fails, the rest wait for the
     // final push, whose retries and errors are the ones the user sees.
-    let upload_early = AtomicBool::new(!job.push.is_empty());
+    let upload_early = AtomicBool::new(!prepared.push.is_empty());
     let early: Mutex<HashMap<String, Vec<BlobReport>>> = Mutex::new(HashMap::new());
     let t_build = Instant::now();
     let (done_tx, done_rx) = channel::<TargetResult>();
@@ -267,7 +297,13 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
             inner: events,
             done: done_tx,
         };
-        let report = kiln_build::build(job.plan, job.storage, job.executor, &job.build, &forward);
+        let report = kiln_build::build(
+            &prepared.plan,
+            job.storage,
+            job.executor,
+            &job.build,
+            &forward,
+        );
         build_ms = ms_since(t_build);
         gate.build_done();
         // Closing the channel lets the packers finish the queue and stop.
@@ -292,7 +328,7 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
     let t_package = Instant::now();
     let mut packed = packed.into_inner().unwrap_or_else(PoisonError::into_inner);
     let mut images = Vec::new();
-    for s in &job.images.services {
+    for s in &prepared.images.services {
         let mut platforms = Vec::new();
         for t in run.build.targets.iter().filter(|t| t.service == s.service) {
             let key = (t.service.clone(), t.platform.to_string());
@@ -310,8 +346,8 @@ pub fn image(job: ImageJob<'_>, reporter: Arc<dyn Reporter>) -> Result<ImageRun,
     }
     run.timings.package_ms = ms_since(t_package);
     let t_push = Instant::now();
-    if !job.push.is_empty() {
-        run.pushes = packager.push(&package.images, &job.push, events)?;
+    if !prepared.push.is_empty() {
+        run.pushes = packager.push(&package.images, &prepared.push, events)?;
         let early = early.into_inner().unwrap_or_else(PoisonError::into_inner);
         for p in &mut run.pushes {
             if let Some(e) = early.get(&p.service) {

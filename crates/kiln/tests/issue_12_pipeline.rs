@@ -92,3 +92,35 @@ fn issue_12_a_failed_build_pushes_no_manifest() {
         assert!(body.contains("UNKNOWN"), "{body}");
     }
 }
+
+/// The plan stage of the pipeline resolves every image setting and push destination before
+/// the build, so a bad one fails at once, names what to fix, and compiles nothing.
+#[test]
+fn issue_12_bad_image_settings_fail_before_any_compile() {
+    let repo = shop();
+    let cases: [(&[&str], &str); 3] = [
+        (&["image", "--tag", ".bad"], "not a valid image tag"),
+        (
+            &["image", "--push="],
+            "pushes to the configured repository, but service `api` has none",
+        ),
+        (
+            &["image", "--platform", "darwin/arm64"],
+            "cannot be an image platform",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = repo.kiln(args);
+        assert!(!out.status.success(), "{args:?}: {}", dump(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("hint:"),
+            "{args:?} says what to do: {stderr}"
+        );
+        assert!(
+            !repo.path().join("dist/kiln-build.json").exists(),
+            "{args:?} ran a build before failing"
+        );
+    }
+}

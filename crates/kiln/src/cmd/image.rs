@@ -6,17 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use kiln_config::{Config, Env};
 use kiln_exec::default_jobs;
 use kiln_image::{
-    parse_compression, push_targets_named, sanitize_tag, standard_labels, BaseChoice, DataFile,
-    ImageRequest, PackageReport, PackagerOptions, PlatformImage, PushResult, ServiceImage,
-    TarballFormat, VcsInfo,
+    PackageReport, PackagerOptions, PlatformImage, PushResult, TarballFormat, VcsInfo,
 };
-use kiln_oci::{Compression, ImageConfig};
-use kiln_plan::{plan_images, PlanRequest};
+use kiln_plan::PlanRequest;
 use kiln_registry::{ClientConfig, RegistryError, Repository};
 use kiln_types::Platform;
 use serde::Serialize;
@@ -137,125 +134,51 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let ctx = super::BuildContext::resolve(env, &project.root)?;
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
     let out_dir = project.root.join(config.out_dir());
-    let req = PlanRequest {
-        patterns: args.patterns.clone(),
-        platforms: args.platform.clone(),
-        vars: ctx.template_vars(),
-        jobs,
-        list_cache: super::list_cache(env, out_dir.clone(), !args.no_cache),
-        dir: Some(env.cwd.join(dir)),
+    let opts = kiln_pipeline::ImageOptions {
+        plan: PlanRequest {
+            patterns: args.patterns.clone(),
+            platforms: args.platform.clone(),
+            vars: ctx.template_vars(),
+            jobs,
+            list_cache: super::list_cache(env, out_dir.clone(), !args.no_cache),
+            dir: Some(env.cwd.join(dir)),
+        },
+        affected: args.affected,
+        profile: args.profile.clone(),
+        tag: args.tag.clone(),
+        base: args.base.clone(),
+        compression: args.compression.clone(),
+        push: args.push.clone(),
+        insecure_registry: args.insecure_registry,
+        vcs: VcsInfo {
+            source: ctx.git.origin.clone(),
+            revision: ctx.git.commit.clone(),
+            version: Some(ctx.image_version()),
+        },
+        default_tag: ctx.git.version.clone(),
+        source_date_epoch: ctx.image_epoch(),
     };
-    let (mut plan, no_image) = plan_images(&project, &config, &req)?;
+    let prepared = kiln_pipeline::prepare(&project, &config, &opts)?;
     if !ui.quiet {
-        for service in &no_image {
+        for service in &prepared.without_image {
             eprintln!(
                 "note: {service}: no image: it has no Linux platform (set [services.{service}.image] platforms to make one)"
             );
         }
-    }
-    if plan.targets.is_empty() {
-        bail!(
-            "no service has an image platform: images are Linux images, and none of {} is built for Linux\nhint: add a linux/... platform to [build] platforms, or set [image] platforms = [\"linux/amd64\"]",
-            no_image.join(", ")
-        );
-    }
-    if args.affected {
-        let req = kiln_affected::AffectedRequest {
-            base: None,
-            head: None,
-        };
-        let a = kiln_affected::affected(&plan, &config, &req)?;
-        plan.targets.retain(|t| a.contains(&t.service));
-        if plan.targets.is_empty() {
-            if args.json {
-                println!("{}", serde_json::json!({ "images": [], "affected": a }));
-            } else {
-                println!("nothing affected since {}: no image to build", a.base);
-            }
-            return Ok(ExitCode::SUCCESS);
+        for w in &prepared.warnings {
+            eprintln!("{} {w}", console::style("warning:").yellow().bold());
         }
+    }
+    if let (true, Some(a)) = (prepared.is_empty(), &prepared.affected) {
+        if args.json {
+            println!("{}", serde_json::json!({ "images": [], "affected": a }));
+        } else {
+            println!("nothing affected since {}: no image to build", a.base);
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let plan_ms = ms_since(t_plan);
-    let epoch = ctx.image_epoch();
-    let vcs = VcsInfo {
-        source: ctx.git.origin.clone(),
-        revision: ctx.git.commit.clone(),
-        version: Some(ctx.image_version()),
-    };
-    // One image per service of the plan, in plan order; the pipeline adds the binaries.
-    let mut services = Vec::new();
-    let mut repositories = std::collections::BTreeMap::new();
-    for t in &plan.targets {
-        if repositories.contains_key(&t.service) {
-            continue;
-        }
-        let (image, repository) = service_image(
-            &config,
-            &project.root,
-            &args,
-            &vcs,
-            &ctx.git.version,
-            epoch,
-            t.service.clone(),
-        )?;
-        repositories.insert(image.service.clone(), repository);
-        services.push(image);
-    }
-    // Push destinations are resolved before the build, so a bad one costs no compile.
-    let named: Vec<(&str, &str)> = services
-        .iter()
-        .map(|s| (s.service.as_str(), s.tag.as_str()))
-        .collect();
-    let push = match args.push.as_deref() {
-        // `--push=`: each service to its configured `repository` prefix.
-        Some("") => {
-            let mut targets = Vec::new();
-            for (service, tag) in &named {
-                let Some(Some(prefix)) = repositories.get(*service) else {
-                    bail!(
-                        "--push= pushes to the configured repository, but service `{service}` has none\nhint: set `repository` in [image] or [services.{service}.image], or give --push REF"
-                    );
-                };
-                targets.extend(push_targets_named(prefix, &[(service, tag)])?);
-            }
-            targets
-        }
-        Some(dest) => push_targets_named(dest, &named)?,
-        None => Vec::new(),
-    };
-    // The kiln base's zones come from the Go release that built the binaries, not the host.
-    let zoneinfo = project.env.goroot.join("lib/time/zoneinfo.zip");
-    let zoneinfo = if zoneinfo.is_file() {
-        Some(zoneinfo)
-    } else {
-        if !ui.quiet && services.iter().any(|s| s.base == BaseChoice::Kiln) {
-            eprintln!(
-                "{} {} does not exist: the kiln base gets no /usr/share/zoneinfo\nhint: embed the zones in the binary with `import _ \"time/tzdata\"`, or install Go from go.dev (some distribution packages leave lib/time out)",
-                console::style("warning:").yellow().bold(),
-                zoneinfo.display()
-            );
-        }
-        None
-    };
-    let request = ImageRequest {
-        services,
-        source_date_epoch: epoch,
-        zoneinfo,
-    };
-    let mut insecure = Vec::new();
-    if args.insecure_registry {
-        let dests = args.push.iter().chain(repositories.values().flatten());
-        for p in dests.filter(|p| !p.is_empty()) {
-            insecure.push(p.split('/').next().unwrap_or_default().to_string());
-        }
-        for s in &request.services {
-            if let BaseChoice::Registry(r) = &s.base {
-                insecure.push(r.repository.registry.clone());
-            }
-        }
-    }
     let registry = ClientConfig {
-        insecure_registries: insecure,
         docker_config_dir: env.docker_config_dir.clone(),
         ..ClientConfig::default()
     };
@@ -269,8 +192,8 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             Some(kiln_pipeline::Signing {
                 key: kiln_attest::load_private_key_file(&dir.join(key), &password)?,
                 build: kiln_supply::BuildParams {
-                    repo: vcs.source.clone(),
-                    revision: vcs.revision.clone(),
+                    repo: opts.vcs.source.clone(),
+                    revision: opts.vcs.revision.clone(),
                     targets: args.patterns.clone(),
                     date: ctx.sbom_date(),
                     ..Default::default()
@@ -303,11 +226,10 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         ui,
     )?;
     let job = kiln_pipeline::ImageJob {
-        plan: &plan,
+        prepared: &prepared,
         storage: setup.store.storage.as_ref(),
         executor: &setup.executor,
         build: setup.opts.clone(),
-        images: request,
         cwd: env.cwd.clone(),
         packager: PackagerOptions {
             layout_dir,
@@ -316,7 +238,6 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
             jobs,
         },
         tarball,
-        push,
         sign,
     };
     let events = Arc::new(Events {
@@ -380,68 +301,6 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
         print_summary(env, packed, run.tarball.as_deref(), pushes);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn service_image(
-    config: &Config,
-    root: &Path,
-    args: &ImageArgs,
-    vcs: &VcsInfo,
-    default_tag: &str,
-    epoch: u64,
-    service: String,
-) -> Result<(ServiceImage, Option<String>)> {
-    let r = config.resolve_image(&service, args.profile.as_deref(), root)?;
-    let tag = args
-        .tag
-        .clone()
-        .or(r.tag.clone())
-        .unwrap_or_else(|| sanitize_tag(default_tag));
-    if sanitize_tag(&tag) != tag {
-        bail!(
-            "tag `{tag}` is not a valid image tag\nhint: use letters, digits, `_`, `.` and `-` (at most 128, not starting with `.` or `-`)"
-        );
-    }
-    let base: BaseChoice = args.base.as_deref().unwrap_or(&r.base).parse()?;
-    let compression = match args.compression.as_deref().or(r.compression.as_deref()) {
-        Some(c) => parse_compression(c)?,
-        None => Compression::default(),
-    };
-    // The version label is the source version, not `tag`: see `BuildContext::image_version`.
-    let mut labels = standard_labels(vcs);
-    labels.extend(r.labels.clone());
-    let defaults = ImageConfig::default();
-    let image_config = ImageConfig {
-        entrypoint: r.entrypoint.clone().unwrap_or_default(),
-        cmd: r.cmd.clone().unwrap_or_default(),
-        env: r.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        workdir: r.workdir.clone(),
-        user: r.user.clone().unwrap_or(defaults.user),
-        exposed_ports: r.ports.clone(),
-        labels,
-        stop_signal: r.stop_signal.clone(),
-        annotations: r.annotations.clone(),
-        created: epoch,
-    };
-    let mut files = Vec::new();
-    for f in &r.files {
-        files.push(DataFile {
-            src: f.src.clone(),
-            dst: f.dst.clone(),
-            mode: f.mode_bits().map_err(anyhow::Error::msg)?,
-        });
-    }
-    let image = ServiceImage {
-        service,
-        tag,
-        binaries: Vec::new(),
-        base,
-        config: image_config,
-        files,
-        compression,
-    };
-    Ok((image, r.repository.clone()))
 }
 
 /// Progress on stderr: the build's bars, packing and stages with `--verbose`, registry retries
