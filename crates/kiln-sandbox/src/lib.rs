@@ -24,8 +24,8 @@
 //! # fn main() -> Result<(), kiln_sandbox::SandboxError> {
 //! let sandbox = Sandbox::locate()?;
 //! let cmd = SandboxCommand::new(["/bin/sh", "-c", "cat in.txt > out.txt"])
-//!     .input("/tmp/action-1", "/work", Access::Writable)
-//!     .cwd("/work")
+//!     .input("/tmp/action-1", "/input", Access::Writable)
+//!     .cwd("/input")
 //!     .env("PATH", "/usr/bin:/bin");
 //! let outcome = sandbox.run(&cmd)?;
 //! assert!(outcome.success());

@@ -40,18 +40,18 @@ fn command_sees_only_its_inputs() {
     std::fs::write(&secret, "host secret").unwrap();
 
     let script = format!(
-        "ls -A /; echo ---; ls -A /work; echo ---; cat {} || echo no-secret; ls /root /home /etc 2>/dev/null | wc -l",
+        "ls -A /; echo ---; ls -A /input; echo ---; cat {} || echo no-secret; ls /root /home /etc 2>/dev/null | wc -l",
         secret.display()
     );
     let out = sandbox()
-        .run(&sh(&script).input(&input, "/work", Access::ReadOnly))
+        .run(&sh(&script).input(&input, "/input", Access::ReadOnly))
         .unwrap();
     assert!(out.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let parts: Vec<&str> = stdout.split("---\n").collect();
     let root: BTreeSet<&str> = parts[0].lines().collect();
     let allowed: BTreeSet<&str> = [
-        "bin", "dev", "lib", "lib32", "lib64", "proc", "sbin", "tmp", "usr", "work",
+        "bin", "dev", "lib", "lib32", "lib64", "proc", "sbin", "tmp", "usr", "input",
     ]
     .into_iter()
     .collect();
@@ -59,7 +59,7 @@ fn command_sees_only_its_inputs() {
         root.is_subset(&allowed),
         "unexpected entries in /: {root:?}"
     );
-    assert!(root.contains("work") && root.contains("usr"));
+    assert!(root.contains("input") && root.contains("usr"));
     assert_eq!(parts[1].trim(), "in.txt");
     assert!(
         parts[2].contains("no-secret"),
@@ -72,13 +72,13 @@ fn command_sees_only_its_inputs() {
 fn read_only_input_cannot_be_written_and_writable_input_can() {
     let dir = tempfile::tempdir().unwrap();
     let ro = sandbox()
-        .run(&sh("echo x > /work/new.txt").input(dir.path(), "/work", Access::ReadOnly))
+        .run(&sh("echo x > /input/new.txt").input(dir.path(), "/input", Access::ReadOnly))
         .unwrap();
     assert!(!ro.success());
     assert!(!dir.path().join("new.txt").exists());
 
     let rw = sandbox()
-        .run(&sh("echo x > /work/new.txt").input(dir.path(), "/work", Access::Writable))
+        .run(&sh("echo x > /input/new.txt").input(dir.path(), "/input", Access::Writable))
         .unwrap();
     assert!(rw.success(), "{}", text(&rw.stderr));
     assert_eq!(
@@ -154,8 +154,8 @@ fn file_size_limit_is_enforced() {
     };
     let out = sandbox()
         .run(
-            &sh("head -c 3000000 /dev/zero > /work/big")
-                .input(dir.path(), "/work", Access::Writable)
+            &sh("head -c 3000000 /dev/zero > /input/big")
+                .input(dir.path(), "/input", Access::Writable)
                 .limits(limits),
         )
         .unwrap();
@@ -199,7 +199,7 @@ fn output_is_capped() {
 #[test]
 fn missing_input_and_relative_paths_are_errors() {
     let err = sandbox()
-        .run(&sh("true").input("/nonexistent/kiln-sandbox", "/work", Access::ReadOnly))
+        .run(&sh("true").input("/nonexistent/kiln-sandbox", "/input", Access::ReadOnly))
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     let err = sandbox()
