@@ -1,10 +1,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_cache::{ActionRecord, OutputRecord, Storage};
-use kiln_exec::{run_bounded, Action, Executor, LocalExecutor};
+use kiln_exec::{run_bounded, Action, Executor, LocalExecutor, Portable};
 use kiln_key::explain::{differences, ExplainRecord};
 use kiln_key::{ActionKey, FileHasher, GoCommand, KeyContext, Prepared};
 use kiln_plan::{Plan, Target};
@@ -239,7 +239,15 @@ pub fn build(
         concurrent,
         |(n, job): (usize, Vec<Pending>)| {
             let dir = scratch.path().join(n.to_string());
-            let out = run_job(executor, &job, &dir, parallelism, reporter, &invocations);
+            let out = run_job(
+                &plan.project,
+                executor,
+                &job,
+                &dir,
+                parallelism,
+                reporter,
+                &invocations,
+            );
             job.into_iter()
                 .zip(out)
                 .map(|(p, outcome)| {
@@ -296,6 +304,7 @@ pub fn build(
         duration_ms: start.elapsed().as_millis() as u64,
         remote_cache: storage.traffic(),
         go_packages: None,
+        remote_execution: executor.stats(),
     })
 }
 
@@ -433,7 +442,29 @@ fn group(misses: Vec<Pending>, mode: GroupMode) -> Vec<Vec<Pending>> {
     jobs
 }
 
+/// What a remote executor needs to run `job` elsewhere: the union of its targets' source files,
+/// the keyed environment, the binaries it writes, and the first reason it must stay here.
+fn portable(project: &kiln_discover::Project, job: &[Pending]) -> Portable {
+    let mut files = std::collections::BTreeSet::new();
+    for p in job {
+        files.extend(p.prepared.source_files().map(Path::to_path_buf));
+    }
+    Portable {
+        files: files.into_iter().collect(),
+        goroot: project.env.goroot.clone(),
+        gomodcache: project.env.gomodcache.clone(),
+        keyed_env: job
+            .first()
+            .map(|p| p.prepared.inputs.env.clone())
+            .unwrap_or_default(),
+        binaries: job.iter().map(|p| p.target.binary.clone()).collect(),
+        local_only: job.iter().find_map(|p| p.prepared.local_only()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the recursion passes each through unchanged
 fn run_job(
+    project: &kiln_discover::Project,
     executor: &dyn Executor,
     job: &[Pending],
     dir: &Path,
@@ -453,6 +484,7 @@ fn run_job(
             .join(", "),
         command: job[0].prepared.command.clone(),
         packages: job.iter().map(|p| p.target.package.clone()).collect(),
+        portable: Some(Arc::new(portable(project, job))),
     };
     if let Ok(mut n) = invocations.lock() {
         *n += 1;
@@ -472,6 +504,9 @@ fn run_job(
     );
     reporter.command(&line.join(" "));
     let done = executor.run(&action, dir, parallelism);
+    for w in executor.drain_warnings() {
+        reporter.warn(&w);
+    }
     let ms = t0.elapsed().as_millis() as u64;
     match done {
         Ok(c) if c.success => job
@@ -493,6 +528,7 @@ fn run_job(
             .flat_map(|(i, p)| {
                 let sub = dir.join(format!("single-{i}"));
                 run_job(
+                    project,
                     executor,
                     std::slice::from_ref(p),
                     &sub,

@@ -101,6 +101,10 @@ pub struct BuildReport {
     /// package outputs go had to produce.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub go_packages: Option<kiln_gocache::Stats>,
+    /// What a remote executor did (`[execute] remote`): actions the engine answered, how many of
+    /// them from its action cache, actions run here instead, bytes up and down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_execution: Option<kiln_exec::ExecutionStats>,
 }
 
 /// `go list` answers of a plan.

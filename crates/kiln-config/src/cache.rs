@@ -49,9 +49,14 @@ impl CacheSettings {
     }
 
     pub(crate) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate_in(path, "cache")
+    }
+
+    /// Checks the settings of `section` (`[cache]`, or `[execute]`, which shares the fields).
+    pub(crate) fn validate_in(&self, path: &Path, section: &str) -> Result<(), ConfigError> {
         let bad = |message: String| ConfigError::Setting {
             path: path.to_path_buf(),
-            section: "cache".into(),
+            section: section.into(),
             message,
         };
         if let Some(url) = &self.remote {
@@ -140,14 +145,32 @@ impl CacheSettings {
     /// turns a configured remote off), the token from the variable `token_env` names. `None`
     /// when no remote is configured.
     pub fn resolve(&self, env: &Env) -> Result<Option<RemoteCache>, ConfigError> {
-        let url = match env.remote_cache.as_deref() {
+        self.resolve_with(
+            env,
+            env.remote_cache.as_deref(),
+            crate::env::KILN_REMOTE_CACHE,
+            "set it to grpc://HOST:PORT or grpcs://HOST:PORT, or to `off` to use no remote cache",
+            "cache",
+        )
+    }
+
+    /// [`Self::resolve`] with the variable that overrides `remote` (`over`, named `var`).
+    pub(crate) fn resolve_with(
+        &self,
+        env: &Env,
+        over: Option<&str>,
+        var: &'static str,
+        hint: &'static str,
+        section: &str,
+    ) -> Result<Option<RemoteCache>, ConfigError> {
+        let url = match over {
             Some("off") => return Ok(None),
             Some(u) => {
                 parse_url(u).map_err(|why| ConfigError::Env {
-                    name: crate::env::KILN_REMOTE_CACHE,
+                    name: var,
                     value: u.to_string(),
                     why,
-                    hint: "set it to grpc://HOST:PORT or grpcs://HOST:PORT, or to `off` to use no remote cache",
+                    hint,
                 })?;
                 u.to_string()
             }
@@ -162,7 +185,7 @@ impl CacheSettings {
                 Some(t) => Some(t.clone()),
                 None => {
                     notes.push(format!(
-                        "[cache] token_env names {var}, which is not set: talking to the remote cache without a token"
+                        "[{section}] token_env names {var}, which is not set: talking to the remote without a token"
                     ));
                     None
                 }

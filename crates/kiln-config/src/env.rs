@@ -21,6 +21,9 @@ pub const KILN_CACHE_DIR: &str = "KILN_CACHE_DIR";
 /// The remote cache (`grpc://HOST:PORT`, `grpcs://HOST:PORT`), overriding kiln.toml
 /// `[cache] remote`; `off` turns a configured remote off.
 pub const KILN_REMOTE_CACHE: &str = "KILN_REMOTE_CACHE";
+/// The remote execution engine (`grpc://HOST:PORT`, `grpcs://HOST:PORT`), overriding kiln.toml
+/// `[execute] remote`; `off` builds on this machine.
+pub const KILN_REMOTE_EXECUTOR: &str = "KILN_REMOTE_EXECUTOR";
 /// The `go` command to run (default: `go` from `PATH`).
 pub const KILN_GO: &str = "KILN_GO";
 /// Directory to write each target's cache-key inputs into, as JSON ("why did this rebuild?").
@@ -64,6 +67,7 @@ pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 pub const ALL: &[&str] = &[
     KILN_CACHE_DIR,
     KILN_REMOTE_CACHE,
+    KILN_REMOTE_EXECUTOR,
     KILN_GO,
     KILN_DEBUG_KEYS,
     KILN_PASSWORD,
@@ -94,6 +98,8 @@ pub struct Env {
     pub cache_dir: Option<PathBuf>,
     /// `KILN_REMOTE_CACHE` when set and non-empty.
     pub remote_cache: Option<String>,
+    /// `KILN_REMOTE_EXECUTOR` when set and non-empty.
+    pub remote_executor: Option<String>,
     /// `KILN_DEBUG_KEYS` when set and non-empty.
     pub debug_keys_dir: Option<PathBuf>,
     /// `DOCKER_CONFIG`, else `$HOME/.docker`; `None` without either.
@@ -132,6 +138,7 @@ impl std::fmt::Debug for Env {
             .field("go", &self.go)
             .field("cache_dir", &self.cache_dir)
             .field("remote_cache", &self.remote_cache)
+            .field("remote_executor", &self.remote_executor)
             .field("debug_keys_dir", &self.debug_keys_dir)
             .field("docker_config_dir", &self.docker_config_dir)
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -162,6 +169,8 @@ impl Env {
             go: path(KILN_GO).unwrap_or_else(|| PathBuf::from("go")),
             cache_dir: path(KILN_CACHE_DIR),
             remote_cache: non_empty(KILN_REMOTE_CACHE)
+                .map(|v| v.to_string_lossy().trim().to_string()),
+            remote_executor: non_empty(KILN_REMOTE_EXECUTOR)
                 .map(|v| v.to_string_lossy().trim().to_string()),
             debug_keys_dir: path(KILN_DEBUG_KEYS),
             docker_config_dir: path(DOCKER_CONFIG)

@@ -13,6 +13,7 @@
 
 mod cache;
 pub mod env;
+mod execute;
 mod image;
 mod model;
 mod names;
@@ -20,6 +21,7 @@ mod template;
 
 pub use cache::{CacheSettings, RemoteCache, RemoteEndpoint};
 pub use env::{BuildDate, DateSource, Env};
+pub use execute::{ExecuteSettings, Fallback, RemoteExecution};
 pub use image::{
     check_image_platform, ImageFile, ImageSettings, PortSpec, Profile, ProfileLayer, ResolvedImage,
 };

@@ -187,6 +187,12 @@ pub struct Config {
     /// `[cache]`: the remote cache shared between machines.
     #[serde(default, skip_serializing_if = "crate::cache::CacheSettings::is_empty")]
     pub cache: crate::cache::CacheSettings,
+    /// `[execute]`: the remote execution engine that runs the compiles.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::execute::ExecuteSettings::is_empty"
+    )]
+    pub execute: crate::execute::ExecuteSettings,
     /// Where the file was read from, for error messages (not part of the file).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -376,6 +382,7 @@ impl Config {
         }
         self.validate_image(path)?;
         self.cache.validate(path)?;
+        self.execute.validate(path)?;
         Ok(())
     }
 

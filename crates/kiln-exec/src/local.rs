@@ -194,6 +194,7 @@ mod tests {
             label: "api linux/amd64".into(),
             command: GoCommand::for_tests(go, dir, args.iter().map(|s| s.to_string()).collect()),
             packages: packages.iter().map(|s| s.to_string()).collect(),
+            portable: None,
         }
     }
 

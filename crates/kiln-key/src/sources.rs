@@ -58,6 +58,57 @@ impl Prepared {
             .iter()
             .flat_map(|f| f.iter().map(PathBuf::as_path))
     }
+
+    /// Every hashed file except the toolchain's own (the `go` command and its tools): the package
+    /// sources (standard library included), go.mod/go.sum, go.work and the files flags name. What
+    /// another machine with the same toolchain needs to run this build.
+    pub fn source_files(&self) -> impl Iterator<Item = &Path> {
+        self.files
+            .iter()
+            .skip(1)
+            .flat_map(|f| f.iter().map(PathBuf::as_path))
+    }
+
+    /// Why this build can only run on this machine, or `None` when another machine with the same
+    /// toolchain, given [`Self::source_files`], builds the same bytes. Remote execution runs only
+    /// actions without a reason; the reasons are inputs that are not files kiln can ship, or that
+    /// are named by this machine's paths.
+    pub fn local_only(&self) -> Option<String> {
+        let i = &self.inputs;
+        if let Some(why) = &self.uncacheable {
+            return Some(format!(
+                "kiln cannot be sure its key covers every input ({why})"
+            ));
+        }
+        if i.paths.is_some() {
+            return Some("-trimpath is off, so the binary records this machine's paths".into());
+        }
+        if i.vcs.is_some() {
+            return Some(
+                "the build stamps VCS state, which go reads from this checkout's .git (set -buildvcs=false to build remotely)".into(),
+            );
+        }
+        if i.c_toolchain.is_some() {
+            return Some("cgo is on, and the C toolchain is this machine's".into());
+        }
+        if let Some(name) = i.files.keys().find(|k| {
+            k.starts_with("-overlay") || k.starts_with("-modfile") || k.as_str() == "-pgo"
+        }) {
+            return Some(format!(
+                "{} names a file by its path on this machine",
+                name.split(' ').next().unwrap_or(name)
+            ));
+        }
+        if i.toolchain.driver.get("invoked") != i.toolchain.driver.get("GOROOT/bin/go") {
+            return Some(
+                "the go command is a wrapper (KILN_GO), which a remote worker does not have".into(),
+            );
+        }
+        match self.command.env().get("GOWORK").map(String::as_str) {
+            None | Some("") | Some("off") => None,
+            Some(_) => Some("GOWORK names a go.work file by its path on this machine".into()),
+        }
+    }
 }
 
 /// A package's input, its digest, the absolute paths behind it and, for cgo packages, the digest of

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::bytestream;
+use bazel_remote_apis::google::longrunning::operations_client::OperationsClient;
+use bazel_remote_apis::google::longrunning::{CancelOperationRequest, Operation};
 use kiln_types::{Digest, Sha256Writer};
 use re::action_cache_client::ActionCacheClient;
 use re::capabilities_client::CapabilitiesClient;
 use re::content_addressable_storage_client::ContentAddressableStorageClient;
+use re::execution_client::ExecutionClient;
 use tokio::io::AsyncReadExt;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::Channel;
@@ -255,6 +258,95 @@ impl ReapiClient {
                 .map_err(|s| self.status_error(call, &s))
         })
         .await
+    }
+
+    /// `Execute`: asks the engine to run (or answer from its action cache) the Action `digest`,
+    /// returning the stream of Operation updates. Not retried here: the caller follows a broken
+    /// stream with [`Self::wait_execution`] on the operation's name.
+    pub(crate) async fn execute(
+        &self,
+        digest: re::Digest,
+    ) -> Result<tonic::Streaming<Operation>, RemoteError> {
+        let call = "Execute";
+        let req = re::ExecuteRequest {
+            instance_name: self.cfg.instance.clone(),
+            skip_cache_lookup: false,
+            action_digest: Some(digest),
+            digest_function: re::digest_function::Value::Sha256 as i32,
+            ..Default::default()
+        };
+        match tokio::time::timeout(
+            self.cfg.timeout,
+            ExecutionClient::new(self.channel.clone()).execute(self.request(req)),
+        )
+        .await
+        {
+            Ok(r) => r
+                .map(tonic::Response::into_inner)
+                .map_err(|s| self.status_error(call, &s)),
+            Err(_) => Err(self.timeout_error(call, self.cfg.timeout)),
+        }
+    }
+
+    /// `WaitExecution`: the update stream of an operation this client started.
+    pub(crate) async fn wait_execution(
+        &self,
+        name: &str,
+    ) -> Result<tonic::Streaming<Operation>, RemoteError> {
+        let call = "WaitExecution";
+        let req = re::WaitExecutionRequest { name: name.into() };
+        match tokio::time::timeout(
+            self.cfg.timeout,
+            ExecutionClient::new(self.channel.clone()).wait_execution(self.request(req)),
+        )
+        .await
+        {
+            Ok(r) => r
+                .map(tonic::Response::into_inner)
+                .map_err(|s| self.status_error(call, &s)),
+            Err(_) => Err(self.timeout_error(call, self.cfg.timeout)),
+        }
+    }
+
+    /// `Operations.CancelOperation`: asks the engine to stop an operation (kiln was interrupted).
+    pub(crate) async fn cancel_operation(&self, name: &str) -> Result<(), RemoteError> {
+        let call = "CancelOperation";
+        let req = CancelOperationRequest { name: name.into() };
+        match tokio::time::timeout(
+            self.cfg.timeout,
+            OperationsClient::new(self.channel.clone()).cancel_operation(self.request(req)),
+        )
+        .await
+        {
+            Ok(r) => r.map(|_| ()).map_err(|s| self.status_error(call, &s)),
+            Err(_) => Err(self.timeout_error(call, self.cfg.timeout)),
+        }
+    }
+
+    /// Reads a small blob into memory, verified; `None` when the server does not have it.
+    pub(crate) async fn read_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        scratch: &Path,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let dest = scratch.join(format!("blob-{}", digest.hex()));
+        match self.download(digest, size, &dest).await? {
+            Fetched::Done => {
+                let data = std::fs::read(&dest).map_err(|source| RemoteError::Io {
+                    path: dest.clone(),
+                    source,
+                })?;
+                let _ = std::fs::remove_file(&dest);
+                Ok(Some(data))
+            }
+            Fetched::Missing => Ok(None),
+            Fetched::Corrupt(why) => Err(RemoteError::Protocol {
+                url: self.cfg.url.clone(),
+                call: "BatchReadBlobs",
+                reason: why,
+            }),
+        }
     }
 
     /// `FindMissingBlobs`: which of `digests` the server lacks.

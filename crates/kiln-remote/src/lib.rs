@@ -39,12 +39,15 @@
 mod action;
 mod client;
 mod config;
+mod execute;
 mod gocache;
 mod layered;
+pub mod platform;
 mod store;
 
 pub use action::RemoteAction;
 pub use client::{Capabilities, Fetched, ReapiClient};
+pub use execute::{cancel_running, RemoteExecutor, EXEC_LAYOUT_VERSION};
 pub use gocache::GoPackageTier;
 pub use kiln_config::RemoteCache;
 pub use layered::LayeredStore;

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
     // are removed by the next run. Failing to install the handler only loses that courtesy.
     let _ = ctrlc::set_handler(|| {
         kiln_exec::kill_running();
+        kiln_remote::cancel_running();
         std::process::exit(130);
     });
     let ui = Ui {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use kiln_build::{build, write_manifest, BuildOptions, BuildReport, GroupMode};
 use kiln_config::{Config, Env};
-use kiln_exec::{default_jobs, LocalExecutor};
+use kiln_exec::{default_jobs, Executor, LocalExecutor};
 use kiln_plan::{plan, PlanRequest};
 use kiln_types::Platform;
 
@@ -164,7 +164,7 @@ pub fn execute(
     let report = build(
         plan,
         setup.store.storage.as_ref(),
-        &setup.executor,
+        setup.executor.as_ref(),
         &setup.opts,
         &progress,
     );
@@ -179,8 +179,8 @@ pub fn execute(
 pub struct BuildSetup {
     /// The local store, the store the pipeline uses, and the remote.
     pub store: super::BuildStore,
-    /// Runs `go build`.
-    pub executor: LocalExecutor,
+    /// Runs `go build`: here, or on the `[execute] remote` engine.
+    pub executor: Box<dyn Executor>,
     /// The build knobs.
     pub opts: BuildOptions,
     /// Every `kiln gocacheprog` session of this run writes its counters here.
@@ -225,11 +225,22 @@ impl BuildSetup {
             ),
             debug_keys_dir: env.debug_keys_dir.clone(),
         };
-        let executor = LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(
+        let local = LocalExecutor::default().with_gocacheprog(super::gocacheprog::for_build(
             &store.local,
             store.remote.as_ref(),
             go_stats.path(),
         )?);
+        let executor: Box<dyn Executor> = match config.execute.resolve(env)? {
+            Some(remote) => {
+                if !ui.quiet {
+                    for n in &remote.remote.notes {
+                        eprintln!("{} {n}", console::style("warning:").yellow().bold());
+                    }
+                }
+                Box::new(kiln_remote::RemoteExecutor::open(remote, local)?)
+            }
+            None => Box::new(local),
+        };
         Ok(Self {
             store,
             executor,
@@ -244,6 +255,9 @@ impl BuildSetup {
         if let Some(t) = &report.remote_cache {
             super::print_remote_traffic(t, ui);
         }
+        if let Some(x) = &report.remote_execution {
+            print_remote_execution(x, ui);
+        }
         report.go_packages = kiln_gocache::Stats::sum_dir(self.go_stats.path())?;
         if let Some(s) = &report.go_packages {
             let warned = report
@@ -254,6 +268,24 @@ impl BuildSetup {
         }
         write_manifest(report).context("writing the build manifest")
     }
+}
+
+/// One line about remote execution: what the engine ran, answered from its cache, and what was
+/// built here instead.
+fn print_remote_execution(x: &kiln_exec::ExecutionStats, ui: Ui) {
+    if ui.quiet || (x.remote == 0 && x.local == 0) {
+        return;
+    }
+    eprintln!(
+        "{}: {} action(s) on the engine ({} from its action cache), {} built here; {} up in {} blob(s), {} down",
+        x.executor,
+        x.remote,
+        x.remote_cached,
+        x.local,
+        crate::table::human_size(x.uploaded_bytes),
+        x.uploaded_blobs,
+        crate::table::human_size(x.downloaded_bytes),
+    );
 }
 
 /// The table and the closing line: how many targets, and of them how many were built, failed and

@@ -228,7 +228,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
     let job = kiln_pipeline::ImageJob {
         prepared: &prepared,
         storage: setup.store.storage.as_ref(),
-        executor: &setup.executor,
+        executor: setup.executor.as_ref(),
         build: setup.opts.clone(),
         cwd: env.cwd.clone(),
         packager: PackagerOptions {

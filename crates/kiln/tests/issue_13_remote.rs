@@ -1,0 +1,220 @@
+//! Issue 13, the client side: `kiln build` with `[execute] remote` / `KILN_REMOTE_EXECUTOR` runs
+//! its compiles on a real BuildGrid 0.9.1 (PostgreSQL from Debian) through real `kiln worker`
+//! processes, and gets the same bytes as a local build.
+//!
+//! "Machines" are copies of a repo at different paths with their own HOME, GOCACHE, GOMODCACHE
+//! and kiln cache, on one host.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use kiln_test_support::buildgrid::BuildGridExec;
+use kiln_test_support::go::GoModule;
+
+/// A `kiln worker` process with the local Go bound at /kiln/go; killed on drop.
+struct Worker {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    _work: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(addr: &str, bot_id: &str) -> Self {
+        let goroot = String::from_utf8(
+            Command::new("go")
+                .args(["env", "GOROOT"])
+                .env("GOTOOLCHAIN", "local")
+                .output()
+                .expect("go env GOROOT")
+                .stdout,
+        )
+        .expect("utf-8");
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args([
+                "worker",
+                "--server",
+                &format!("grpc://{addr}"),
+                "--bot-id",
+                bot_id,
+            ])
+            .arg("--work-dir")
+            .arg(work.path())
+            .args(["--bind-ro", &format!("{}:/kiln/go", goroot.trim())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kiln worker");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Worker {
+            child,
+            lines,
+            _work: work,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A module `example.com/dep` published to a file:// proxy, and a repo whose services use it
+/// (so the input root holds module-cache packages), with a module cache filled by `go mod
+/// download` in `env`.
+fn shop_with_dependency(env: &mut GoEnv) -> Repo {
+    let proxy = tempfile::tempdir().expect("tempdir").keep();
+    GoModule::new("example.com/dep")
+        .file(
+            "greeting/greeting.go",
+            "package greeting\n\nfunc Word() string { return \"hi from dep\" }\n",
+        )
+        .publish(&proxy, "v1.2.0");
+    let repo = shop();
+    repo.write(
+        "go.mod",
+        "module example.com/shop\n\ngo 1.22\n\nrequire example.com/dep v1.2.0\n",
+    )
+    .write(
+        "cmd/tool/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/dep/greeting\"\n)\n\nfunc main() { fmt.Println(greeting.Word()) }\n",
+    );
+    env.set("GOPROXY", format!("file://{}", proxy.display()))
+        .set("GOSUMDB", "off");
+    env.go(repo.path(), &["mod", "tidy"]);
+    env.set("GOPROXY", "off");
+    repo
+}
+
+/// sha256 of every target's binary, by label.
+fn digests(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<_> = targets(report)
+        .iter()
+        .map(|t| {
+            (
+                format!("{} {}", t["service"], t["platform"]),
+                t["sha256"].as_str().expect("sha256").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn exec_stats(report: &serde_json::Value) -> &serde_json::Value {
+    let x = &report["remote_execution"];
+    assert!(
+        x.is_object(),
+        "no remote_execution in the report: {report:#}"
+    );
+    x
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v:#}"))
+}
+
+/// A machine: a copy of `origin` at another path, with its own caches and the engine set.
+fn machine(origin: &Repo, base: &GoEnv, engine: &str) -> (Repo, GoEnv) {
+    let repo = origin.copy();
+    let mut env = GoEnv::new();
+    env.fresh_gocache().set("KILN_REMOTE_EXECUTOR", engine);
+    // The module cache is the origin's: a machine that built before has it.
+    if let Some(m) = base.get("GOMODCACHE") {
+        let fresh = tempfile::tempdir().expect("tempdir").keep();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(m).join("."))
+            .arg(&fresh)
+            .status()
+            .expect("cp");
+        assert!(st.success());
+        env.set("GOMODCACHE", fresh);
+    }
+    (repo, env)
+}
+
+#[test]
+fn issue_13_remote_build_is_byte_identical_and_a_second_machine_gets_it_from_the_engine() {
+    let mut base = GoEnv::new();
+    let origin = shop_with_dependency(&mut base);
+    // The reference: a local build, no engine.
+    let local = origin.build_json_env(
+        origin.path(),
+        &["--platform", "linux/amd64,linux/arm64"],
+        &base,
+    );
+    let expected = digests(&local);
+    assert_eq!(expected.len(), 6, "{local:#}");
+
+    let bg = BuildGridExec::start();
+    let engine = format!("grpc://{}", bg.addr);
+    let w1 = Worker::start(&bg.addr, "bot-1");
+    let w2 = Worker::start(&bg.addr, "bot-2");
+
+    let (a, env_a) = machine(&origin, &base, &engine);
+    let out = a.kiln_env(
+        a.path(),
+        &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+        &env_a,
+    );
+    assert!(
+        out.status.success(),
+        "remote build failed:\n{}\nworkers:\n{}\n{}",
+        dump(&out),
+        w1.log(),
+        w2.log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        digests(&report),
+        expected,
+        "remote bytes differ from local ones"
+    );
+    let x = exec_stats(&report);
+    assert!(n(x, "remote") >= 1, "{x:#}\n{}", dump(&out));
+    assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
+    assert_eq!(n(x, "remote_cached"), 0, "{x:#}");
+    assert!(n(x, "uploaded_blobs") > 0, "{x:#}");
+
+    // Another machine: other path, HOME, caches. Its kiln cache is empty, so it asks the engine,
+    // which answers every action from its action cache: nothing runs, nothing is uploaded but
+    // what the engine lacks (nothing).
+    let (b, env_b) = machine(&origin, &base, &engine);
+    assert_ne!(a.path(), b.path());
+    let out = b.kiln_env(
+        b.path(),
+        &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+        &env_b,
+    );
+    assert!(
+        out.status.success(),
+        "second machine failed:\n{}",
+        dump(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(digests(&report), expected);
+    let y = exec_stats(&report);
+    assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
+    assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
+    assert_eq!(n(y, "uploaded_blobs"), 0, "{y:#}");
+}
