@@ -46,8 +46,28 @@ exec go build -o \"$r/.kiln-rexec/out/\" \"$@\"";
 /// workers usually have Go in one of the others.
 const WORKER_PATH: &str = "/kiln/go/bin:/usr/local/go/bin:/usr/lib/go/bin:/usr/bin:/bin";
 
-/// How often a broken update stream is followed up before the engine counts as failed.
-const STREAM_RETRIES: u32 = 4;
+/// Quick retries of a call before the engine accepted the action.
+const STREAM_RETRIES: u32 = 3;
+
+/// How long kiln keeps reconnecting to an engine that holds one of its operations (an engine
+/// restart takes a while) before it counts as failed.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(180);
+
+/// Time an action may wait in the engine's queue beyond its own timeout.
+const QUEUE_ALLOWANCE: Duration = Duration::from_secs(600);
+
+/// The wait before the `n`th retry: 0.5 s, 1 s, 2 s, then 4 s each.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(250 << n.clamp(1, 4))
+}
+
+/// How following an update stream ended.
+enum Followed {
+    Done(Operation),
+    TimedOut,
+    /// Why, and whether any update came before the break.
+    Broken(String, bool),
+}
 
 /// One file of the input root.
 #[derive(Debug, Clone)]
@@ -553,79 +573,86 @@ impl RemoteExecutor {
     }
 
     /// Runs the Action on the engine until it answers, following broken streams.
+    ///
+    /// Retries are bounded two ways. Before the engine accepted the action, a few quick ones
+    /// (an engine that is down at the start should cost seconds, then the fallback). Once it
+    /// holds an operation, kiln waits for it through [`RECONNECT_WINDOW`] of failures in a row
+    /// (an engine restarting keeps its operations in its database), then gives up.
     async fn execute(&self, digest: &re::Digest) -> Result<re::ExecuteResponse, Failure> {
-        let deadline = Instant::now() + self.settings.action_timeout + Duration::from_secs(600);
+        let limit = self.settings.action_timeout + QUEUE_ALLOWANCE;
+        let deadline = Instant::now() + limit;
         let mut name: Option<String> = None;
-        let mut broken = 0;
-        let handle = tokio::runtime::Handle::current();
+        let mut failures = 0u32;
+        let mut failing_since: Option<Instant> = None;
         let result = loop {
+            // Wait before trying again, or give up: `Some(why)` ends the loop.
+            let give_up = |failures: u32, since: Option<Instant>, accepted: bool, why: String| {
+                let over = if accepted {
+                    since.is_some_and(|t| t.elapsed() > RECONNECT_WINDOW)
+                } else {
+                    failures > STREAM_RETRIES
+                };
+                over.then_some(why)
+            };
             let stream = match &name {
                 None => self.client.execute(digest.clone()).await,
                 Some(n) => self.client.wait_execution(n).await,
             };
             let mut stream = match stream {
                 Ok(s) => s,
-                Err(e) if e.is_transient() && broken < STREAM_RETRIES => {
-                    broken += 1;
-                    tokio::time::sleep(Duration::from_millis(250 << broken)).await;
-                    continue;
-                }
                 Err(RemoteError::Status {
                     code: tonic::Code::NotFound,
                     ..
-                }) if name.is_some() && broken < STREAM_RETRIES => {
-                    // The engine forgot the operation (restarted without its state): start over.
-                    broken += 1;
-                    name = None;
+                }) if name.is_some() => {
+                    // The engine no longer knows the operation: submit the action again (the
+                    // engine deduplicates by digest and may answer from its cache).
+                    if let Some(old) = name.take() {
+                        forget(&old);
+                    }
+                    failures += 1;
+                    if failures > 2 * STREAM_RETRIES {
+                        break Err(Failure::Engine(
+                            "the engine keeps losing the operation".into(),
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if let Some(why) = give_up(failures, Some(since), name.is_some(), e.to_string())
+                    {
+                        break Err(Failure::Engine(why));
+                    }
+                    tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
                 Err(e) => break Err(Failure::from(e)),
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let next = tokio::time::timeout(remaining, stream.message()).await;
-            let op: Operation = match next {
-                Err(_) => {
+            match self.follow(&mut stream, deadline, &mut name).await {
+                Followed::Done(op) => {
+                    forget(&op.name);
+                    break decode(op);
+                }
+                Followed::TimedOut => {
                     break Err(Failure::Engine(format!(
-                        "no answer within {:?} (is a worker with this Go toolchain connected?)",
-                        self.settings.action_timeout + Duration::from_secs(600)
+                        "no answer within {limit:?} (is a worker with this Go toolchain connected?)"
                     )))
                 }
-                Ok(Ok(Some(op))) => op,
-                Ok(Ok(None)) | Ok(Err(_)) if broken < STREAM_RETRIES => {
-                    broken += 1;
-                    tokio::time::sleep(Duration::from_millis(250 << broken)).await;
-                    continue;
-                }
-                Ok(Ok(None)) => break Err(Failure::Engine("the update stream ended early".into())),
-                Ok(Err(s)) => {
-                    break Err(Failure::Engine(format!("{:?}: {}", s.code(), s.message())))
-                }
-            };
-            if name.as_deref() != Some(op.name.as_str()) && !op.name.is_empty() {
-                if let Some(old) = &name {
-                    forget(old);
-                }
-                name = Some(op.name.clone());
-                if let Ok(mut r) = RUNNING.lock() {
-                    r.push((handle.clone(), self.client.clone(), op.name.clone()));
-                }
-            }
-            if !op.done {
-                // Keep reading this stream until the operation is done.
-                match self.follow(&mut stream, deadline).await {
-                    Ok(Some(done)) => break decode(done),
-                    Ok(None) => {
-                        broken += 1;
-                        if broken > STREAM_RETRIES {
-                            break Err(Failure::Engine("the update stream broke too often".into()));
-                        }
-                        tokio::time::sleep(Duration::from_millis(250 << broken)).await;
-                        continue;
+                Followed::Broken(why, got) => {
+                    if got {
+                        // The stream worked for a while: this is a new run of failures.
+                        failures = 0;
+                        failing_since = None;
                     }
-                    Err(f) => break Err(f),
+                    failures += 1;
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if let Some(why) = give_up(failures, Some(since), name.is_some(), why) {
+                        break Err(Failure::Engine(why));
+                    }
+                    tokio::time::sleep(backoff(failures)).await;
                 }
             }
-            break decode(op);
         };
         if let Some(n) = &name {
             forget(n);
@@ -633,19 +660,42 @@ impl RemoteExecutor {
         result
     }
 
-    /// Reads updates until the operation is done (`Some`) or the stream breaks (`None`).
+    /// Reads updates until the operation is done, the stream breaks (with the operation's name
+    /// if one was seen) or the deadline passes.
     async fn follow(
         &self,
         stream: &mut tonic::Streaming<Operation>,
         deadline: Instant,
-    ) -> Result<Option<Operation>, Failure> {
+        name: &mut Option<String>,
+    ) -> Followed {
+        let mut got = false;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(remaining, stream.message()).await {
-                Err(_) => return Err(Failure::Engine("the action did not finish in time".into())),
-                Ok(Ok(Some(op))) if op.done => return Ok(Some(op)),
-                Ok(Ok(Some(_))) => {}
-                Ok(Ok(None)) | Ok(Err(_)) => return Ok(None),
+                Err(_) => return Followed::TimedOut,
+                Ok(Ok(Some(op))) if op.done => return Followed::Done(op),
+                Ok(Ok(Some(op))) => {
+                    got = true;
+                    if !op.name.is_empty() && name.as_deref() != Some(op.name.as_str()) {
+                        if let Some(old) = name.replace(op.name.clone()) {
+                            forget(&old);
+                        }
+                        // Registered at once, so an interrupt can cancel it while it runs.
+                        if let Ok(mut r) = RUNNING.lock() {
+                            r.push((
+                                tokio::runtime::Handle::current(),
+                                self.client.clone(),
+                                op.name,
+                            ));
+                        }
+                    }
+                }
+                Ok(Ok(None)) => {
+                    return Followed::Broken("the update stream ended early".into(), got)
+                }
+                Ok(Err(s)) => {
+                    return Followed::Broken(format!("{:?}: {}", s.code(), s.message()), got)
+                }
             }
         }
     }

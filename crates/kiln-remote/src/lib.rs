@@ -1,5 +1,5 @@
-//! Remote stores, on top of the fourth stage of kiln's flow: discover -> plan -> key -> **cache**
-//! -> execute -> ...
+//! Remote stores and remote execution, on top of the fourth and fifth stages of kiln's flow:
+//! discover -> plan -> key -> **cache** -> **execute** -> ...
 //!
 //! `kiln-cache` defines the [`kiln_cache::Storage`] trait and keeps everything on one machine. This
 //! crate shares it between machines through the Bazel Remote Execution API v2 (REAPI), which
@@ -14,7 +14,11 @@
 //!   store, results are written to both (never to the remote when it is `read_only`);
 //! - [`GoPackageTier`]: go's own package cache on the same server, the remote tier of
 //!   `kiln gocacheprog` ([`kiln_gocache::RemoteTier`]), so a change to one shared package
-//!   recompiles only that package and its dependents on every machine.
+//!   recompiles only that package and its dependents on every machine;
+//! - [`RemoteExecutor`]: kiln-exec's [`kiln_exec::Executor`] on a REAPI engine (`[execute]
+//!   remote`): each `go build` becomes an Action over exactly the files its key hashed, run by a
+//!   worker with the same Go ([`platform`]), its outputs verified on the way back; what cannot run
+//!   elsewhere, or everything once the engine failed, runs on this machine.
 //!
 //! A kiln action is keyed remotely by a real REAPI Action digest ([`RemoteAction`]): the sha256 of
 //! a deterministic `Action` whose `Command` names kiln's [`kiln_key::ActionKey`], so the same

@@ -15,7 +15,8 @@ pub const GO_TOOLCHAIN_KEY: &str = "kiln-go-toolchain";
 
 /// The properties of the Go toolchain `go` (a path or a name on PATH): `OSFamily` (GOOS), `ISA`
 /// (`x86-64`, `aarch64` or GOARCH), [`GO_VERSION_KEY`] and [`GO_TOOLCHAIN_KEY`] (sha256 over the
-/// `go` binary and the compile, link and asm tools), sorted by name as REAPI asks.
+/// `go` binary, the tools and the standard library, see `toolchain_hash`), sorted by name as REAPI
+/// asks.
 pub fn go_platform(go: &Path) -> Result<Vec<(String, String)>, String> {
     let out = Command::new(go)
         .args(["env", "GOVERSION", "GOROOT", "GOHOSTOS", "GOHOSTARCH"])
@@ -52,23 +53,61 @@ pub fn go_platform(go: &Path) -> Result<Vec<(String, String)>, String> {
     Ok(props)
 }
 
+/// sha256 over a manifest of everything in GOROOT a build reads: the `go` command, every tool of
+/// the host, `VERSION`, `go.env`, `pkg/include` and the standard library's sources (test files and
+/// `testdata` left out: builds never read them). kiln's cache key hashes the local standard library
+/// by content; a worker whose GOROOT differs in any of it gets another hash, so it never builds
+/// bytes for a key they do not belong to.
 fn toolchain_hash(goroot: &Path, goos: &str, goarch: &str) -> Result<String, String> {
-    let tools = PathBuf::from("pkg/tool").join(format!("{goos}_{goarch}"));
-    let files = [
+    let mut files: Vec<PathBuf> = vec![
         PathBuf::from("bin/go"),
-        tools.join("compile"),
-        tools.join("link"),
-        tools.join("asm"),
+        PathBuf::from("VERSION"),
+        PathBuf::from("go.env"),
     ];
+    let tools = PathBuf::from("pkg/tool").join(format!("{goos}_{goarch}"));
+    for dir in [tools, PathBuf::from("pkg/include"), PathBuf::from("src")] {
+        walk(goroot, &dir, &mut files)?;
+    }
     let mut manifest = String::new();
     for rel in files {
         let path = goroot.join(&rel);
-        let (digest, size) = std::fs::File::open(&path)
-            .and_then(Digest::of_reader)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        manifest.push_str(&format!("{} {size} {}\n", rel.display(), digest.hex()));
+        match std::fs::File::open(&path).and_then(Digest::of_reader) {
+            Ok((digest, size)) => {
+                manifest.push_str(&format!("{} {size} {}\n", rel.display(), digest.hex()))
+            }
+            // VERSION and go.env are absent from some builds of Go: absent is part of the hash.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                manifest.push_str(&format!("{} absent\n", rel.display()))
+            }
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        }
     }
     Ok(Digest::of_bytes(manifest.as_bytes()).hex())
+}
+
+/// Every file below `root/dir` a build can read, relative to `root`, in sorted order.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let full = root.join(dir);
+    let mut entries: Vec<(String, bool)> = std::fs::read_dir(&full)
+        .map_err(|e| format!("reading {}: {e}", full.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let dir = e.file_type().ok()?.is_dir();
+            Some((name, dir))
+        })
+        .collect();
+    entries.sort();
+    for (name, is_dir) in entries {
+        if is_dir {
+            if name != "testdata" {
+                walk(root, &dir.join(&name), out)?;
+            }
+        } else if !name.ends_with("_test.go") {
+            out.push(dir.join(name));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,97 +1,15 @@
 //! The platform properties a worker advertises, so an action reaches only workers that can run it
-//! and produce the same bytes.
+//! and produce the same bytes. Computed by `kiln_remote::platform`, the function kiln's client
+//! uses for its Actions, so both sides agree by construction.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use kiln_types::Digest;
+pub use kiln_remote::platform::{GO_TOOLCHAIN_KEY, GO_VERSION_KEY};
 
 use crate::WorkerError;
 
-/// Platform key of the Go version (`go1.25.4`).
-pub const GO_VERSION_KEY: &str = "kiln-go-version";
-/// Platform key of the toolchain hash: two Go installations of the same version built
-/// differently (another GOEXPERIMENT, a patched compiler) must not share actions.
-pub const GO_TOOLCHAIN_KEY: &str = "kiln-go-toolchain";
-
-/// The properties of the Go toolchain `go` (a path or a name on PATH): `OSFamily` (GOOS), `ISA`
-/// (`x86-64`, `aarch64` or GOARCH), [`GO_VERSION_KEY`] and [`GO_TOOLCHAIN_KEY`] (sha256 over the
-/// `go` binary and the compile, link and asm tools).
+/// The properties of the Go toolchain `go` (a path or a name on PATH): `OSFamily`, `ISA`,
+/// [`GO_VERSION_KEY`] and [`GO_TOOLCHAIN_KEY`] (see [`kiln_remote::platform::go_platform`]).
 pub fn go_platform(go: &Path) -> Result<Vec<(String, String)>, WorkerError> {
-    let out = Command::new(go)
-        .args(["env", "GOVERSION", "GOROOT", "GOOS", "GOARCH"])
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .map_err(|e| WorkerError::Go(format!("running {} env: {e}", go.display())))?;
-    if !out.status.success() {
-        return Err(WorkerError::Go(format!(
-            "{} env failed: {}",
-            go.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let [version, goroot, goos, goarch] = lines[..] else {
-        return Err(WorkerError::Go(format!(
-            "unexpected go env output: {text:?}"
-        )));
-    };
-    let isa = match goarch {
-        "amd64" => "x86-64",
-        "arm64" => "aarch64",
-        other => other,
-    };
-    Ok(vec![
-        ("OSFamily".to_string(), goos.to_string()),
-        ("ISA".to_string(), isa.to_string()),
-        (GO_VERSION_KEY.to_string(), version.to_string()),
-        (
-            GO_TOOLCHAIN_KEY.to_string(),
-            toolchain_hash(Path::new(goroot), goos, goarch)?,
-        ),
-    ])
-}
-
-fn toolchain_hash(goroot: &Path, goos: &str, goarch: &str) -> Result<String, WorkerError> {
-    let tools = PathBuf::from("pkg/tool").join(format!("{goos}_{goarch}"));
-    let files = [
-        PathBuf::from("bin/go"),
-        tools.join("compile"),
-        tools.join("link"),
-        tools.join("asm"),
-    ];
-    let mut manifest = String::new();
-    for rel in files {
-        let path = goroot.join(&rel);
-        let file = std::fs::File::open(&path).map_err(|source| WorkerError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let (digest, size) =
-            Digest::of_reader(file).map_err(|source| WorkerError::Io { path, source })?;
-        manifest.push_str(&format!("{} {size} {}\n", rel.display(), digest.hex()));
-    }
-    Ok(Digest::of_bytes(manifest.as_bytes()).hex())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_platform_names_the_local_toolchain() {
-        let props = go_platform(Path::new("go")).expect("go on PATH");
-        let get = |k: &str| {
-            props
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        assert_eq!(get("OSFamily").as_deref(), Some(std::env::consts::OS));
-        assert!(get(GO_VERSION_KEY).is_some_and(|v| v.starts_with("go1.")));
-        assert_eq!(get(GO_TOOLCHAIN_KEY).map(|h| h.len()), Some(64));
-        // Same toolchain, same hash: the key is stable between runs.
-        assert_eq!(go_platform(Path::new("go")).expect("go"), props);
-    }
+    kiln_remote::platform::go_platform(go).map_err(WorkerError::Go)
 }

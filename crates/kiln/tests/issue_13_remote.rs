@@ -6,6 +6,13 @@
 //! and kiln cache, on one host.
 
 mod common;
+// The generator the build benchmarks use; its edits are not needed here.
+#[allow(dead_code)]
+#[path = "../benches/support/monorepo.rs"]
+mod monorepo;
+
+/// What the generator returns (the benchmark's result type).
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -68,12 +75,29 @@ impl Worker {
     fn log(&self) -> String {
         self.lines.lock().expect("lines").join("\n")
     }
+
+    /// Waits (up to five minutes) until a stderr line contains `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while !self.log().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker never said {text:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -136,10 +160,12 @@ fn n(v: &serde_json::Value, k: &str) -> u64 {
 /// A machine: a copy of `origin` at another path, with its own caches and the engine set.
 fn machine(origin: &Repo, base: &GoEnv, engine: &str) -> (Repo, GoEnv) {
     let repo = origin.copy();
+    // A new HOME and module cache; GOCACHE stays the tests' shared one, which only a fallback to
+    // local execution would use (and the tests count those).
     let mut env = GoEnv::new();
-    env.fresh_gocache().set("KILN_REMOTE_EXECUTOR", engine);
-    // The module cache is the origin's: a machine that built before has it.
-    if let Some(m) = base.get("GOMODCACHE") {
+    env.set("KILN_REMOTE_EXECUTOR", engine);
+    // The module cache is a copy of the origin's: a machine that built before has it.
+    if let Some(m) = base.get("GOMODCACHE").filter(|m| Path::new(m).is_dir()) {
         let fresh = tempfile::tempdir().expect("tempdir").keep();
         let st = Command::new("cp")
             .arg("-a")
@@ -217,4 +243,209 @@ fn issue_13_remote_build_is_byte_identical_and_a_second_machine_gets_it_from_the
     assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
     assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
     assert_eq!(n(y, "uploaded_blobs"), 0, "{y:#}");
+}
+
+/// The benchmark's synthetic monorepo with 20 services: 40 targets on two platforms.
+fn monorepo_20() -> Repo {
+    let repo = Repo::new();
+    let services: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
+    monorepo::generate(repo.path(), &services).expect("generate the monorepo");
+    repo
+}
+
+const BOTH: &[&str] = &["--platform", "linux/amd64,linux/arm64"];
+
+/// Runs `kiln build --json` with `BOTH` platforms on `repo` in `env`, in a thread.
+fn build_in_background(
+    repo: &Repo,
+    env: GoEnv,
+) -> std::thread::JoinHandle<(std::process::Output, GoEnv)> {
+    let mut cmd = env.command(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(["build", "--json"])
+        .args(BOTH)
+        .current_dir(repo.path())
+        .env("KILN_CACHE_DIR", repo.cache.path())
+        .env("NO_COLOR", "1");
+    std::thread::spawn(move || (cmd.output().expect("run kiln"), env))
+}
+
+#[test]
+fn issue_13_forty_targets_build_remotely_identical_to_local_while_a_worker_is_killed() {
+    let base = GoEnv::new();
+    let origin = monorepo_20();
+    let local = origin.build_json_env(origin.path(), BOTH, &base);
+    let expected = digests(&local);
+    assert_eq!(expected.len(), 40, "{local:#}");
+
+    let bg = BuildGridExec::start();
+    let engine = format!("grpc://{}", bg.addr);
+    let mut w1 = Worker::start(&bg.addr, "bot-doomed");
+    let w2 = Worker::start(&bg.addr, "bot-steady");
+    w1.wait_for("session");
+    w2.wait_for("session");
+    let (m, env) = machine(&origin, &base, &engine);
+    // One action per platform, as kiln groups them: both workers get one.
+    let mut cmd = env.command(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(["build", "--json"])
+        .args(BOTH)
+        .current_dir(m.path())
+        .env("KILN_CACHE_DIR", m.cache.path())
+        .env("NO_COLOR", "1");
+    let running = std::thread::spawn(move || cmd.output().expect("run kiln"));
+    // Kill the first worker in the middle of an action; the engine hands it to the other.
+    w1.wait_for("running action");
+    w1.kill();
+    let out = running.join().expect("build thread");
+    assert!(
+        out.status.success(),
+        "remote build failed:\n{}\nworkers:\n{}\n{}",
+        dump(&out),
+        w1.log(),
+        w2.log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        digests(&report),
+        expected,
+        "remote bytes differ from local ones"
+    );
+    let x = exec_stats(&report);
+    assert_eq!(
+        n(x, "remote") as usize,
+        report["go_invocations"].as_u64().unwrap_or(0) as usize,
+        "{x:#}\n{}",
+        dump(&out)
+    );
+    assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
+    assert!(
+        w2.log().contains("running action"),
+        "the steady worker ran nothing:\n{}",
+        w2.log()
+    );
+}
+
+#[test]
+fn issue_13_the_engine_restarting_mid_build_loses_no_target() {
+    let mut base = GoEnv::new();
+    let origin = shop_with_dependency(&mut base);
+    let local = origin.build_json_env(origin.path(), BOTH, &base);
+    let expected = digests(&local);
+
+    let mut bg = BuildGridExec::start();
+    let engine = format!("grpc://{}", bg.addr);
+    let w = Worker::start(&bg.addr, "bot-through-restart");
+    w.wait_for("session");
+    let (m, env) = machine(&origin, &base, &engine);
+    let running = build_in_background(&m, env);
+    w.wait_for("running action");
+    bg.restart();
+    let (out, _env) = running.join().expect("build thread");
+    assert!(
+        out.status.success(),
+        "build failed across the restart:\n{}\nworker:\n{}\nbgd:\n{}",
+        dump(&out),
+        w.log(),
+        bg.log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(digests(&report), expected);
+    let x = exec_stats(&report);
+    assert_eq!(
+        n(x, "local"),
+        0,
+        "the client fell back instead of waiting for the engine: {x:#}\n{}",
+        dump(&out)
+    );
+    assert_eq!(n(x, "remote"), 2, "{x:#}");
+}
+
+#[test]
+fn issue_13_an_engine_that_is_down_costs_one_warning_and_builds_here() {
+    let mut base = GoEnv::new();
+    let origin = shop_with_dependency(&mut base);
+    let local = origin.build_json_env(origin.path(), BOTH, &base);
+    let expected = digests(&local);
+    // Nothing listens there.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("grpc://{}", l.local_addr().expect("addr"))
+    };
+    let (m, env) = machine(&origin, &base, &dead);
+    let out = m.kiln_env(
+        m.path(),
+        &[
+            "build",
+            "--json",
+            "--group",
+            "never",
+            "-j",
+            "2",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "fallback build failed:\n{}",
+        dump(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(digests(&report), expected);
+    let x = exec_stats(&report);
+    assert_eq!(n(x, "local"), 6, "{x:#}");
+    assert_eq!(n(x, "remote"), 0, "{x:#}");
+    assert!(x["disabled"].is_string(), "{x:#}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("remote execution on").count(),
+        1,
+        "one warning expected:\n{stderr}"
+    );
+    assert!(stderr.contains("fallback = \"fail\""), "{stderr}");
+
+    // With fallback = "fail", the targets fail, with a hint, and nothing is built here.
+    m.write("kiln.toml", "[execute]\nfallback = \"fail\"\n");
+    let out = m.kiln_env(
+        m.path(),
+        &["build", "--no-cache", "--platform", "linux/amd64"],
+        &env,
+    );
+    assert!(!out.status.success(), "{}", dump(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("remote execution of"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn issue_13_a_compile_error_on_the_engine_is_the_target_s_error() {
+    let mut base = GoEnv::new();
+    let origin = shop_with_dependency(&mut base);
+    origin.write(
+        "cmd/tool/main.go",
+        "package main\n\nfunc main() { undefinedThing() }\n",
+    );
+    let bg = BuildGridExec::start();
+    let engine = format!("grpc://{}", bg.addr);
+    let _w = Worker::start(&bg.addr, "bot-errors");
+    let (m, env) = machine(&origin, &base, &engine);
+    let out = m.kiln_env(
+        m.path(),
+        &["build", "--json", "--platform", "linux/amd64"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", dump(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tool = target(&report, "tool", "linux/amd64");
+    let err = tool["error"].as_str().unwrap_or_default();
+    assert!(err.contains("undefined: undefinedThing"), "{tool:#}");
+    // The healthy services still land, built by the engine.
+    for svc in ["api", "worker"] {
+        assert!(
+            target(&report, svc, "linux/amd64")["sha256"].is_string(),
+            "{report:#}"
+        );
+    }
+    let x = exec_stats(&report);
+    assert_eq!(n(x, "local"), 0, "{x:#}");
 }
