@@ -17,6 +17,8 @@
 //!
 //! Knobs: `KILN_BENCH_SERVICES` (default 20, each built for 2 platforms).
 
+// The generator the build benchmark uses; its edits are not needed here.
+#[allow(dead_code)]
 #[path = "support/monorepo.rs"]
 mod monorepo;
 
