@@ -765,4 +765,79 @@ mod tests {
         assert_eq!(resolve("cc", &path), Some(a.path().join("cc")));
         assert_eq!(resolve("nope", &path), None);
     }
+
+    fn prepared(inputs: KeyInputs, env: &[(&str, &str)]) -> Prepared {
+        Prepared {
+            key: inputs.key(),
+            inputs,
+            packages: BTreeMap::new(),
+            uncacheable: None,
+            command: GoCommand::new(
+                PathBuf::from("go"),
+                PathBuf::from("."),
+                Vec::new(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            files: vec![
+                Arc::from(vec![PathBuf::from("/goroot/bin/go")]),
+                Arc::from(vec![PathBuf::from("/m/main.go")]),
+            ],
+        }
+    }
+
+    #[test]
+    fn issue_13_local_only_names_every_input_a_remote_worker_cannot_have() {
+        let base = crate::inputs::tests::base();
+        assert_eq!(prepared(base.clone(), &[]).local_only(), None);
+        assert_eq!(
+            prepared(base.clone(), &[])
+                .source_files()
+                .collect::<Vec<_>>(),
+            [Path::new("/m/main.go")],
+            "the toolchain's files are not sources"
+        );
+        let mut cases: Vec<(KeyInputs, &[(&str, &str)], &str)> = Vec::new();
+        let mut i = base.clone();
+        i.paths = Some(BTreeMap::new());
+        cases.push((i, &[], "-trimpath"));
+        let mut i = base.clone();
+        i.vcs = Some("git abc".into());
+        cases.push((i, &[], "VCS"));
+        let mut i = base.clone();
+        i.c_toolchain = Some(CToolchain {
+            programs: BTreeMap::new(),
+        });
+        cases.push((i, &[], "cgo"));
+        for flag in ["-overlay", "-modfile", "-pgo"] {
+            let mut i = base.clone();
+            i.files.insert(flag.into(), Some(FileHash([9; 32])));
+            cases.push((i, &[], flag));
+        }
+        let mut i = base.clone();
+        i.toolchain
+            .driver
+            .insert("invoked".into(), Some(FileHash([7; 32])));
+        cases.push((i, &[], "KILN_GO"));
+        cases.push((base.clone(), &[("GOWORK", "/home/me/go.work")], "GOWORK"));
+        for (inputs, env, needle) in cases {
+            let why = prepared(inputs, env).local_only();
+            assert!(
+                why.as_deref().is_some_and(|w| w.contains(needle)),
+                "{needle}: {why:?}"
+            );
+        }
+        // GOWORK=off and default.pgo (a file in the module) stay portable.
+        assert_eq!(
+            prepared(base.clone(), &[("GOWORK", "off")]).local_only(),
+            None
+        );
+        let mut i = base.clone();
+        i.files.insert("default.pgo".into(), None);
+        assert_eq!(prepared(i, &[]).local_only(), None);
+        let mut p = prepared(base, &[]);
+        p.uncacheable = Some("unknown flag -foo".into());
+        assert!(p.local_only().is_some_and(|w| w.contains("-foo")));
+    }
 }

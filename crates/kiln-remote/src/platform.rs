@@ -131,4 +131,42 @@ mod tests {
         assert_eq!(props, sorted);
         assert_eq!(go_platform(Path::new("go")).expect("go"), props);
     }
+
+    #[test]
+    fn issue_13_toolchain_hash_follows_every_file_a_build_reads() {
+        let g = tempfile::tempdir().unwrap();
+        let put = |rel: &str, text: &str| {
+            let p = g.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put("bin/go", "go");
+        put("pkg/tool/linux_amd64/compile", "compile");
+        put("pkg/include/textflag.h", "#define NOSPLIT 4");
+        put("src/fmt/print.go", "package fmt");
+        put("src/fmt/print_test.go", "package fmt");
+        put("src/fmt/testdata/x.txt", "x");
+        let hash = || toolchain_hash(g.path(), "linux", "amd64").unwrap();
+        let a = hash();
+        assert_eq!(a, hash());
+        // Files builds never read leave it alone.
+        put("src/fmt/print_test.go", "package fmt // changed");
+        put("src/fmt/testdata/x.txt", "y");
+        assert_eq!(a, hash());
+        // Each input a build reads changes it.
+        let mut last = a;
+        for (rel, text) in [
+            ("src/fmt/print.go", "package fmt // patched"),
+            ("pkg/tool/linux_amd64/cgo", "a new tool"),
+            ("pkg/include/textflag.h", "#define NOSPLIT 5"),
+            ("go.env", "GOTOOLCHAIN=auto"),
+            ("VERSION", "go1.99"),
+            ("bin/go", "another go"),
+        ] {
+            put(rel, text);
+            let now = hash();
+            assert_ne!(now, last, "{rel}");
+            last = now;
+        }
+    }
 }
