@@ -449,3 +449,61 @@ fn issue_13_a_compile_error_on_the_engine_is_the_target_s_error() {
     let x = exec_stats(&report);
     assert_eq!(n(x, "local"), 0, "{x:#}");
 }
+
+#[test]
+fn issue_13_interrupting_kiln_cancels_its_operations_on_the_engine() {
+    let origin = shop();
+    let base = GoEnv::new();
+    let bg = BuildGridExec::start();
+    let engine = format!("grpc://{}", bg.addr);
+    // One worker: one action runs (a cold standard library takes a while), the other waits.
+    let w = Worker::start(&bg.addr, "bot-interrupted");
+    w.wait_for("session");
+    let (m, env) = machine(&origin, &base, &engine);
+    let mut kiln = env
+        .command(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "-j", "2", "--platform", "linux/amd64,linux/arm64"])
+        .current_dir(m.path())
+        .env("KILN_CACHE_DIR", m.cache.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kiln");
+    w.wait_for("running action");
+    let st = Command::new("kill")
+        .args(["-INT", &kiln.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = kiln.wait().expect("wait for kiln");
+    assert_eq!(status.code(), Some(130), "kiln's interrupted exit code");
+    // kiln cancelled both operations before it exited. The waiting one is never handed to the
+    // worker: once the running one is over, the worker stays idle (without the cancel it would
+    // take the second action at once).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !(w.log().contains("exit code")
+        || w.log().contains("cancel")
+        || w.log().contains("failed"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first action never ended:\n{}",
+            w.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    assert_eq!(
+        w.log().matches("running action").count(),
+        1,
+        "the worker ran an action of an interrupted kiln:\n{}\nbgd:\n{}",
+        w.log(),
+        bg.log()
+    );
+    let log = bg.log();
+    assert!(
+        log.to_lowercase().contains("cancel"),
+        "the engine saw no cancel:\n{log}"
+    );
+}
