@@ -28,6 +28,8 @@
 #[path = "support/monorepo.rs"]
 mod monorepo;
 
+use monorepo::Workspace;
+
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -128,14 +130,6 @@ impl Results {
 }
 
 /// One contender's private world: repo copy, Go build cache, kiln cache, output directory.
-struct Workspace {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    gocache: PathBuf,
-    kiln_cache: PathBuf,
-    out: PathBuf,
-}
-
 struct Bench {
     go: PathBuf,
     kiln: PathBuf,
@@ -432,19 +426,7 @@ fn remote_runs(bench: &Bench, url: &str) -> Res<RemoteRuns> {
 
 impl Bench {
     fn workspace(&self) -> Res<Workspace> {
-        let tmp = tempfile::Builder::new().prefix("kiln-bench-").tempdir()?;
-        let ws = Workspace {
-            repo: tmp.path().join("repo"),
-            gocache: tmp.path().join("gocache"),
-            kiln_cache: tmp.path().join("kiln-cache"),
-            out: tmp.path().join("out"),
-            _tmp: tmp,
-        };
-        for d in [&ws.gocache, &ws.kiln_cache] {
-            std::fs::create_dir_all(d)?;
-        }
-        monorepo::generate(&ws.repo, &self.services)?;
-        Ok(ws)
+        Workspace::create("kiln-bench-", &self.services)
     }
 
     /// `go` with the isolated environment every contender shares; the user's GOFLAGS and go.env are

@@ -18,6 +18,8 @@
 //! Knobs (environment): `KILN_BENCH_SERVICES` (default 20), `KILN_BENCH_WARM_RUNS` (default 3),
 //! `KILN_BENCH_GO` (default `go` from PATH).
 
+// The build benchmark's generator; its workspaces are not needed here.
+#[allow(dead_code)]
 #[path = "support/monorepo.rs"]
 mod monorepo;
 

@@ -108,13 +108,7 @@ struct Output {
 }
 
 /// A contender's copy of the monorepo, with its own caches.
-struct Ws {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    gocache: PathBuf,
-    kiln_cache: PathBuf,
-    out: PathBuf,
-}
+type Ws = monorepo::Workspace;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Who {
@@ -248,20 +242,7 @@ impl Bench {
     /// A fresh copy of the monorepo as users have it: a committed git checkout with kiln.toml and
     /// .ko.yaml.
     fn workspace(&self) -> Res<Ws> {
-        let tmp = tempfile::Builder::new()
-            .prefix("kiln-bench-img-")
-            .tempdir()?;
-        let ws = Ws {
-            repo: tmp.path().join("repo"),
-            gocache: tmp.path().join("gocache"),
-            kiln_cache: tmp.path().join("kiln-cache"),
-            out: tmp.path().join("out"),
-            _tmp: tmp,
-        };
-        for d in [&ws.gocache, &ws.kiln_cache] {
-            std::fs::create_dir_all(d)?;
-        }
-        monorepo::generate(&ws.repo, &self.services)?;
+        let ws = Ws::create("kiln-bench-img-", &self.services)?;
         write(
             &ws.repo,
             "kiln.toml",

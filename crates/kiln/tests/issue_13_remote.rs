@@ -507,3 +507,33 @@ fn issue_13_interrupting_kiln_cancels_its_operations_on_the_engine() {
         "the engine saw no cancel:\n{log}"
     );
 }
+
+#[test]
+fn issue_13_a_go_work_workspace_builds_remotely_identical_to_local() {
+    let base = GoEnv::new();
+    let origin = Repo::new();
+    origin
+        .write("go.work", "go 1.22\n\nuse (\n\t./svc-a\n\t./lib\n)\n")
+        .write("lib/go.mod", "module example.com/lib\n\ngo 1.22\n")
+        .write(
+            "lib/lib.go",
+            "package lib\n\nfunc Name() string { return \"lib\" }\n",
+        )
+        .write(
+            "svc-a/go.mod",
+            "module example.com/a\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
+        )
+        .write(
+            "svc-a/main.go",
+            "package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(\"a\", lib.Name()) }\n",
+        );
+    let args = ["--platform", "linux/amd64", "./svc-a/..."];
+    let local = origin.build_json_env(origin.path(), &args, &base);
+    let bg = BuildGridExec::start();
+    let _w = Worker::start(&bg.addr, "bot-workspace");
+    let (m, env) = machine(&origin, &base, &format!("grpc://{}", bg.addr));
+    let remote = m.build_json_env(m.path(), &args, &env);
+    assert_eq!(digests(&remote), digests(&local));
+    let x = exec_stats(&remote);
+    assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
+}

@@ -5,7 +5,7 @@
 //! the services are generated so the repo scales with `KILN_BENCH_SERVICES`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Res;
 
@@ -19,6 +19,36 @@ fn write(path: &Path, text: &str) -> Res<()> {
         std::fs::create_dir_all(p)?;
     }
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()).into())
+}
+
+/// A contender's copy of the generated repo with its own caches, all in one temporary directory
+/// that is removed on drop.
+pub(crate) struct Workspace {
+    pub(crate) _tmp: tempfile::TempDir,
+    pub(crate) repo: PathBuf,
+    pub(crate) gocache: PathBuf,
+    pub(crate) kiln_cache: PathBuf,
+    pub(crate) out: PathBuf,
+}
+
+impl Workspace {
+    /// A new temporary directory named `prefix...` with the repo (one `cmd/<name>` per service)
+    /// and empty GOCACHE and kiln cache directories.
+    pub(crate) fn create(prefix: &str, services: &[String]) -> Res<Self> {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        let ws = Workspace {
+            repo: tmp.path().join("repo"),
+            gocache: tmp.path().join("gocache"),
+            kiln_cache: tmp.path().join("kiln-cache"),
+            out: tmp.path().join("out"),
+            _tmp: tmp,
+        };
+        for d in [&ws.gocache, &ws.kiln_cache] {
+            std::fs::create_dir_all(d)?;
+        }
+        generate(&ws.repo, services)?;
+        Ok(ws)
+    }
 }
 
 /// Writes the repo with one `cmd/<name>` main package per entry of `services`.
