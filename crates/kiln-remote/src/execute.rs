@@ -895,6 +895,10 @@ impl Executor for RemoteExecutor {
 
 impl Drop for RemoteExecutor {
     fn drop(&mut self) {
+        // Their runtime goes away: an interrupt after this must not try to use it.
+        if let Ok(mut r) = RUNNING.lock() {
+            r.retain(|(_, c, _)| c.config().url != self.client.config().url);
+        }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
