@@ -179,72 +179,6 @@ fn machine(origin: &Repo, base: &GoEnv, engine: &str) -> (Repo, GoEnv) {
     (repo, env)
 }
 
-#[test]
-fn issue_13_remote_build_is_byte_identical_and_a_second_machine_gets_it_from_the_engine() {
-    let mut base = GoEnv::new();
-    let origin = shop_with_dependency(&mut base);
-    // The reference: a local build, no engine.
-    let local = origin.build_json_env(
-        origin.path(),
-        &["--platform", "linux/amd64,linux/arm64"],
-        &base,
-    );
-    let expected = digests(&local);
-    assert_eq!(expected.len(), 6, "{local:#}");
-
-    let bg = BuildGridExec::start();
-    let engine = format!("grpc://{}", bg.addr);
-    let w1 = Worker::start(&bg.addr, "bot-1");
-    let w2 = Worker::start(&bg.addr, "bot-2");
-
-    let (a, env_a) = machine(&origin, &base, &engine);
-    let out = a.kiln_env(
-        a.path(),
-        &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
-        &env_a,
-    );
-    assert!(
-        out.status.success(),
-        "remote build failed:\n{}\nworkers:\n{}\n{}",
-        dump(&out),
-        w1.log(),
-        w2.log()
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
-        digests(&report),
-        expected,
-        "remote bytes differ from local ones"
-    );
-    let x = exec_stats(&report);
-    assert!(n(x, "remote") >= 1, "{x:#}\n{}", dump(&out));
-    assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
-    assert_eq!(n(x, "remote_cached"), 0, "{x:#}");
-    assert!(n(x, "uploaded_blobs") > 0, "{x:#}");
-
-    // Another machine: other path, HOME, caches. Its kiln cache is empty, so it asks the engine,
-    // which answers every action from its action cache: nothing runs, nothing is uploaded but
-    // what the engine lacks (nothing).
-    let (b, env_b) = machine(&origin, &base, &engine);
-    assert_ne!(a.path(), b.path());
-    let out = b.kiln_env(
-        b.path(),
-        &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
-        &env_b,
-    );
-    assert!(
-        out.status.success(),
-        "second machine failed:\n{}",
-        dump(&out)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(digests(&report), expected);
-    let y = exec_stats(&report);
-    assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
-    assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
-    assert_eq!(n(y, "uploaded_blobs"), 0, "{y:#}");
-}
-
 /// The benchmark's synthetic monorepo with 20 services: 40 targets on two platforms.
 fn monorepo_20() -> Repo {
     let repo = Repo::new();
@@ -269,266 +203,338 @@ fn build_in_background(
     std::thread::spawn(move || (cmd.output().expect("run kiln"), env))
 }
 
-#[test]
-fn issue_13_forty_targets_build_remotely_identical_to_local_while_a_worker_is_killed() {
-    let base = GoEnv::new();
-    let origin = monorepo_20();
-    let local = origin.build_json_env(origin.path(), BOTH, &base);
-    let expected = digests(&local);
-    assert_eq!(expected.len(), 40, "{local:#}");
+/// The tests that run BuildGrid, in one module so `.ci/run` can run them beside the rest
+/// (`--skip buildgrid::` there, this file alone here).
+mod buildgrid {
+    use super::*;
 
-    let bg = BuildGridExec::start();
-    let engine = format!("grpc://{}", bg.addr);
-    let mut w1 = Worker::start(&bg.addr, "bot-doomed");
-    let w2 = Worker::start(&bg.addr, "bot-steady");
-    w1.wait_for("session");
-    w2.wait_for("session");
-    let (m, env) = machine(&origin, &base, &engine);
-    // One action per platform, as kiln groups them: both workers get one.
-    let mut cmd = env.command(env!("CARGO_BIN_EXE_kiln"));
-    cmd.args(["build", "--json"])
-        .args(BOTH)
-        .current_dir(m.path())
-        .env("KILN_CACHE_DIR", m.cache.path())
-        .env("NO_COLOR", "1");
-    let running = std::thread::spawn(move || cmd.output().expect("run kiln"));
-    // Kill the first worker in the middle of an action; the engine hands it to the other.
-    w1.wait_for("running action");
-    w1.kill();
-    let out = running.join().expect("build thread");
-    assert!(
-        out.status.success(),
-        "remote build failed:\n{}\nworkers:\n{}\n{}",
-        dump(&out),
-        w1.log(),
-        w2.log()
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
-        digests(&report),
-        expected,
-        "remote bytes differ from local ones"
-    );
-    let x = exec_stats(&report);
-    assert_eq!(
-        n(x, "remote") as usize,
-        report["go_invocations"].as_u64().unwrap_or(0) as usize,
-        "{x:#}\n{}",
-        dump(&out)
-    );
-    assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
-    assert!(
-        w2.log().contains("running action"),
-        "the steady worker ran nothing:\n{}",
-        w2.log()
-    );
-}
+    #[test]
+    fn issue_13_remote_build_is_byte_identical_and_a_second_machine_gets_it_from_the_engine() {
+        let mut base = GoEnv::new();
+        let origin = shop_with_dependency(&mut base);
+        // The reference: a local build, no engine.
+        let local = origin.build_json_env(
+            origin.path(),
+            &["--platform", "linux/amd64,linux/arm64"],
+            &base,
+        );
+        let expected = digests(&local);
+        assert_eq!(expected.len(), 6, "{local:#}");
 
-#[test]
-fn issue_13_the_engine_restarting_mid_build_loses_no_target() {
-    let mut base = GoEnv::new();
-    let origin = shop_with_dependency(&mut base);
-    let local = origin.build_json_env(origin.path(), BOTH, &base);
-    let expected = digests(&local);
+        let bg = BuildGridExec::start();
+        let engine = format!("grpc://{}", bg.addr);
+        let w1 = Worker::start(&bg.addr, "bot-1");
+        let w2 = Worker::start(&bg.addr, "bot-2");
 
-    let mut bg = BuildGridExec::start();
-    let engine = format!("grpc://{}", bg.addr);
-    let w = Worker::start(&bg.addr, "bot-through-restart");
-    w.wait_for("session");
-    let (m, env) = machine(&origin, &base, &engine);
-    let running = build_in_background(&m, env);
-    w.wait_for("running action");
-    bg.restart();
-    let (out, _env) = running.join().expect("build thread");
-    assert!(
-        out.status.success(),
-        "build failed across the restart:\n{}\nworker:\n{}\nbgd:\n{}",
-        dump(&out),
-        w.log(),
-        bg.log()
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(digests(&report), expected);
-    let x = exec_stats(&report);
-    assert_eq!(
-        n(x, "local"),
-        0,
-        "the client fell back instead of waiting for the engine: {x:#}\n{}",
-        dump(&out)
-    );
-    assert_eq!(n(x, "remote"), 2, "{x:#}");
-}
-
-#[test]
-fn issue_13_an_engine_that_is_down_costs_one_warning_and_builds_here() {
-    let mut base = GoEnv::new();
-    let origin = shop_with_dependency(&mut base);
-    let local = origin.build_json_env(origin.path(), BOTH, &base);
-    let expected = digests(&local);
-    // Nothing listens there.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("grpc://{}", l.local_addr().expect("addr"))
-    };
-    let (m, env) = machine(&origin, &base, &dead);
-    let out = m.kiln_env(
-        m.path(),
-        &[
-            "build",
-            "--json",
-            "--group",
-            "never",
-            "-j",
-            "2",
-            "--platform",
-            "linux/amd64,linux/arm64",
-        ],
-        &env,
-    );
-    assert!(
-        out.status.success(),
-        "fallback build failed:\n{}",
-        dump(&out)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(digests(&report), expected);
-    let x = exec_stats(&report);
-    assert_eq!(n(x, "local"), 6, "{x:#}");
-    assert_eq!(n(x, "remote"), 0, "{x:#}");
-    assert!(x["disabled"].is_string(), "{x:#}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.matches("remote execution on").count(),
-        1,
-        "one warning expected:\n{stderr}"
-    );
-    assert!(stderr.contains("fallback = \"fail\""), "{stderr}");
-
-    // With fallback = "fail", the targets fail, with a hint, and nothing is built here.
-    m.write("kiln.toml", "[execute]\nfallback = \"fail\"\n");
-    let out = m.kiln_env(
-        m.path(),
-        &["build", "--no-cache", "--platform", "linux/amd64"],
-        &env,
-    );
-    assert!(!out.status.success(), "{}", dump(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("remote execution of"), "{stderr}");
-    assert!(stderr.contains("hint:"), "{stderr}");
-}
-
-#[test]
-fn issue_13_a_compile_error_on_the_engine_is_the_target_s_error() {
-    let mut base = GoEnv::new();
-    let origin = shop_with_dependency(&mut base);
-    origin.write(
-        "cmd/tool/main.go",
-        "package main\n\nfunc main() { undefinedThing() }\n",
-    );
-    let bg = BuildGridExec::start();
-    let engine = format!("grpc://{}", bg.addr);
-    let _w = Worker::start(&bg.addr, "bot-errors");
-    let (m, env) = machine(&origin, &base, &engine);
-    let out = m.kiln_env(
-        m.path(),
-        &["build", "--json", "--platform", "linux/amd64"],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", dump(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let tool = target(&report, "tool", "linux/amd64");
-    let err = tool["error"].as_str().unwrap_or_default();
-    assert!(err.contains("undefined: undefinedThing"), "{tool:#}");
-    // The healthy services still land, built by the engine.
-    for svc in ["api", "worker"] {
+        let (a, env_a) = machine(&origin, &base, &engine);
+        let out = a.kiln_env(
+            a.path(),
+            &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+            &env_a,
+        );
         assert!(
-            target(&report, svc, "linux/amd64")["sha256"].is_string(),
-            "{report:#}"
+            out.status.success(),
+            "remote build failed:\n{}\nworkers:\n{}\n{}",
+            dump(&out),
+            w1.log(),
+            w2.log()
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            digests(&report),
+            expected,
+            "remote bytes differ from local ones"
+        );
+        let x = exec_stats(&report);
+        assert!(n(x, "remote") >= 1, "{x:#}\n{}", dump(&out));
+        assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
+        assert_eq!(n(x, "remote_cached"), 0, "{x:#}");
+        assert!(n(x, "uploaded_blobs") > 0, "{x:#}");
+
+        // Another machine: other path, HOME, caches. Its kiln cache is empty, so it asks the engine,
+        // which answers every action from its action cache: nothing runs, nothing is uploaded but
+        // what the engine lacks (nothing).
+        let (b, env_b) = machine(&origin, &base, &engine);
+        assert_ne!(a.path(), b.path());
+        let out = b.kiln_env(
+            b.path(),
+            &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
+            &env_b,
+        );
+        assert!(
+            out.status.success(),
+            "second machine failed:\n{}",
+            dump(&out)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(digests(&report), expected);
+        let y = exec_stats(&report);
+        assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
+        assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
+        assert_eq!(n(y, "uploaded_blobs"), 0, "{y:#}");
+    }
+
+    #[test]
+    fn issue_13_forty_targets_build_remotely_identical_to_local_while_a_worker_is_killed() {
+        let base = GoEnv::new();
+        let origin = monorepo_20();
+        let local = origin.build_json_env(origin.path(), BOTH, &base);
+        let expected = digests(&local);
+        assert_eq!(expected.len(), 40, "{local:#}");
+
+        let bg = BuildGridExec::start();
+        let engine = format!("grpc://{}", bg.addr);
+        let mut w1 = Worker::start(&bg.addr, "bot-doomed");
+        let w2 = Worker::start(&bg.addr, "bot-steady");
+        w1.wait_for("session");
+        w2.wait_for("session");
+        let (m, env) = machine(&origin, &base, &engine);
+        // One action per platform, as kiln groups them: both workers get one.
+        let mut cmd = env.command(env!("CARGO_BIN_EXE_kiln"));
+        cmd.args(["build", "--json"])
+            .args(BOTH)
+            .current_dir(m.path())
+            .env("KILN_CACHE_DIR", m.cache.path())
+            .env("NO_COLOR", "1");
+        let running = std::thread::spawn(move || cmd.output().expect("run kiln"));
+        // Kill the first worker in the middle of an action; the engine hands it to the other.
+        w1.wait_for("running action");
+        w1.kill();
+        let out = running.join().expect("build thread");
+        assert!(
+            out.status.success(),
+            "remote build failed:\n{}\nworkers:\n{}\n{}",
+            dump(&out),
+            w1.log(),
+            w2.log()
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            digests(&report),
+            expected,
+            "remote bytes differ from local ones"
+        );
+        let x = exec_stats(&report);
+        assert_eq!(
+            n(x, "remote") as usize,
+            report["go_invocations"].as_u64().unwrap_or(0) as usize,
+            "{x:#}\n{}",
+            dump(&out)
+        );
+        assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
+        assert!(
+            w2.log().contains("running action"),
+            "the steady worker ran nothing:\n{}",
+            w2.log()
         );
     }
-    let x = exec_stats(&report);
-    assert_eq!(n(x, "local"), 0, "{x:#}");
-}
 
-#[test]
-fn issue_13_interrupting_kiln_cancels_its_operations_on_the_engine() {
-    let origin = shop();
-    let base = GoEnv::new();
-    let bg = BuildGridExec::start();
-    let engine = format!("grpc://{}", bg.addr);
-    // One worker: one action runs (a cold standard library takes a while), the other waits.
-    let w = Worker::start(&bg.addr, "bot-interrupted");
-    w.wait_for("session");
-    let (m, env) = machine(&origin, &base, &engine);
-    let mut kiln = env
-        .command(env!("CARGO_BIN_EXE_kiln"))
-        .args(["build", "-j", "2", "--platform", "linux/amd64,linux/arm64"])
-        .current_dir(m.path())
-        .env("KILN_CACHE_DIR", m.cache.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kiln");
-    w.wait_for("running action");
-    let st = Command::new("kill")
-        .args(["-INT", &kiln.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-    let status = kiln.wait().expect("wait for kiln");
-    assert_eq!(status.code(), Some(130), "kiln's interrupted exit code");
-    // kiln cancelled both operations before it exited. The waiting one is never handed to the
-    // worker: once the running one is over, the worker stays idle (without the cancel it would
-    // take the second action at once).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !(w.log().contains("exit code")
-        || w.log().contains("cancel")
-        || w.log().contains("failed"))
-    {
+    #[test]
+    fn issue_13_the_engine_restarting_mid_build_loses_no_target() {
+        let mut base = GoEnv::new();
+        let origin = shop_with_dependency(&mut base);
+        let local = origin.build_json_env(origin.path(), BOTH, &base);
+        let expected = digests(&local);
+
+        let mut bg = BuildGridExec::start();
+        let engine = format!("grpc://{}", bg.addr);
+        let w = Worker::start(&bg.addr, "bot-through-restart");
+        w.wait_for("session");
+        let (m, env) = machine(&origin, &base, &engine);
+        let running = build_in_background(&m, env);
+        w.wait_for("running action");
+        bg.restart();
+        let (out, _env) = running.join().expect("build thread");
         assert!(
-            std::time::Instant::now() < deadline,
-            "the first action never ended:\n{}",
-            w.log()
+            out.status.success(),
+            "build failed across the restart:\n{}\nworker:\n{}\nbgd:\n{}",
+            dump(&out),
+            w.log(),
+            bg.log()
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(digests(&report), expected);
+        let x = exec_stats(&report);
+        assert_eq!(
+            n(x, "local"),
+            0,
+            "the client fell back instead of waiting for the engine: {x:#}\n{}",
+            dump(&out)
+        );
+        assert_eq!(n(x, "remote"), 2, "{x:#}");
     }
-    std::thread::sleep(std::time::Duration::from_secs(10));
-    assert_eq!(
-        w.log().matches("running action").count(),
-        1,
-        "the worker ran an action of an interrupted kiln:\n{}\nbgd:\n{}",
-        w.log(),
-        bg.log()
-    );
-}
 
-#[test]
-fn issue_13_a_go_work_workspace_builds_remotely_identical_to_local() {
-    let base = GoEnv::new();
-    let origin = Repo::new();
-    origin
-        .write("go.work", "go 1.22\n\nuse (\n\t./svc-a\n\t./lib\n)\n")
-        .write("lib/go.mod", "module example.com/lib\n\ngo 1.22\n")
-        .write(
-            "lib/lib.go",
-            "package lib\n\nfunc Name() string { return \"lib\" }\n",
-        )
-        .write(
-            "svc-a/go.mod",
-            "module example.com/a\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
-        )
-        .write(
-            "svc-a/main.go",
-            "package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(\"a\", lib.Name()) }\n",
+    #[test]
+    fn issue_13_an_engine_that_is_down_costs_one_warning_and_builds_here() {
+        let mut base = GoEnv::new();
+        let origin = shop_with_dependency(&mut base);
+        let local = origin.build_json_env(origin.path(), BOTH, &base);
+        let expected = digests(&local);
+        // Nothing listens there.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("grpc://{}", l.local_addr().expect("addr"))
+        };
+        let (m, env) = machine(&origin, &base, &dead);
+        let out = m.kiln_env(
+            m.path(),
+            &[
+                "build",
+                "--json",
+                "--group",
+                "never",
+                "-j",
+                "2",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ],
+            &env,
         );
-    let args = ["--platform", "linux/amd64", "./svc-a/..."];
-    let local = origin.build_json_env(origin.path(), &args, &base);
-    let bg = BuildGridExec::start();
-    let _w = Worker::start(&bg.addr, "bot-workspace");
-    let (m, env) = machine(&origin, &base, &format!("grpc://{}", bg.addr));
-    let remote = m.build_json_env(m.path(), &args, &env);
-    assert_eq!(digests(&remote), digests(&local));
-    let x = exec_stats(&remote);
-    assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
+        assert!(
+            out.status.success(),
+            "fallback build failed:\n{}",
+            dump(&out)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(digests(&report), expected);
+        let x = exec_stats(&report);
+        assert_eq!(n(x, "local"), 6, "{x:#}");
+        assert_eq!(n(x, "remote"), 0, "{x:#}");
+        assert!(x["disabled"].is_string(), "{x:#}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.matches("remote execution on").count(),
+            1,
+            "one warning expected:\n{stderr}"
+        );
+        assert!(stderr.contains("fallback = \"fail\""), "{stderr}");
+
+        // With fallback = "fail", the targets fail, with a hint, and nothing is built here.
+        m.write("kiln.toml", "[execute]\nfallback = \"fail\"\n");
+        let out = m.kiln_env(
+            m.path(),
+            &["build", "--no-cache", "--platform", "linux/amd64"],
+            &env,
+        );
+        assert!(!out.status.success(), "{}", dump(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("remote execution of"), "{stderr}");
+        assert!(stderr.contains("hint:"), "{stderr}");
+    }
+
+    #[test]
+    fn issue_13_a_compile_error_on_the_engine_is_the_target_s_error() {
+        let mut base = GoEnv::new();
+        let origin = shop_with_dependency(&mut base);
+        origin.write(
+            "cmd/tool/main.go",
+            "package main\n\nfunc main() { undefinedThing() }\n",
+        );
+        let bg = BuildGridExec::start();
+        let engine = format!("grpc://{}", bg.addr);
+        let _w = Worker::start(&bg.addr, "bot-errors");
+        let (m, env) = machine(&origin, &base, &engine);
+        let out = m.kiln_env(
+            m.path(),
+            &["build", "--json", "--platform", "linux/amd64"],
+            &env,
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", dump(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let tool = target(&report, "tool", "linux/amd64");
+        let err = tool["error"].as_str().unwrap_or_default();
+        assert!(err.contains("undefined: undefinedThing"), "{tool:#}");
+        // The healthy services still land, built by the engine.
+        for svc in ["api", "worker"] {
+            assert!(
+                target(&report, svc, "linux/amd64")["sha256"].is_string(),
+                "{report:#}"
+            );
+        }
+        let x = exec_stats(&report);
+        assert_eq!(n(x, "local"), 0, "{x:#}");
+    }
+
+    #[test]
+    fn issue_13_interrupting_kiln_cancels_its_operations_on_the_engine() {
+        let origin = shop();
+        let base = GoEnv::new();
+        let bg = BuildGridExec::start();
+        let engine = format!("grpc://{}", bg.addr);
+        // One worker: one action runs (a cold standard library takes a while), the other waits.
+        let w = Worker::start(&bg.addr, "bot-interrupted");
+        w.wait_for("session");
+        let (m, env) = machine(&origin, &base, &engine);
+        let mut kiln = env
+            .command(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "-j", "2", "--platform", "linux/amd64,linux/arm64"])
+            .current_dir(m.path())
+            .env("KILN_CACHE_DIR", m.cache.path())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kiln");
+        w.wait_for("running action");
+        let st = Command::new("kill")
+            .args(["-INT", &kiln.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let status = kiln.wait().expect("wait for kiln");
+        assert_eq!(status.code(), Some(130), "kiln's interrupted exit code");
+        // kiln cancelled both operations before it exited. The waiting one is never handed to the
+        // worker: once the running one is over, the worker stays idle (without the cancel it would
+        // take the second action at once).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while !(w.log().contains("exit code")
+            || w.log().contains("cancel")
+            || w.log().contains("failed"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first action never ended:\n{}",
+                w.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        assert_eq!(
+            w.log().matches("running action").count(),
+            1,
+            "the worker ran an action of an interrupted kiln:\n{}\nbgd:\n{}",
+            w.log(),
+            bg.log()
+        );
+    }
+
+    #[test]
+    fn issue_13_a_go_work_workspace_builds_remotely_identical_to_local() {
+        let base = GoEnv::new();
+        let origin = Repo::new();
+        origin
+            .write("go.work", "go 1.22\n\nuse (\n\t./svc-a\n\t./lib\n)\n")
+            .write("lib/go.mod", "module example.com/lib\n\ngo 1.22\n")
+            .write(
+                "lib/lib.go",
+                "package lib\n\nfunc Name() string { return \"lib\" }\n",
+            )
+            .write(
+                "svc-a/go.mod",
+                "module example.com/a\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n",
+            )
+            .write(
+                "svc-a/main.go",
+                "package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(\"a\", lib.Name()) }\n",
+            );
+        let args = ["--platform", "linux/amd64", "./svc-a/..."];
+        let local = origin.build_json_env(origin.path(), &args, &base);
+        let bg = BuildGridExec::start();
+        let _w = Worker::start(&bg.addr, "bot-workspace");
+        let (m, env) = machine(&origin, &base, &format!("grpc://{}", bg.addr));
+        let remote = m.build_json_env(m.path(), &args, &env);
+        assert_eq!(digests(&remote), digests(&local));
+        let x = exec_stats(&remote);
+        assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
+    }
 }
