@@ -32,6 +32,10 @@ struct Worker {
 
 impl Worker {
     fn start(addr: &str, bot_id: &str) -> Self {
+        Self::start_with(addr, bot_id, &[])
+    }
+
+    fn start_with(addr: &str, bot_id: &str, extra: &[&str]) -> Self {
         let goroot = String::from_utf8(
             Command::new("go")
                 .args(["env", "GOROOT"])
@@ -53,6 +57,7 @@ impl Worker {
             .arg("--work-dir")
             .arg(work.path())
             .args(["--bind-ro", &format!("{}:/kiln/go", goroot.trim())])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -225,6 +230,13 @@ mod buildgrid {
         let engine = format!("grpc://{}", bg.addr);
         let w1 = Worker::start(&bg.addr, "bot-1");
         let w2 = Worker::start(&bg.addr, "bot-2");
+        // A third worker claims another Go version: the engine must never pick it.
+        let wrong = Worker::start_with(
+            &bg.addr,
+            "bot-other-go",
+            &["--platform", "kiln-go-version=go1.0"],
+        );
+        wrong.wait_for("session");
 
         let (a, env_a) = machine(&origin, &base, &engine);
         let out = a.kiln_env(
@@ -272,6 +284,36 @@ mod buildgrid {
         assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
         assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
         assert_eq!(n(y, "uploaded_blobs"), 0, "{y:#}");
+
+        // `kiln image` shares the build stage: a third machine packs images of binaries the
+        // engine answers from its action cache.
+        let (c, env_c) = machine(&origin, &base, &engine);
+        let tar = c.path().join("images.tar");
+        let out = c.kiln_env(
+            c.path(),
+            &[
+                "image",
+                "--json",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--tarball",
+                tar.to_str().expect("utf-8 path"),
+            ],
+            &env_c,
+        );
+        assert!(out.status.success(), "kiln image failed:\n{}", dump(&out));
+        let image: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let z = &image["build"]["remote_execution"];
+        assert!(n(z, "remote_cached") >= 1, "{image:#}");
+        assert_eq!(n(z, "local"), 0, "{z:#}");
+        assert!(tar.is_file());
+
+        // The worker with another Go was never handed anything.
+        assert!(
+            !wrong.log().contains("running action"),
+            "a worker with another Go ran an action:\n{}",
+            wrong.log()
+        );
     }
 
     #[test]

@@ -123,6 +123,9 @@ struct BuildSummary {
     cache_hits: usize,
     cache_misses: usize,
     duration_ms: u64,
+    /// What the remote execution engine did, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_execution: Option<kiln_exec::ExecutionStats>,
 }
 
 /// Runs `kiln image`.
@@ -285,6 +288,7 @@ pub fn run(dir: &Path, env: &Env, args: ImageArgs, ui: Ui) -> Result<ExitCode> {
                 cache_hits: report.cache_hits,
                 cache_misses: report.cache_misses,
                 duration_ms: report.duration_ms,
+                remote_execution: report.remote_execution.clone(),
             },
             package: packed,
             tarball: run.tarball.as_deref(),
