@@ -10,7 +10,7 @@
 //! the official SBOM validators ([`sbom`]) and SARIF schema ([`sarif`]); an image's filesystem run
 //! under bubblewrap after `umoci unpack` ([`sandbox`]); a TCP proxy that cuts, slows or refuses
 //! traffic on command ([`fault`]); BuildGrid with remote execution on a private PostgreSQL
-//! cluster ([`buildgrid`]).
+//! cluster ([`buildgrid`]) and `kiln worker` processes for it ([`worker`]).
 //!
 //! A test that needs a tool that is missing fails with the command that installs it; nothing here
 //! skips.
@@ -25,6 +25,7 @@ pub mod sandbox;
 pub mod sarif;
 pub mod sbom;
 mod tools;
+pub mod worker;
 
 pub use go::{main_go, require_go, GoModule};
 pub use registry::{get_manifest, http_get, DockerRegistry, RegistryOptions, MANIFEST_ACCEPT};

@@ -22,13 +22,12 @@
 #[path = "support/monorepo.rs"]
 mod monorepo;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use kiln_test_support::buildgrid::BuildGridExec;
+use kiln_test_support::worker::KilnWorker;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -49,70 +48,14 @@ fn main() -> ExitCode {
 }
 
 /// A `kiln worker` with this host's Go at /kiln/go; killed on drop.
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    _work: tempfile::TempDir,
-}
-
-impl Worker {
-    fn start(addr: &str, id: &str, goroot: &str) -> Res<Self> {
-        let work = tempfile::tempdir()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args([
-                "worker",
-                "--server",
-                &format!("grpc://{addr}"),
-                "--bot-id",
-                id,
-            ])
-            .arg("--work-dir")
-            .arg(work.path())
-            .args(["--bind-ro", &format!("{goroot}:/kiln/go")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut s) = sink.lock() {
-                    s.push(l);
-                }
-            }
-        });
-        Ok(Self {
-            child,
-            lines,
-            _work: work,
-        })
-    }
-
-    fn wait_for_session(&self) -> Res<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if self
-                .lines
-                .lock()
-                .map(|l| l.iter().any(|x| x.contains("session")))
-                .unwrap_or(false)
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err("a worker opened no session in 2 minutes".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn worker(addr: &str, id: &str, goroot: &str) -> KilnWorker {
+    let bind = format!("{goroot}:/kiln/go");
+    KilnWorker::start(
+        Path::new(env!("CARGO_BIN_EXE_kiln")),
+        addr,
+        id,
+        &["--bind-ro", &bind],
+    )
 }
 
 /// A client: a copy of the repo at its own path with empty caches.
@@ -222,11 +165,11 @@ fn run() -> Res<bool> {
     let bg = BuildGridExec::start();
     let engine = format!("grpc://{}", bg.addr);
     let workers = [
-        Worker::start(&bg.addr, "bench-1", &goroot)?,
-        Worker::start(&bg.addr, "bench-2", &goroot)?,
+        worker(&bg.addr, "bench-1", &goroot),
+        worker(&bg.addr, "bench-2", &goroot),
     ];
     for w in &workers {
-        w.wait_for_session()?;
+        w.wait_for("session");
     }
 
     eprintln!("remote build, cold engine ...");

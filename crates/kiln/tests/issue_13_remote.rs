@@ -14,28 +14,23 @@ mod monorepo;
 /// What the generator returns (the benchmark's result type).
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 
 use common::*;
 use kiln_test_support::buildgrid::BuildGridExec;
 use kiln_test_support::go::GoModule;
+use kiln_test_support::worker::KilnWorker;
 
-/// A `kiln worker` process with the local Go bound at /kiln/go; killed on drop.
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    _work: tempfile::TempDir,
-}
+/// A `kiln worker` with the local Go bound at /kiln/go.
+struct Worker;
 
 impl Worker {
-    fn start(addr: &str, bot_id: &str) -> Self {
+    fn start(addr: &str, bot_id: &str) -> KilnWorker {
         Self::start_with(addr, bot_id, &[])
     }
 
-    fn start_with(addr: &str, bot_id: &str, extra: &[&str]) -> Self {
+    fn start_with(addr: &str, bot_id: &str, extra: &[&str]) -> KilnWorker {
         let goroot = String::from_utf8(
             Command::new("go")
                 .args(["env", "GOROOT"])
@@ -45,64 +40,10 @@ impl Worker {
                 .stdout,
         )
         .expect("utf-8");
-        let work = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args([
-                "worker",
-                "--server",
-                &format!("grpc://{addr}"),
-                "--bot-id",
-                bot_id,
-            ])
-            .arg("--work-dir")
-            .arg(work.path())
-            .args(["--bind-ro", &format!("{}:/kiln/go", goroot.trim())])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start kiln worker");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        Worker {
-            child,
-            lines,
-            _work: work,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().expect("lines").join("\n")
-    }
-
-    /// Waits (up to five minutes) until a stderr line contains `text`.
-    fn wait_for(&self, text: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-        while !self.log().contains(text) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "worker never said {text:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill();
+        let bind = format!("{}:/kiln/go", goroot.trim());
+        let mut args = vec!["--bind-ro", bind.as_str()];
+        args.extend_from_slice(extra);
+        KilnWorker::start(Path::new(env!("CARGO_BIN_EXE_kiln")), addr, bot_id, &args)
     }
 }
 
