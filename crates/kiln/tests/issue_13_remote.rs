@@ -492,7 +492,7 @@ mod buildgrid {
     }
 
     #[test]
-    fn issue_13_a_go_work_workspace_builds_remotely_identical_to_local() {
+    fn issue_13_workspaces_and_vendored_modules_build_remotely_identical_to_local() {
         let base = GoEnv::new();
         let origin = Repo::new();
         origin
@@ -515,6 +515,21 @@ mod buildgrid {
         let bg = BuildGridExec::start();
         let _w = Worker::start(&bg.addr, "bot-workspace");
         let (m, env) = machine(&origin, &base, &format!("grpc://{}", bg.addr));
+        let remote = m.build_json_env(m.path(), &args, &env);
+        assert_eq!(digests(&remote), digests(&local));
+        let x = exec_stats(&remote);
+        assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
+
+        // A module with its dependencies vendored: go reads vendor/ (by default, as go.mod says
+        // go 1.22 and vendor/modules.txt exists), and the worker gets exactly that.
+        let mut venv = GoEnv::new();
+        let vendored = shop_with_dependency(&mut venv);
+        venv.go(vendored.path(), &["mod", "vendor"]);
+        assert!(vendored.path().join("vendor/modules.txt").is_file());
+        let args = ["--platform", "linux/arm64"];
+        let local = vendored.build_json_env(vendored.path(), &args, &venv);
+        // An empty module cache: only vendor/ can provide the dependency.
+        let (m, env) = machine(&vendored, &GoEnv::new(), &format!("grpc://{}", bg.addr));
         let remote = m.build_json_env(m.path(), &args, &env);
         assert_eq!(digests(&remote), digests(&local));
         let x = exec_stats(&remote);
