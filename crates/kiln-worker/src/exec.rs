@@ -6,12 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
-use kiln_remote::{Fetched, ReapiClient};
-use kiln_sandbox::{Access, Exit, Sandbox, SandboxCommand};
+use kiln_gocache::{RemoteTier, Stats};
+use kiln_remote::{Fetched, GoPackageTier, ReapiClient};
+use kiln_sandbox::{Access, CancelToken, Exit, Sandbox, SandboxCommand};
 use kiln_types::Digest;
 use prost::Message;
 
-use crate::{WorkerConfig, WorkerError};
+use crate::gocache::{socket_dir, GoCacheSession};
+use crate::{
+    WorkerConfig, WorkerError, GOCACHEPROG_MARKER, GOCACHE_SOCKET, GO_ROOT_MOUNT, KILN_BIN_MOUNT,
+};
 
 /// Where the input root appears inside the sandbox; the Command's working directory is relative
 /// to it. Fixed, so an action's paths do not depend on the worker's disk layout.
@@ -29,6 +33,8 @@ pub(crate) struct Executed {
     pub result: re::ActionResult,
     /// The wall-clock timeout passed: the lease reports DEADLINE_EXCEEDED.
     pub timed_out: bool,
+    /// What go's package cache did, when the action used it.
+    pub go_packages: Option<Stats>,
 }
 
 /// Runs actions for one worker.
@@ -37,6 +43,8 @@ pub(crate) struct Executor {
     client: ReapiClient,
     cfg: Arc<WorkerConfig>,
     sandbox: Sandbox,
+    /// The remote tier of go's package cache (the engine's AC and CAS), when it is on.
+    go_tier: Option<Arc<dyn RemoteTier>>,
 }
 
 fn to_proto(digest: &Digest, size: u64) -> re::Digest {
@@ -77,6 +85,17 @@ fn safe_relative(path: &str, what: &str) -> Result<PathBuf, WorkerError> {
     Ok(p.to_path_buf())
 }
 
+/// The working directory inside the sandbox: the input root, or `wd` below it (without the
+/// trailing `/` that joining an empty path leaves, which the command would see in `PWD`).
+fn sandbox_cwd(wd: &Path) -> PathBuf {
+    let root = Path::new(INPUT_ROOT_MOUNT);
+    if wd.components().all(|c| c == Component::CurDir) {
+        root.to_path_buf()
+    } else {
+        root.join(wd)
+    }
+}
+
 /// One name inside a Directory message.
 fn safe_name(name: &str) -> Result<&str, WorkerError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -96,10 +115,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
 
 impl Executor {
     pub(crate) fn new(client: ReapiClient, cfg: Arc<WorkerConfig>) -> Result<Self, WorkerError> {
+        let go_tier = match &cfg.go_cache {
+            Some(_) => {
+                let tier: Arc<dyn RemoteTier> = Arc::new(GoPackageTier::new(cfg.server.clone())?);
+                Some(tier)
+            }
+            None => None,
+        };
         Ok(Executor {
             client,
             cfg,
             sandbox: Sandbox::locate()?,
+            go_tier,
         })
     }
 
@@ -193,7 +220,11 @@ impl Executor {
     }
 
     /// Runs the action and uploads its outputs.
-    pub(crate) async fn execute(&self, action: re::Action) -> Result<Executed, WorkerError> {
+    pub(crate) async fn execute(
+        &self,
+        action: re::Action,
+        cancel: CancelToken,
+    ) -> Result<Executed, WorkerError> {
         let work = tempfile::Builder::new()
             .prefix("kiln-action-")
             .tempdir_in(&self.cfg.work_dir)
@@ -246,33 +277,77 @@ impl Executor {
                 )
             })
             .unwrap_or(self.cfg.default_timeout);
+        let mut env: Vec<(String, String)> = command
+            .environment_variables
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
         let mut cmd = SandboxCommand::new(command.arguments.clone())
             .input(&input, INPUT_ROOT_MOUNT, Access::Writable)
-            .cwd(Path::new(INPUT_ROOT_MOUNT).join(&wd))
-            .envs(
-                command
-                    .environment_variables
-                    .iter()
-                    .map(|v| (v.name.clone(), v.value.clone())),
-            )
+            .cwd(sandbox_cwd(&wd))
             .limits(self.cfg.limits)
             .timeout(timeout)
-            .output_cap(OUTPUT_CAP);
+            .output_cap(OUTPUT_CAP)
+            .cancel_token(cancel);
+        if let Some(root) = &self.cfg.go_root {
+            cmd = cmd.ro_bind(root, GO_ROOT_MOUNT);
+        }
         for (host, inside) in &self.cfg.ro_binds {
             cmd = cmd.ro_bind(host, inside);
         }
+        let wants_go_cache = env
+            .iter()
+            .any(|(k, v)| k == GOCACHEPROG_MARKER.0 && v == GOCACHEPROG_MARKER.1);
+        let go_cache = match (&self.cfg.go_cache, wants_go_cache) {
+            (Some(settings), true) => {
+                let sockets = socket_dir(work.path());
+                std::fs::create_dir(&sockets).map_err(io(&sockets))?;
+                let local = self.cfg.go_packages_dir();
+                std::fs::create_dir_all(&local).map_err(io(&local))?;
+                let session = GoCacheSession::start(
+                    &sockets.join("sock"),
+                    &local,
+                    self.go_tier.clone(),
+                    !self.cfg.server.read_only,
+                )?;
+                let socket_mount = Path::new(GOCACHE_SOCKET)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_path_buf();
+                // go opens the files the answers name (DiskPath): the local tier is visible at
+                // its own path, read-only; only the server outside writes it.
+                cmd = cmd
+                    .ro_bind(&settings.kiln, KILN_BIN_MOUNT)
+                    .ro_bind(&sockets, socket_mount)
+                    .ro_bind(&local, &local);
+                env.retain(|(k, _)| k != "GOCACHEPROG");
+                env.push((
+                    "GOCACHEPROG".to_string(),
+                    format!("{KILN_BIN_MOUNT} gocacheprog --connect {GOCACHE_SOCKET}"),
+                ));
+                Some(session)
+            }
+            _ => None,
+        };
+        let cmd = cmd.envs(env);
         let sandbox = self.sandbox.clone();
-        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&cmd))
-            .await
-            .map_err(|e| {
-                WorkerError::Refused(format!("internal error: the sandbox task: {e}"))
-            })??;
+        let ran = tokio::task::spawn_blocking(move || sandbox.run(&cmd)).await;
+        let go_packages = match go_cache {
+            Some(session) => Some(session.finish().await),
+            None => None,
+        };
+        let outcome = ran.map_err(|e| {
+            WorkerError::Refused(format!("internal error: the sandbox task: {e}"))
+        })??;
+        if outcome.exit == Exit::Cancelled {
+            return Err(WorkerError::Cancelled);
+        }
 
         let mut result = re::ActionResult {
             exit_code: match outcome.exit {
                 Exit::Code(code) => code,
                 Exit::Signal(sig) => 128 + sig,
-                Exit::TimedOut => -1,
+                Exit::TimedOut | Exit::Cancelled => -1,
             },
             ..Default::default()
         };
@@ -331,6 +406,7 @@ impl Executor {
         Ok(Executed {
             result,
             timed_out: outcome.exit == Exit::TimedOut,
+            go_packages,
         })
     }
 
@@ -518,6 +594,12 @@ mod tests {
         assert!(safe_name("a/b").is_err());
         assert!(safe_name("").is_err());
         assert_eq!(safe_name("main.go").unwrap(), "main.go");
+        assert_eq!(sandbox_cwd(Path::new("")), Path::new("/kiln/input"));
+        assert_eq!(sandbox_cwd(Path::new(".")), Path::new("/kiln/input"));
+        assert_eq!(
+            sandbox_cwd(Path::new("cmd/app")).to_str(),
+            Some("/kiln/input/cmd/app")
+        );
     }
 
     #[test]
