@@ -427,6 +427,11 @@ async fn run_lease(
     .await;
     match outcome {
         Ok(executed) => {
+            reporter.inputs_fetched(
+                &lease.id,
+                executed.inputs.downloaded,
+                executed.inputs.cached,
+            );
             if let Some(stats) = &executed.go_packages {
                 reporter.go_packages(&lease.id, stats);
             }

@@ -13,6 +13,7 @@ use kiln_types::Digest;
 use prost::Message;
 
 use crate::gocache::{socket_dir, GoCacheSession};
+use crate::inputs::InputCache;
 use crate::{
     WorkerConfig, WorkerError, GOCACHEPROG_MARKER, GOCACHE_SOCKET, GO_ROOT_MOUNT, KILN_BIN_MOUNT,
 };
@@ -35,6 +36,17 @@ pub(crate) struct Executed {
     pub timed_out: bool,
     /// What go's package cache did, when the action used it.
     pub go_packages: Option<Stats>,
+    /// Input files downloaded and input files copied from the worker's input cache.
+    pub inputs: Fetches,
+}
+
+/// How an action's input files came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fetches {
+    /// Downloaded from the CAS.
+    pub downloaded: u64,
+    /// Copied from the worker's input cache.
+    pub cached: u64,
 }
 
 /// Runs actions for one worker.
@@ -45,6 +57,7 @@ pub(crate) struct Executor {
     sandbox: Sandbox,
     /// The remote tier of go's package cache (the engine's AC and CAS), when it is on.
     go_tier: Option<Arc<dyn RemoteTier>>,
+    inputs: InputCache,
 }
 
 fn to_proto(digest: &Digest, size: u64) -> re::Digest {
@@ -124,6 +137,7 @@ impl Executor {
         };
         Ok(Executor {
             client,
+            inputs: InputCache::new(&cfg.work_dir),
             cfg,
             sandbox: Sandbox::locate()?,
             go_tier,
@@ -238,7 +252,8 @@ impl Executor {
             .fetch_message(action.command_digest.as_ref(), "Command", &scratch)
             .await?;
         self.check_platform(&action, &command)?;
-        self.materialise(action.input_root_digest.as_ref(), &input, &scratch)
+        let fetches = self
+            .materialise(action.input_root_digest.as_ref(), &input, &scratch)
             .await?;
 
         let wd = safe_relative(&command.working_directory, "working directory")?;
@@ -407,6 +422,7 @@ impl Executor {
             result,
             timed_out: outcome.exit == Exit::TimedOut,
             go_packages,
+            inputs: fetches,
         })
     }
 
@@ -437,13 +453,15 @@ impl Executor {
         Ok(())
     }
 
-    /// Writes the input root tree under `dest`, every file verified against its digest.
+    /// Writes the input root tree under `dest`, every file verified against its digest, from the
+    /// input cache when it has the file.
     async fn materialise(
         &self,
         root: Option<&re::Digest>,
         dest: &Path,
         scratch: &Path,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Fetches, WorkerError> {
+        let mut fetches = Fetches::default();
         use std::os::unix::fs::PermissionsExt;
         let root =
             root.ok_or_else(|| WorkerError::Refused("the action has no input root".into()))?;
@@ -463,8 +481,12 @@ impl Executor {
                 let (d, size, proto) = parse(file.digest.as_ref(), &what)?;
                 if size == 0 {
                     std::fs::write(&path, b"").map_err(io(&path))?;
+                } else if self.inputs.copy_out(&d, size, &path)? {
+                    fetches.cached += 1;
                 } else {
                     self.download(&d, size, &proto, &what, &path).await?;
+                    self.inputs.store(&d, &path)?;
+                    fetches.downloaded += 1;
                 }
                 let mode = if file.is_executable { 0o755 } else { 0o644 };
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
@@ -483,7 +505,7 @@ impl Executor {
                 std::os::unix::fs::symlink(&link.target, &path).map_err(io(&path))?;
             }
         }
-        Ok(())
+        Ok(fetches)
     }
 
     async fn upload_file(&self, path: &Path) -> Result<(Digest, u64), WorkerError> {

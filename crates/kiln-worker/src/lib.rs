@@ -10,7 +10,9 @@
 //!    only hands it actions whose platform matches;
 //! 2. it long-polls `UpdateBotSession` (about 10 s per call) and, for each ACTIVE lease, fetches
 //!    the Action, its Command and its input root from the CAS, verifying every blob against its
-//!    digest, and materialises the input root in a fresh directory;
+//!    digest, and materialises the input root in a fresh directory (input files are kept by
+//!    digest in `<work-dir>/inputs-v1`, so a file an earlier action fetched is copied and
+//!    re-verified, not downloaded again);
 //! 3. it runs the Command in [`kiln_sandbox`] with exactly the Command's environment, the input
 //!    root writable at [`INPUT_ROOT_MOUNT`], the worker's Go toolchain (its GOROOT) read-only at
 //!    [`GO_ROOT_MOUNT`] (so a Command whose `PATH` starts with `/kiln/go/bin` finds `go`), no
@@ -47,6 +49,7 @@
 mod bot;
 mod exec;
 mod gocache;
+mod inputs;
 mod platform;
 
 use std::path::PathBuf;
@@ -253,6 +256,9 @@ pub trait WorkerReporter: Send + Sync {
     fn lease_finished(&self, _lease: &str, _result: Result<i32, &WorkerError>) {}
     /// The engine cancelled a running lease and its sandbox was killed.
     fn lease_cancelled(&self, _lease: &str) {}
+    /// How an action's input files came: `downloaded` from the CAS, `cached` copied from the
+    /// worker's input cache (`<work-dir>/inputs-v1`, by digest, verified on every use).
+    fn inputs_fetched(&self, _lease: &str, _downloaded: u64, _cached: u64) {}
     /// What go's package cache did for an action that used it (once per action).
     fn go_packages(&self, _lease: &str, _stats: &GoPackageStats) {}
 }

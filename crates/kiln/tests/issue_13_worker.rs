@@ -787,3 +787,41 @@ fn issue_13_a_cancelled_operation_kills_the_sandbox() {
         assert_copied(&client, &resp, script, "bot-cancel").await;
     });
 }
+
+#[test]
+fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
+    let bg = BuildGridExec::start();
+    let worker = WorkerProc::start(&bg.addr, "bot-inputs", &[]);
+    worker.wait_for("session");
+    let files: &[(&str, &[u8])] = &[
+        ("go.mod", GO_MOD),
+        ("greet/greet.go", GREET_GO),
+        ("notes.txt", b"shared input\n"),
+    ];
+    let env = [("PATH", "/usr/bin:/bin")];
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        for (n, script) in [
+            "cat go.mod greet/greet.go > out/all.txt",
+            "cat notes.txt greet/greet.go > out/all.txt",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let action = upload_script(&client, script, &env, files, &["out/all.txt"]).await;
+            run_ok(&client, &bg.addr, action, &worker).await;
+            let log = worker.log();
+            let line = log
+                .lines()
+                .filter(|l| l.contains(": inputs: "))
+                .nth(n)
+                .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
+            let expected = if n == 0 {
+                "inputs: 3 files downloaded, 0 from the local cache"
+            } else {
+                "inputs: 0 files downloaded, 3 from the local cache"
+            };
+            assert!(line.ends_with(expected), "action {n}: {line}");
+        }
+    });
+}

@@ -94,6 +94,13 @@ impl WorkerReporter for Lines {
     fn lease_cancelled(&self, lease: &str) {
         eprintln!("worker: lease {lease}: cancelled by the engine, sandbox killed");
     }
+    fn inputs_fetched(&self, lease: &str, downloaded: u64, cached: u64) {
+        if !self.quiet {
+            eprintln!(
+                "worker: lease {lease}: inputs: {downloaded} files downloaded, {cached} from the local cache"
+            );
+        }
+    }
     fn go_packages(&self, lease: &str, s: &GoPackageStats) {
         if !self.quiet {
             eprintln!(
