@@ -137,11 +137,18 @@ impl Worker {
                 .tls_config(tls)
                 .map_err(|e| invalid(e.to_string()))?;
         }
-        let bots = BotsClient::new(endpoint.connect_lazy());
+        let channel = endpoint.connect_lazy();
+        let bots = BotsClient::new(channel.clone());
         let metadata = bots_metadata(&cfg.server)?;
         let client = ReapiClient::new(cfg.server.clone())?;
+        let batches = crate::inputs::BatchReader::new(
+            channel,
+            metadata.clone(),
+            cfg.server.instance.clone(),
+            cfg.server.timeout,
+        );
         let cfg = Arc::new(cfg);
-        let exec = Executor::new(client, cfg.clone())?;
+        let exec = Executor::new(client, batches, cfg.clone())?;
         Ok(Worker {
             cfg,
             bots,
@@ -431,6 +438,7 @@ async fn run_lease(
                 &lease.id,
                 executed.inputs.downloaded,
                 executed.inputs.cached,
+                executed.inputs.batch_calls,
             );
             if let Some(stats) = &executed.go_packages {
                 reporter.go_packages(&lease.id, stats);

@@ -13,7 +13,7 @@ use kiln_types::Digest;
 use prost::Message;
 
 use crate::gocache::{socket_dir, GoCacheSession};
-use crate::inputs::InputCache;
+use crate::inputs::{BatchReader, InputCache, BATCH_BLOBS};
 use crate::{
     WorkerConfig, WorkerError, GOCACHEPROG_MARKER, GOCACHE_SOCKET, GO_ROOT_MOUNT, KILN_BIN_MOUNT,
 };
@@ -47,6 +47,8 @@ pub(crate) struct Fetches {
     pub downloaded: u64,
     /// Copied from the worker's input cache.
     pub cached: u64,
+    /// `BatchReadBlobs` calls made for them.
+    pub batch_calls: u64,
 }
 
 /// Runs actions for one worker.
@@ -58,6 +60,7 @@ pub(crate) struct Executor {
     /// The remote tier of go's package cache (the engine's AC and CAS), when it is on.
     go_tier: Option<Arc<dyn RemoteTier>>,
     inputs: InputCache,
+    batches: BatchReader,
 }
 
 fn to_proto(digest: &Digest, size: u64) -> re::Digest {
@@ -127,7 +130,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
 }
 
 impl Executor {
-    pub(crate) fn new(client: ReapiClient, cfg: Arc<WorkerConfig>) -> Result<Self, WorkerError> {
+    pub(crate) fn new(
+        client: ReapiClient,
+        batches: BatchReader,
+        cfg: Arc<WorkerConfig>,
+    ) -> Result<Self, WorkerError> {
         let go_tier = match &cfg.go_cache {
             Some(_) => {
                 let tier: Arc<dyn RemoteTier> = Arc::new(GoPackageTier::new(cfg.server.clone())?);
@@ -138,6 +145,7 @@ impl Executor {
         Ok(Executor {
             client,
             inputs: InputCache::new(&cfg.work_dir),
+            batches,
             cfg,
             sandbox: Sandbox::locate()?,
             go_tier,
@@ -453,18 +461,23 @@ impl Executor {
         Ok(())
     }
 
-    /// Writes the input root tree under `dest`, every file verified against its digest, from the
-    /// input cache when it has the file.
+    /// Writes the input root tree under `dest`, every file verified against its digest: from the
+    /// input cache when it has the file, else small files in `BatchReadBlobs` calls of many
+    /// files each and large ones one by one.
     async fn materialise(
         &self,
         root: Option<&re::Digest>,
         dest: &Path,
         scratch: &Path,
     ) -> Result<Fetches, WorkerError> {
-        let mut fetches = Fetches::default();
         use std::os::unix::fs::PermissionsExt;
+        let mut fetches = Fetches::default();
         let root =
             root.ok_or_else(|| WorkerError::Refused("the action has no input root".into()))?;
+        // Files the cache lacks, by digest: one fetch however many paths share the content.
+        let mut wanted: std::collections::BTreeMap<Digest, (u64, re::Digest, Vec<PathBuf>)> =
+            std::collections::BTreeMap::new();
+        let mut modes = Vec::new();
         let mut stack = vec![(root.clone(), dest.to_path_buf())];
         while let Some((digest, dir)) = stack.pop() {
             let what = format!(
@@ -484,13 +497,13 @@ impl Executor {
                 } else if self.inputs.copy_out(&d, size, &path)? {
                     fetches.cached += 1;
                 } else {
-                    self.download(&d, size, &proto, &what, &path).await?;
-                    self.inputs.store(&d, &path)?;
-                    fetches.downloaded += 1;
+                    wanted
+                        .entry(d)
+                        .or_insert((size, proto, Vec::new()))
+                        .2
+                        .push(path.clone());
                 }
-                let mode = if file.is_executable { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                    .map_err(io(&path))?;
+                modes.push((path, if file.is_executable { 0o755 } else { 0o644 }));
             }
             for sub in &listing.directories {
                 let path = dir.join(safe_name(&sub.name)?);
@@ -505,7 +518,74 @@ impl Executor {
                 std::os::unix::fs::symlink(&link.target, &path).map_err(io(&path))?;
             }
         }
+
+        // Small files in batches up to the server's message limit.
+        let limit = self.client.batch_limit();
+        let mut batch: Vec<(Digest, re::Digest)> = Vec::new();
+        let mut bytes = 0u64;
+        let small: Vec<(Digest, u64, re::Digest)> = wanted
+            .iter()
+            .filter(|(_, (size, _, _))| *size <= limit)
+            .map(|(d, (size, proto, _))| (*d, *size, proto.clone()))
+            .collect();
+        for (i, (d, size, proto)) in small.iter().enumerate() {
+            batch.push((*d, proto.clone()));
+            bytes += size;
+            let next = small.get(i + 1).map_or(u64::MAX, |n| n.1);
+            if batch.len() < BATCH_BLOBS && bytes.saturating_add(next) <= limit {
+                continue;
+            }
+            fetches.batch_calls += 1;
+            // A failed call costs nothing but speed: those files are downloaded one by one.
+            if let Ok(found) = self.batches.read(&batch).await {
+                for ((digest, _), data) in batch.iter().zip(found) {
+                    let Some(data) = data else { continue };
+                    if let Some((_, _, paths)) = wanted.remove(digest) {
+                        self.write_input(digest, &data, &paths)?;
+                        fetches.downloaded += paths.len() as u64;
+                    }
+                }
+            }
+            batch.clear();
+            bytes = 0;
+        }
+        // Large files, and whatever a batch did not bring (missing or damaged: named here).
+        for (d, (size, proto, paths)) in wanted {
+            let Some((first, rest)) = paths.split_first() else {
+                continue;
+            };
+            let what = format!(
+                "input file {}",
+                first.strip_prefix(dest).unwrap_or(first).display()
+            );
+            self.download(&d, size, &proto, &what, first).await?;
+            self.inputs.store(&d, first)?;
+            for path in rest {
+                std::fs::copy(first, path).map_err(io(path))?;
+            }
+            fetches.downloaded += paths.len() as u64;
+        }
+        for (path, mode) in modes {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&path))?;
+        }
         Ok(fetches)
+    }
+
+    /// Writes verified input bytes to every path that holds them, and keeps them in the cache.
+    fn write_input(
+        &self,
+        digest: &Digest,
+        data: &[u8],
+        paths: &[PathBuf],
+    ) -> Result<(), WorkerError> {
+        for path in paths {
+            std::fs::write(path, data).map_err(io(path))?;
+        }
+        if let Some(first) = paths.first() {
+            self.inputs.store(digest, first)?;
+        }
+        Ok(())
     }
 
     async fn upload_file(&self, path: &Path) -> Result<(Digest, u64), WorkerError> {

@@ -10,10 +10,82 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use kiln_types::{Digest, Sha256Writer};
+use re::content_addressable_storage_client::ContentAddressableStorageClient;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::Channel;
 
 use crate::WorkerError;
+
+/// Most blobs asked in one `BatchReadBlobs` call (besides the byte limit).
+pub(crate) const BATCH_BLOBS: usize = 1000;
+
+/// `BatchReadBlobs` of many small blobs in one call, on the engine's channel with its headers.
+#[derive(Clone)]
+pub(crate) struct BatchReader {
+    channel: Channel,
+    metadata: Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>,
+    instance: String,
+    timeout: Duration,
+}
+
+impl BatchReader {
+    pub(crate) fn new(
+        channel: Channel,
+        metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+        instance: String,
+        timeout: Duration,
+    ) -> Self {
+        BatchReader {
+            channel,
+            metadata: Arc::new(metadata),
+            instance,
+            timeout,
+        }
+    }
+
+    /// The bytes of each blob whose content matches its digest, `None` for the others (missing,
+    /// refused or damaged: the caller downloads those one by one, which names the failure). An
+    /// error means the call itself failed.
+    pub(crate) async fn read(
+        &self,
+        digests: &[(Digest, re::Digest)],
+    ) -> Result<Vec<Option<Vec<u8>>>, tonic::Status> {
+        let mut req = tonic::Request::new(re::BatchReadBlobsRequest {
+            instance_name: self.instance.clone(),
+            digests: digests.iter().map(|(_, p)| p.clone()).collect(),
+            acceptable_compressors: Vec::new(),
+            digest_function: re::digest_function::Value::Sha256 as i32,
+        });
+        for (k, v) in self.metadata.iter() {
+            req.metadata_mut().insert(k.clone(), v.clone());
+        }
+        req.set_timeout(self.timeout);
+        let responses = ContentAddressableStorageClient::new(self.channel.clone())
+            .max_decoding_message_size(usize::MAX)
+            .batch_read_blobs(req)
+            .await?
+            .into_inner()
+            .responses;
+        Ok(digests
+            .iter()
+            .map(|(digest, proto)| {
+                responses
+                    .iter()
+                    .find(|r| {
+                        r.digest.as_ref() == Some(proto)
+                            && r.status.as_ref().is_none_or(|s| s.code == 0)
+                    })
+                    .filter(|r| Digest::of_bytes(&r.data) == *digest)
+                    .map(|r| r.data.clone())
+            })
+            .collect())
+    }
+}
 
 /// Inputs by digest under `<work-dir>/inputs-v1`.
 #[derive(Debug, Clone)]

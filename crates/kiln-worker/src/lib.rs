@@ -256,9 +256,10 @@ pub trait WorkerReporter: Send + Sync {
     fn lease_finished(&self, _lease: &str, _result: Result<i32, &WorkerError>) {}
     /// The engine cancelled a running lease and its sandbox was killed.
     fn lease_cancelled(&self, _lease: &str) {}
-    /// How an action's input files came: `downloaded` from the CAS, `cached` copied from the
-    /// worker's input cache (`<work-dir>/inputs-v1`, by digest, verified on every use).
-    fn inputs_fetched(&self, _lease: &str, _downloaded: u64, _cached: u64) {}
+    /// How an action's input files came: `downloaded` from the CAS (small ones in
+    /// `batch_calls` BatchReadBlobs calls), `cached` copied from the worker's input cache
+    /// (`<work-dir>/inputs-v1`, by digest, verified on every use).
+    fn inputs_fetched(&self, _lease: &str, _downloaded: u64, _cached: u64, _batch_calls: u64) {}
     /// What go's package cache did for an action that used it (once per action).
     fn go_packages(&self, _lease: &str, _stats: &GoPackageStats) {}
 }

@@ -816,10 +816,11 @@ fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
                 .filter(|l| l.contains(": inputs: "))
                 .nth(n)
                 .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
+            // The first action's three small files come in one batch call.
             let expected = if n == 0 {
-                "inputs: 3 files downloaded, 0 from the local cache"
+                "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
             } else {
-                "inputs: 0 files downloaded, 3 from the local cache"
+                "inputs: 0 files downloaded (0 batch calls), 3 from the local cache"
             };
             assert!(line.ends_with(expected), "action {n}: {line}");
         }

@@ -94,10 +94,10 @@ impl WorkerReporter for Lines {
     fn lease_cancelled(&self, lease: &str) {
         eprintln!("worker: lease {lease}: cancelled by the engine, sandbox killed");
     }
-    fn inputs_fetched(&self, lease: &str, downloaded: u64, cached: u64) {
+    fn inputs_fetched(&self, lease: &str, downloaded: u64, cached: u64, batch_calls: u64) {
         if !self.quiet {
             eprintln!(
-                "worker: lease {lease}: inputs: {downloaded} files downloaded, {cached} from the local cache"
+                "worker: lease {lease}: inputs: {downloaded} files downloaded ({batch_calls} batch calls), {cached} from the local cache"
             );
         }
     }
