@@ -160,7 +160,10 @@ pub fn run(env: &Env, args: WorkerArgs, ui: crate::Ui) -> Result<ExitCode> {
     }
     if let Some(dir) = args.work_dir {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        cfg.work_dir = dir;
+        // Absolute: its paths are bound into sandboxes (the go package cache at its own path).
+        cfg.work_dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
     }
     for bind in &args.bind_ro {
         let (host, inside) = bind.split_once(':').unwrap_or((bind, bind));
