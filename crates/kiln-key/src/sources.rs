@@ -798,7 +798,9 @@ mod tests {
             [Path::new("/m/main.go")],
             "the toolchain's files are not sources"
         );
-        let mut cases: Vec<(KeyInputs, &[(&str, &str)], &str)> = Vec::new();
+        /// Inputs, the command's environment, and a word the reason must contain.
+        type Case<'a> = (KeyInputs, &'a [(&'a str, &'a str)], &'a str);
+        let mut cases: Vec<Case> = Vec::new();
         let mut i = base.clone();
         i.paths = Some(BTreeMap::new());
         cases.push((i, &[], "-trimpath"));

@@ -18,6 +18,11 @@ pub const GO_TOOLCHAIN_KEY: &str = "kiln-go-toolchain";
 /// `go` binary, the tools and the standard library, see `toolchain_hash`), sorted by name as REAPI
 /// asks.
 pub fn go_platform(go: &Path) -> Result<Vec<(String, String)>, String> {
+    describe_go(go).map(|(_, props)| props)
+}
+
+/// The GOROOT of `go` and its properties ([`go_platform`]).
+pub fn describe_go(go: &Path) -> Result<(PathBuf, Vec<(String, String)>), String> {
     let out = Command::new(go)
         .args(["env", "GOVERSION", "GOROOT", "GOHOSTOS", "GOHOSTARCH"])
         .env("GOTOOLCHAIN", "local")
@@ -50,7 +55,7 @@ pub fn go_platform(go: &Path) -> Result<Vec<(String, String)>, String> {
         (GO_VERSION_KEY.to_string(), version.to_string()),
     ];
     props.sort();
-    Ok(props)
+    Ok((PathBuf::from(goroot), props))
 }
 
 /// sha256 over a manifest of everything in GOROOT a build reads: the `go` command, every tool of

@@ -15,7 +15,8 @@
 //!   the working directory);
 //! - resource limits (CPU seconds, address space, open files, file size) set as rlimits in the
 //!   child before `exec`, inherited by everything it starts;
-//! - a wall-clock timeout after which the whole process group is killed;
+//! - a wall-clock timeout after which the whole process group is killed, and a [`CancelToken`]
+//!   the caller can trip from another thread to kill it the same way (a cancelled lease);
 //! - stdout and stderr captured up to a cap each (the rest is read and dropped, so a chatty
 //!   command never blocks on a full pipe).
 //!
@@ -43,6 +44,33 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use run::{Exit, Outcome};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A handle that kills a running sandbox from another thread: clone it into the
+/// [`SandboxCommand`] ([`SandboxCommand::cancel_token`]), keep a clone, and call
+/// [`CancelToken::cancel`]; the run then kills the whole process group and ends with
+/// [`Exit::Cancelled`]. Cancelling before the run starts kills it as soon as it starts.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every run holding this token to stop (idempotent).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// Everything that can go wrong before the sandboxed command ran to an [`Outcome`]. A command that
 /// fails, is killed by a limit or times out is an [`Outcome`], not an error.
@@ -119,6 +147,7 @@ pub struct SandboxCommand {
     limits: Limits,
     timeout: Duration,
     output_cap: usize,
+    cancel: Option<CancelToken>,
 }
 
 /// Default wall-clock timeout: long enough for a large `go build`, short enough that a stuck
@@ -146,6 +175,7 @@ impl SandboxCommand {
             limits: Limits::default(),
             timeout: DEFAULT_TIMEOUT,
             output_cap: DEFAULT_OUTPUT_CAP,
+            cancel: None,
         }
     }
 
@@ -202,6 +232,12 @@ impl SandboxCommand {
     /// Wall-clock timeout; when it passes the whole sandbox is killed.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// A token whose [`CancelToken::cancel`] kills the sandbox before its timeout.
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
         self
     }
 

@@ -18,6 +18,8 @@ pub enum Exit {
     Signal(i32),
     /// The wall-clock timeout passed and the sandbox was killed.
     TimedOut,
+    /// The command's [`crate::CancelToken`] was cancelled and the sandbox was killed.
+    Cancelled,
 }
 
 /// What a sandboxed command did.
@@ -51,6 +53,9 @@ impl Outcome {
         }
     }
 }
+
+/// How often a run with a [`crate::CancelToken`] looks at it.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(
     bwrap: &Path,
@@ -89,15 +94,37 @@ pub(crate) fn run(
     let waiter = std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    let (status, timed_out) = match rx.recv_timeout(cmd.timeout) {
-        Ok(status) => (status, false),
-        Err(_) => {
+    let deadline = start + cmd.timeout;
+    let (status, stopped) = loop {
+        // A cancel token is polled: the wait wakes up at least every CANCEL_POLL to look at it.
+        let now = Instant::now();
+        let cancelled = cmd.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+        let stop = if cancelled {
+            Some(Exit::Cancelled)
+        } else if now >= deadline {
+            Some(Exit::TimedOut)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
             kill_group(pid);
-            (
+            break (
                 rx.recv()
                     .unwrap_or_else(|_| Err(std::io::Error::other("waiter thread ended"))),
-                true,
-            )
+                Some(stop),
+            );
+        }
+        let wait = if cmd.cancel.is_some() {
+            (deadline - now).min(CANCEL_POLL)
+        } else {
+            deadline - now
+        };
+        match rx.recv_timeout(wait) {
+            Ok(status) => break (status, None),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break (Err(std::io::Error::other("waiter thread ended")), None)
+            }
         }
     };
     let _ = waiter.join();
@@ -105,8 +132,8 @@ pub(crate) fn run(
     let duration = start.elapsed();
     let (stdout, stdout_truncated) = join(stdout);
     let (stderr, stderr_truncated) = join(stderr);
-    let exit = if timed_out {
-        Exit::TimedOut
+    let exit = if let Some(stop) = stopped {
+        stop
     } else if let Some(code) = status.code() {
         Exit::Code(code)
     } else {

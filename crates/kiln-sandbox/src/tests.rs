@@ -146,6 +146,44 @@ fn timeout_kills_the_whole_sandbox() {
 }
 
 #[test]
+fn cancel_token_kills_the_whole_sandbox() {
+    let token = CancelToken::new();
+    let canceller = token.clone();
+    // Cancelled from another thread once the command has started (it says so on a file).
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let watch = started.clone();
+    let t = std::thread::spawn(move || {
+        while !watch.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        canceller.cancel();
+    });
+    let out = sandbox()
+        .run(
+            &sh("touch /input/started; sleep 1000 & sleep 1000; echo never")
+                .input(dir.path(), "/input", Access::Writable)
+                .cancel_token(token),
+        )
+        .unwrap();
+    t.join().unwrap();
+    // Returning at all means the background sleep, which holds stdout, died too.
+    assert_eq!(out.exit, Exit::Cancelled);
+    assert!(!text(&out.stdout).contains("never"));
+}
+
+#[test]
+fn a_token_cancelled_before_the_run_stops_it_at_once() {
+    let token = CancelToken::new();
+    token.cancel();
+    let out = sandbox()
+        .run(&sh("sleep 1000; echo never").cancel_token(token))
+        .unwrap();
+    assert_eq!(out.exit, Exit::Cancelled);
+    assert!(!text(&out.stdout).contains("never"));
+}
+
+#[test]
 fn file_size_limit_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits {

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_remote::ReapiClient;
+use kiln_remote::{ReapiClient, RemoteCache};
+use kiln_sandbox::CancelToken;
 use prost::Message;
 use tokio::task::JoinHandle;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::exec::Executor;
@@ -30,7 +32,32 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct Worker {
     cfg: Arc<WorkerConfig>,
     bots: BotsClient<Channel>,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     exec: Executor,
+}
+
+/// The gRPC metadata every call to the engine carries: the configured headers and, with a
+/// token, `authorization: Bearer TOKEN` (the same as the CAS calls of [`ReapiClient`]).
+pub fn bots_metadata(
+    server: &RemoteCache,
+) -> Result<Vec<(AsciiMetadataKey, AsciiMetadataValue)>, WorkerError> {
+    let one = |name: &str, value: &str| {
+        let bad = |reason: String| WorkerError::BadHeader {
+            name: name.to_string(),
+            reason,
+        };
+        let key = AsciiMetadataKey::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let value = AsciiMetadataValue::try_from(value).map_err(|e| bad(e.to_string()))?;
+        Ok::<_, WorkerError>((key, value))
+    };
+    let mut out = Vec::new();
+    for (name, value) in &server.headers {
+        out.push(one(name, value)?);
+    }
+    if let Some(token) = &server.token {
+        out.push(one("authorization", &format!("Bearer {token}"))?);
+    }
+    Ok(out)
 }
 
 struct Backoff(Duration);
@@ -63,6 +90,26 @@ fn transient(code: tonic::Code) -> bool {
 struct Running {
     id: String,
     handle: JoinHandle<Lease>,
+    /// Kills the lease's sandbox.
+    cancel: CancelToken,
+}
+
+impl Running {
+    /// The lease to report once the task ended; `None` for a cancelled lease, which the engine
+    /// already dropped (it refuses a session that reports a lease as CANCELLED).
+    fn settle(&self, joined: Result<Lease, tokio::task::JoinError>) -> Option<Lease> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        Some(match joined {
+            Ok(lease) => lease,
+            Err(e) => failed(
+                self.id.clone(),
+                tonic::Code::Internal,
+                format!("the action task ended: {e}"),
+            ),
+        })
+    }
 }
 
 impl Worker {
@@ -90,11 +137,29 @@ impl Worker {
                 .tls_config(tls)
                 .map_err(|e| invalid(e.to_string()))?;
         }
-        let bots = BotsClient::new(endpoint.connect_lazy());
+        let channel = endpoint.connect_lazy();
+        let bots = BotsClient::new(channel.clone());
+        let metadata = bots_metadata(&cfg.server)?;
         let client = ReapiClient::new(cfg.server.clone())?;
+        let batches = crate::inputs::BatchReader::new(
+            channel,
+            metadata.clone(),
+            cfg.server.instance.clone(),
+            cfg.server.timeout,
+        );
         let cfg = Arc::new(cfg);
-        let exec = Executor::new(client, cfg.clone())?;
-        Ok(Worker { cfg, bots, exec })
+        let exec = Executor::new(client, batches, cfg.clone())?;
+        Ok(Worker {
+            cfg,
+            bots,
+            metadata,
+            exec,
+        })
+    }
+
+    /// A Bots request with the engine's headers and token.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        with_metadata(tonic::Request::new(message), &self.metadata)
     }
 
     fn bots_error(&self, call: &'static str, s: &tonic::Status) -> WorkerError {
@@ -153,7 +218,7 @@ impl Worker {
             }),
             ..Default::default()
         };
-        let mut req = tonic::Request::new(CreateBotSessionRequest {
+        let mut req = self.request(CreateBotSessionRequest {
             parent: self.cfg.server.instance.clone(),
             bot_session: Some(session),
         });
@@ -175,7 +240,7 @@ impl Worker {
     }
 
     async fn update(&self, session: BotSession) -> Result<BotSession, tonic::Status> {
-        let mut req = tonic::Request::new(UpdateBotSessionRequest {
+        let mut req = self.request(UpdateBotSessionRequest {
             name: session.name.clone(),
             bot_session: Some(session),
             update_mask: None,
@@ -221,11 +286,7 @@ impl Worker {
                     tokio::select! {
                         reply = call => reply,
                         finished = &mut task.handle => {
-                            let lease = match finished {
-                                Ok(lease) => lease,
-                                Err(e) => failed(task.id.clone(), tonic::Code::Internal, format!("the action task ended: {e}")),
-                            };
-                            done.push(lease);
+                            done.extend(task.settle(finished));
                             running = None;
                             continue;
                         }
@@ -246,6 +307,7 @@ impl Worker {
                 }
                 Err(s) => {
                     if let Some(task) = running.take() {
+                        task.cancel.cancel();
                         task.handle.abort();
                     }
                     return self.bots_error("UpdateBotSession", &s);
@@ -263,15 +325,23 @@ impl Worker {
                 })
             });
             session = new;
+            // The engine cancels a lease by dropping it from the session (BuildGrid) or by
+            // marking it CANCELLED: either way its sandbox is killed and the lease forgotten.
+            if let Some(task) = running.as_ref().filter(|t| !t.cancel.is_cancelled()) {
+                let still_ours = session.leases.iter().any(|l| {
+                    l.id == task.id && LeaseState::try_from(l.state) == Ok(LeaseState::Active)
+                });
+                if !still_ours {
+                    task.cancel.cancel();
+                }
+            }
+            session
+                .leases
+                .retain(|l| LeaseState::try_from(l.state) != Ok(LeaseState::Cancelled));
             let mut started = false;
             for lease in &session.leases {
                 let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
                 let is_running = running.as_ref().is_some_and(|r| r.id == lease.id);
-                if state == LeaseState::Cancelled && is_running {
-                    if let Some(task) = running.take() {
-                        task.handle.abort();
-                    }
-                }
                 if state == LeaseState::Active
                     && !is_running
                     && running.is_none()
@@ -281,11 +351,14 @@ impl Worker {
                     let lease = lease.clone();
                     let reporter = reporter.clone();
                     let work_dir = self.cfg.work_dir.clone();
+                    let cancel = CancelToken::new();
+                    let token = cancel.clone();
                     running = Some(Running {
                         id: lease.id.clone(),
                         handle: tokio::spawn(async move {
-                            run_lease(exec, lease, reporter, work_dir).await
+                            run_lease(exec, lease, reporter, work_dir, token).await
                         }),
+                        cancel,
                     });
                     started = true;
                 }
@@ -295,11 +368,7 @@ impl Worker {
             if let Some(task) = running.as_mut().filter(|_| !started) {
                 tokio::select! {
                     finished = &mut task.handle => {
-                        let lease = match finished {
-                            Ok(lease) => lease,
-                            Err(e) => failed(task.id.clone(), tonic::Code::Internal, format!("the action task ended: {e}")),
-                        };
-                        done.push(lease);
+                        done.extend(task.settle(finished));
                         running = None;
                     }
                     () = tokio::time::sleep(KEEPALIVE) => {}
@@ -313,6 +382,16 @@ impl Worker {
             }
         }
     }
+}
+
+fn with_metadata<T>(
+    mut req: tonic::Request<T>,
+    metadata: &[(AsciiMetadataKey, AsciiMetadataValue)],
+) -> tonic::Request<T> {
+    for (k, v) in metadata {
+        req.metadata_mut().insert(k.clone(), v.clone());
+    }
+    req
 }
 
 /// A lease completed with an error status and no result.
@@ -334,6 +413,7 @@ async fn run_lease(
     lease: Lease,
     reporter: Arc<dyn WorkerReporter>,
     work_dir: std::path::PathBuf,
+    cancel: CancelToken,
 ) -> Lease {
     let outcome = async {
         let scratch = tempfile::Builder::new()
@@ -349,11 +429,20 @@ async fn run_lease(
             .ok_or_else(|| WorkerError::Refused("the lease has no payload".into()))?;
         let (action, digest) = exec.action_of(payload, scratch.path()).await?;
         reporter.lease_started(&lease.id, &format!("{}/{}", digest.hash, digest.size_bytes));
-        exec.execute(action).await
+        exec.execute(action, cancel).await
     }
     .await;
     match outcome {
         Ok(executed) => {
+            reporter.inputs_fetched(
+                &lease.id,
+                executed.inputs.downloaded,
+                executed.inputs.cached,
+                executed.inputs.batch_calls,
+            );
+            if let Some(stats) = &executed.go_packages {
+                reporter.go_packages(&lease.id, stats);
+            }
             reporter.lease_finished(&lease.id, Ok(executed.result.exit_code));
             let code = if executed.timed_out {
                 tonic::Code::DeadlineExceeded
@@ -374,6 +463,14 @@ async fn run_lease(
                 ..lease
             }
         }
+        Err(WorkerError::Cancelled) => {
+            reporter.lease_cancelled(&lease.id);
+            failed(
+                lease.id,
+                tonic::Code::Cancelled,
+                "the lease was cancelled".into(),
+            )
+        }
         Err(e) => {
             reporter.lease_finished(&lease.id, Err(&e));
             Lease {
@@ -381,5 +478,34 @@ async fn run_lease(
                 ..failed(lease.id, e.lease_code(), e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bots_calls_carry_the_headers_and_the_token() {
+        let mut server = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
+        server.headers = vec![("x-api-key".into(), "k1".into())];
+        server.token = Some("t0ken".into());
+        let md = bots_metadata(&server).unwrap();
+        let req = with_metadata(tonic::Request::new(()), &md);
+        assert_eq!(req.metadata().get("x-api-key").unwrap(), "k1");
+        assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer t0ken");
+        // Without either, nothing is added.
+        let plain = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
+        assert!(bots_metadata(&plain).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_header_that_cannot_be_sent_is_an_error_naming_it() {
+        let mut server = RemoteCache::new("grpc://127.0.0.1:1").unwrap();
+        server.headers = vec![("Bad Name".into(), "v".into())];
+        let err = bots_metadata(&server).unwrap_err();
+        assert!(err.to_string().contains("Bad Name"), "{err}");
+        server.headers = vec![("x-ok".into(), "line\nbreak".into())];
+        assert!(bots_metadata(&server).is_err());
     }
 }

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
-use kiln_remote::{Fetched, ReapiClient};
-use kiln_sandbox::{Access, Exit, Sandbox, SandboxCommand};
+use kiln_gocache::{RemoteTier, Stats};
+use kiln_remote::{Fetched, GoPackageTier, ReapiClient};
+use kiln_sandbox::{Access, CancelToken, Exit, Sandbox, SandboxCommand};
 use kiln_types::Digest;
 use prost::Message;
 
-use crate::{WorkerConfig, WorkerError};
+use crate::gocache::{socket_dir, GoCacheSession};
+use crate::inputs::{BatchReader, InputCache, BATCH_BLOBS};
+use crate::{
+    WorkerConfig, WorkerError, GOCACHEPROG_MARKER, GOCACHE_SOCKET, GO_ROOT_MOUNT, KILN_BIN_MOUNT,
+};
 
 /// Where the input root appears inside the sandbox; the Command's working directory is relative
 /// to it. Fixed, so an action's paths do not depend on the worker's disk layout.
@@ -29,6 +34,21 @@ pub(crate) struct Executed {
     pub result: re::ActionResult,
     /// The wall-clock timeout passed: the lease reports DEADLINE_EXCEEDED.
     pub timed_out: bool,
+    /// What go's package cache did, when the action used it.
+    pub go_packages: Option<Stats>,
+    /// Input files downloaded and input files copied from the worker's input cache.
+    pub inputs: Fetches,
+}
+
+/// How an action's input files came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fetches {
+    /// Downloaded from the CAS.
+    pub downloaded: u64,
+    /// Copied from the worker's input cache.
+    pub cached: u64,
+    /// `BatchReadBlobs` calls made for them.
+    pub batch_calls: u64,
 }
 
 /// Runs actions for one worker.
@@ -37,6 +57,10 @@ pub(crate) struct Executor {
     client: ReapiClient,
     cfg: Arc<WorkerConfig>,
     sandbox: Sandbox,
+    /// The remote tier of go's package cache (the engine's AC and CAS), when it is on.
+    go_tier: Option<Arc<dyn RemoteTier>>,
+    inputs: InputCache,
+    batches: BatchReader,
 }
 
 fn to_proto(digest: &Digest, size: u64) -> re::Digest {
@@ -77,6 +101,17 @@ fn safe_relative(path: &str, what: &str) -> Result<PathBuf, WorkerError> {
     Ok(p.to_path_buf())
 }
 
+/// The working directory inside the sandbox: the input root, or `wd` below it (without the
+/// trailing `/` that joining an empty path leaves, which the command would see in `PWD`).
+fn sandbox_cwd(wd: &Path) -> PathBuf {
+    let root = Path::new(INPUT_ROOT_MOUNT);
+    if wd.components().all(|c| c == Component::CurDir) {
+        root.to_path_buf()
+    } else {
+        root.join(wd)
+    }
+}
+
 /// One name inside a Directory message.
 fn safe_name(name: &str) -> Result<&str, WorkerError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -95,11 +130,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
 }
 
 impl Executor {
-    pub(crate) fn new(client: ReapiClient, cfg: Arc<WorkerConfig>) -> Result<Self, WorkerError> {
+    pub(crate) fn new(
+        client: ReapiClient,
+        batches: BatchReader,
+        cfg: Arc<WorkerConfig>,
+    ) -> Result<Self, WorkerError> {
+        let go_tier = match &cfg.go_cache {
+            Some(_) => {
+                let tier: Arc<dyn RemoteTier> = Arc::new(GoPackageTier::new(cfg.server.clone())?);
+                Some(tier)
+            }
+            None => None,
+        };
         Ok(Executor {
             client,
+            inputs: InputCache::new(&cfg.work_dir),
+            batches,
             cfg,
             sandbox: Sandbox::locate()?,
+            go_tier,
         })
     }
 
@@ -193,7 +242,11 @@ impl Executor {
     }
 
     /// Runs the action and uploads its outputs.
-    pub(crate) async fn execute(&self, action: re::Action) -> Result<Executed, WorkerError> {
+    pub(crate) async fn execute(
+        &self,
+        action: re::Action,
+        cancel: CancelToken,
+    ) -> Result<Executed, WorkerError> {
         let work = tempfile::Builder::new()
             .prefix("kiln-action-")
             .tempdir_in(&self.cfg.work_dir)
@@ -207,7 +260,8 @@ impl Executor {
             .fetch_message(action.command_digest.as_ref(), "Command", &scratch)
             .await?;
         self.check_platform(&action, &command)?;
-        self.materialise(action.input_root_digest.as_ref(), &input, &scratch)
+        let fetches = self
+            .materialise(action.input_root_digest.as_ref(), &input, &scratch)
             .await?;
 
         let wd = safe_relative(&command.working_directory, "working directory")?;
@@ -246,33 +300,77 @@ impl Executor {
                 )
             })
             .unwrap_or(self.cfg.default_timeout);
+        let mut env: Vec<(String, String)> = command
+            .environment_variables
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
         let mut cmd = SandboxCommand::new(command.arguments.clone())
             .input(&input, INPUT_ROOT_MOUNT, Access::Writable)
-            .cwd(Path::new(INPUT_ROOT_MOUNT).join(&wd))
-            .envs(
-                command
-                    .environment_variables
-                    .iter()
-                    .map(|v| (v.name.clone(), v.value.clone())),
-            )
+            .cwd(sandbox_cwd(&wd))
             .limits(self.cfg.limits)
             .timeout(timeout)
-            .output_cap(OUTPUT_CAP);
+            .output_cap(OUTPUT_CAP)
+            .cancel_token(cancel);
+        if let Some(root) = &self.cfg.go_root {
+            cmd = cmd.ro_bind(root, GO_ROOT_MOUNT);
+        }
         for (host, inside) in &self.cfg.ro_binds {
             cmd = cmd.ro_bind(host, inside);
         }
+        let wants_go_cache = env
+            .iter()
+            .any(|(k, v)| k == GOCACHEPROG_MARKER.0 && v == GOCACHEPROG_MARKER.1);
+        let go_cache = match (&self.cfg.go_cache, wants_go_cache) {
+            (Some(settings), true) => {
+                let sockets = socket_dir(work.path());
+                std::fs::create_dir(&sockets).map_err(io(&sockets))?;
+                let local = self.cfg.go_packages_dir();
+                std::fs::create_dir_all(&local).map_err(io(&local))?;
+                let session = GoCacheSession::start(
+                    &sockets.join("sock"),
+                    &local,
+                    self.go_tier.clone(),
+                    !self.cfg.server.read_only,
+                )?;
+                let socket_mount = Path::new(GOCACHE_SOCKET)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_path_buf();
+                // go opens the files the answers name (DiskPath): the local tier is visible at
+                // its own path, read-only; only the server outside writes it.
+                cmd = cmd
+                    .ro_bind(&settings.kiln, KILN_BIN_MOUNT)
+                    .ro_bind(&sockets, socket_mount)
+                    .ro_bind(&local, &local);
+                env.retain(|(k, _)| k != "GOCACHEPROG");
+                env.push((
+                    "GOCACHEPROG".to_string(),
+                    format!("{KILN_BIN_MOUNT} gocacheprog --connect {GOCACHE_SOCKET}"),
+                ));
+                Some(session)
+            }
+            _ => None,
+        };
+        let cmd = cmd.envs(env);
         let sandbox = self.sandbox.clone();
-        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&cmd))
-            .await
-            .map_err(|e| {
-                WorkerError::Refused(format!("internal error: the sandbox task: {e}"))
-            })??;
+        let ran = tokio::task::spawn_blocking(move || sandbox.run(&cmd)).await;
+        let go_packages = match go_cache {
+            Some(session) => Some(session.finish().await),
+            None => None,
+        };
+        let outcome = ran.map_err(|e| {
+            WorkerError::Refused(format!("internal error: the sandbox task: {e}"))
+        })??;
+        if outcome.exit == Exit::Cancelled {
+            return Err(WorkerError::Cancelled);
+        }
 
         let mut result = re::ActionResult {
             exit_code: match outcome.exit {
                 Exit::Code(code) => code,
                 Exit::Signal(sig) => 128 + sig,
-                Exit::TimedOut => -1,
+                Exit::TimedOut | Exit::Cancelled => -1,
             },
             ..Default::default()
         };
@@ -331,6 +429,8 @@ impl Executor {
         Ok(Executed {
             result,
             timed_out: outcome.exit == Exit::TimedOut,
+            go_packages,
+            inputs: fetches,
         })
     }
 
@@ -361,16 +461,23 @@ impl Executor {
         Ok(())
     }
 
-    /// Writes the input root tree under `dest`, every file verified against its digest.
+    /// Writes the input root tree under `dest`, every file verified against its digest: from the
+    /// input cache when it has the file, else small files in `BatchReadBlobs` calls of many
+    /// files each and large ones one by one.
     async fn materialise(
         &self,
         root: Option<&re::Digest>,
         dest: &Path,
         scratch: &Path,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Fetches, WorkerError> {
         use std::os::unix::fs::PermissionsExt;
+        let mut fetches = Fetches::default();
         let root =
             root.ok_or_else(|| WorkerError::Refused("the action has no input root".into()))?;
+        // Files the cache lacks, by digest: one fetch however many paths share the content.
+        let mut wanted: std::collections::BTreeMap<Digest, (u64, re::Digest, Vec<PathBuf>)> =
+            std::collections::BTreeMap::new();
+        let mut modes = Vec::new();
         let mut stack = vec![(root.clone(), dest.to_path_buf())];
         while let Some((digest, dir)) = stack.pop() {
             let what = format!(
@@ -387,12 +494,16 @@ impl Executor {
                 let (d, size, proto) = parse(file.digest.as_ref(), &what)?;
                 if size == 0 {
                     std::fs::write(&path, b"").map_err(io(&path))?;
+                } else if self.inputs.copy_out(&d, size, &path)? {
+                    fetches.cached += 1;
                 } else {
-                    self.download(&d, size, &proto, &what, &path).await?;
+                    wanted
+                        .entry(d)
+                        .or_insert((size, proto, Vec::new()))
+                        .2
+                        .push(path.clone());
                 }
-                let mode = if file.is_executable { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                    .map_err(io(&path))?;
+                modes.push((path, if file.is_executable { 0o755 } else { 0o644 }));
             }
             for sub in &listing.directories {
                 let path = dir.join(safe_name(&sub.name)?);
@@ -406,6 +517,73 @@ impl Executor {
                 let path = dir.join(safe_name(&link.name)?);
                 std::os::unix::fs::symlink(&link.target, &path).map_err(io(&path))?;
             }
+        }
+
+        // Small files in batches up to the server's message limit.
+        let limit = self.client.batch_limit();
+        let mut batch: Vec<(Digest, re::Digest)> = Vec::new();
+        let mut bytes = 0u64;
+        let small: Vec<(Digest, u64, re::Digest)> = wanted
+            .iter()
+            .filter(|(_, (size, _, _))| *size <= limit)
+            .map(|(d, (size, proto, _))| (*d, *size, proto.clone()))
+            .collect();
+        for (i, (d, size, proto)) in small.iter().enumerate() {
+            batch.push((*d, proto.clone()));
+            bytes += size;
+            let next = small.get(i + 1).map_or(u64::MAX, |n| n.1);
+            if batch.len() < BATCH_BLOBS && bytes.saturating_add(next) <= limit {
+                continue;
+            }
+            fetches.batch_calls += 1;
+            // A failed call costs nothing but speed: those files are downloaded one by one.
+            if let Ok(found) = self.batches.read(&batch).await {
+                for ((digest, _), data) in batch.iter().zip(found) {
+                    let Some(data) = data else { continue };
+                    if let Some((_, _, paths)) = wanted.remove(digest) {
+                        self.write_input(digest, &data, &paths)?;
+                        fetches.downloaded += paths.len() as u64;
+                    }
+                }
+            }
+            batch.clear();
+            bytes = 0;
+        }
+        // Large files, and whatever a batch did not bring (missing or damaged: named here).
+        for (d, (size, proto, paths)) in wanted {
+            let Some((first, rest)) = paths.split_first() else {
+                continue;
+            };
+            let what = format!(
+                "input file {}",
+                first.strip_prefix(dest).unwrap_or(first).display()
+            );
+            self.download(&d, size, &proto, &what, first).await?;
+            self.inputs.store(&d, first)?;
+            for path in rest {
+                std::fs::copy(first, path).map_err(io(path))?;
+            }
+            fetches.downloaded += paths.len() as u64;
+        }
+        for (path, mode) in modes {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&path))?;
+        }
+        Ok(fetches)
+    }
+
+    /// Writes verified input bytes to every path that holds them, and keeps them in the cache.
+    fn write_input(
+        &self,
+        digest: &Digest,
+        data: &[u8],
+        paths: &[PathBuf],
+    ) -> Result<(), WorkerError> {
+        for path in paths {
+            std::fs::write(path, data).map_err(io(path))?;
+        }
+        if let Some(first) = paths.first() {
+            self.inputs.store(digest, first)?;
         }
         Ok(())
     }
@@ -518,6 +696,12 @@ mod tests {
         assert!(safe_name("a/b").is_err());
         assert!(safe_name("").is_err());
         assert_eq!(safe_name("main.go").unwrap(), "main.go");
+        assert_eq!(sandbox_cwd(Path::new("")), Path::new("/kiln/input"));
+        assert_eq!(sandbox_cwd(Path::new(".")), Path::new("/kiln/input"));
+        assert_eq!(
+            sandbox_cwd(Path::new("cmd/app")).to_str(),
+            Some("/kiln/input/cmd/app")
+        );
     }
 
     #[test]

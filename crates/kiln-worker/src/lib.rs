@@ -10,14 +10,35 @@
 //!    only hands it actions whose platform matches;
 //! 2. it long-polls `UpdateBotSession` (about 10 s per call) and, for each ACTIVE lease, fetches
 //!    the Action, its Command and its input root from the CAS, verifying every blob against its
-//!    digest, and materialises the input root in a fresh directory;
+//!    digest, and materialises the input root in a fresh directory (input files are kept by
+//!    digest in `<work-dir>/inputs-v1`, so a file an earlier action fetched is copied and
+//!    re-verified, not downloaded again);
 //! 3. it runs the Command in [`kiln_sandbox`] with exactly the Command's environment, the input
-//!    root writable at [`INPUT_ROOT_MOUNT`], no network, the configured limits and the Action's
-//!    timeout;
+//!    root writable at [`INPUT_ROOT_MOUNT`], the worker's Go toolchain (its GOROOT) read-only at
+//!    [`GO_ROOT_MOUNT`] (so a Command whose `PATH` starts with `/kiln/go/bin` finds `go`), no
+//!    network, the configured limits and the Action's timeout;
 //! 4. it uploads the declared outputs, stdout and stderr to the CAS and completes the lease with
 //!    an `ActionResult` (the engine writes the action cache and answers the client);
-//! 5. when the engine goes away it keeps its session and retries with backoff; when the engine no
+//! 5. when the engine cancels the lease (a client cancelled the operation) it kills the sandbox
+//!    and drops the lease;
+//! 6. when the engine goes away it keeps its session and retries with backoff; when the engine no
 //!    longer knows the session it opens a new one.
+//!
+//! **Go's package cache through the engine.** A Command whose environment holds
+//! `KILN_GOCACHEPROG=worker` ([`GOCACHEPROG_MARKER`]) asks for it; when the worker has it on
+//! ([`WorkerConfig::go_cache`], Go 1.24 or newer) the worker serves a [`kiln_gocache::Server`]
+//! for that action, with a local tier in `<work-dir>/go-packages` and
+//! [`kiln_remote::GoPackageTier`] on the engine's action cache and CAS, so go's per-package
+//! outputs are shared by every worker of the engine. The sandbox has no network, so the server
+//! runs outside it on a unix socket bound into the sandbox at [`GOCACHE_SOCKET`]; the action's
+//! `GOCACHEPROG` is `/kiln/bin/kiln gocacheprog --connect /kiln/gocache/sock`, a relay between
+//! go's pipes and that socket (the kiln binary is bound read-only at [`KILN_BIN_MOUNT`]). The
+//! local tier is bound read-only at its own path, because go opens the files the answers name.
+//! Without the marker the environment is exactly the Command's. The session's counters go to
+//! [`WorkerReporter::go_packages`].
+//!
+//! Calls to the engine (Bots and CAS) carry the headers and bearer token of
+//! [`WorkerConfig::server`].
 //!
 //! CAS traffic goes through [`kiln_remote::ReapiClient`] (batch calls for small blobs, ByteStream
 //! for large ones, bounded retries). Like every kiln library it prints nothing: progress goes to a
@@ -27,16 +48,34 @@
 
 mod bot;
 mod exec;
+mod gocache;
+mod inputs;
 mod platform;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use bot::Worker;
+pub use bot::{bots_metadata, Worker};
 pub use exec::INPUT_ROOT_MOUNT;
 pub use kiln_config::RemoteCache;
+pub use kiln_gocache::Stats as GoPackageStats;
 pub use kiln_sandbox::Limits;
-pub use platform::{go_platform, GO_TOOLCHAIN_KEY, GO_VERSION_KEY};
+pub use platform::{
+    go_platform, gocacheprog_supported, GoToolchain, GO_TOOLCHAIN_KEY, GO_VERSION_KEY,
+};
+
+/// Where the worker's Go toolchain (its GOROOT) appears in every sandbox, read-only.
+pub const GO_ROOT_MOUNT: &str = "/kiln/go";
+
+/// Where the kiln binary appears in a sandbox that uses go's package cache through the engine.
+pub const KILN_BIN_MOUNT: &str = "/kiln/bin/kiln";
+
+/// The unix socket of the action's GOCACHEPROG server, inside the sandbox.
+pub const GOCACHE_SOCKET: &str = "/kiln/gocache/sock";
+
+/// The environment variable and value by which a Command asks for go's package cache through
+/// the engine. No Go tool reads it; it stays in the Command's environment.
+pub const GOCACHEPROG_MARKER: (&str, &str) = ("KILN_GOCACHEPROG", "worker");
 
 /// Generated Remote Workers API (`google.devtools.remoteworkers.v1test2`) messages and the Bots
 /// client, from the vendored protos.
@@ -104,6 +143,28 @@ pub enum WorkerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The client cancelled the operation and the engine the lease: the sandbox was killed.
+    #[error("the lease was cancelled")]
+    Cancelled,
+    /// A header of the engine's settings cannot be sent as gRPC metadata.
+    #[error("header `{name}` cannot be sent to the engine: {reason}\nhint: header names are lowercase ASCII without spaces, values printable ASCII")]
+    BadHeader {
+        /// The header's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The GOCACHEPROG server of an action failed to start.
+    #[error(transparent)]
+    GoCache(#[from] kiln_gocache::GoCacheError),
+    /// A unix socket path would be longer than the OS allows.
+    #[error("the socket path {path} is too long for a unix socket ({len} bytes, at most 107)\nhint: pass a shorter --work-dir")]
+    SocketPath {
+        /// The path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// Detecting the local Go toolchain failed.
     #[error("cannot describe the Go toolchain: {0}\nhint: install Go, put it on PATH, or pass --platform explicitly")]
     Go(String),
@@ -116,6 +177,7 @@ impl WorkerError {
         match self {
             WorkerError::MissingBlob { .. } => tonic::Code::FailedPrecondition,
             WorkerError::BadBlob { .. } | WorkerError::Refused(_) => tonic::Code::InvalidArgument,
+            WorkerError::Cancelled => tonic::Code::Cancelled,
             _ => tonic::Code::Internal,
         }
     }
@@ -132,8 +194,14 @@ pub struct WorkerConfig {
     pub platform: Vec<(String, String)>,
     /// Where action directories are created (each removed after its action).
     pub work_dir: PathBuf,
-    /// Extra read-only binds into every sandbox, `(host, inside)`: a Go toolchain outside `/usr`.
+    /// Extra read-only binds into every sandbox, `(host, inside)`.
     pub ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// The GOROOT bound read-only at [`GO_ROOT_MOUNT`] in every sandbox (the toolchain the
+    /// platform properties describe); `None` binds nothing.
+    pub go_root: Option<PathBuf>,
+    /// Go's package cache through the engine for actions that ask ([`GOCACHEPROG_MARKER`]);
+    /// `None` turns it off (a Go older than 1.24, or `--no-go-cache`).
+    pub go_cache: Option<GoCacheConfig>,
     /// Resource limits of every action.
     pub limits: Limits,
     /// Timeout of an action whose Action sets none.
@@ -152,10 +220,27 @@ impl WorkerConfig {
             platform: Vec::new(),
             work_dir: std::env::temp_dir(),
             ro_binds: Vec::new(),
+            go_root: None,
+            go_cache: None,
             limits: Limits::default(),
             default_timeout: kiln_sandbox::DEFAULT_TIMEOUT,
             poll: Duration::from_secs(10),
         }
+    }
+}
+
+/// Settings of go's package cache through the engine.
+#[derive(Debug, Clone)]
+pub struct GoCacheConfig {
+    /// The kiln binary bound at [`KILN_BIN_MOUNT`], whose `gocacheprog --connect` relays go's
+    /// GOCACHEPROG pipes to the worker (the CLI passes its own executable).
+    pub kiln: PathBuf,
+}
+
+impl WorkerConfig {
+    /// The local tier of go's package cache, shared by the actions of this worker.
+    pub fn go_packages_dir(&self) -> PathBuf {
+        self.work_dir.join("go-packages")
     }
 }
 
@@ -169,6 +254,14 @@ pub trait WorkerReporter: Send + Sync {
     fn lease_started(&self, _lease: &str, _action: &str) {}
     /// A lease was finished: the command's exit code, or the error reported to the engine.
     fn lease_finished(&self, _lease: &str, _result: Result<i32, &WorkerError>) {}
+    /// The engine cancelled a running lease and its sandbox was killed.
+    fn lease_cancelled(&self, _lease: &str) {}
+    /// How an action's input files came: `downloaded` from the CAS (small ones in
+    /// `batch_calls` BatchReadBlobs calls), `cached` copied from the worker's input cache
+    /// (`<work-dir>/inputs-v1`, by digest, verified on every use).
+    fn inputs_fetched(&self, _lease: &str, _downloaded: u64, _cached: u64, _batch_calls: u64) {}
+    /// What go's package cache did for an action that used it (once per action).
+    fn go_packages(&self, _lease: &str, _stats: &GoPackageStats) {}
 }
 
 /// A reporter that shows nothing.

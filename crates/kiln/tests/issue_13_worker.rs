@@ -456,3 +456,373 @@ fn issue_13_worker_runs_go_build_with_a_read_only_goroot() {
         assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
     });
 }
+
+/// An input root built from `(path, content)` pairs (paths with `/` make directories); every
+/// Directory and file goes into `blobs`. Returns the root's digest.
+fn tree(files: &[(&str, &[u8])], blobs: &mut Vec<(re::Digest, Vec<u8>)>) -> re::Digest {
+    use std::collections::BTreeMap;
+    let mut here: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    let mut below: BTreeMap<&str, Vec<(&str, &[u8])>> = BTreeMap::new();
+    for (path, content) in files {
+        match path.split_once('/') {
+            Some((dir, rest)) => below.entry(dir).or_default().push((rest, content)),
+            None => {
+                here.insert(path, content);
+            }
+        }
+    }
+    let dir = re::Directory {
+        files: here
+            .into_iter()
+            .map(|(name, content)| file_node(name, content, blobs))
+            .collect(),
+        directories: below
+            .into_iter()
+            .map(|(name, sub)| re::DirectoryNode {
+                name: name.into(),
+                digest: Some(tree(&sub, blobs)),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let bytes = dir.encode_to_vec();
+    let digest = digest_of(&bytes);
+    blobs.push((digest.clone(), bytes));
+    digest
+}
+
+/// Uploads an action running `sh -c script` with exactly `env`, over the input root `files`,
+/// on the local Go's platform, with outputs `outputs`; returns its digest.
+async fn upload_script(
+    client: &ReapiClient,
+    script: &str,
+    env: &[(&str, &str)],
+    files: &[(&str, &[u8])],
+    outputs: &[&str],
+) -> re::Digest {
+    let mut blobs = Vec::new();
+    let root = tree(files, &mut blobs);
+    let command = re::Command {
+        arguments: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        environment_variables: env
+            .iter()
+            .map(|(k, v)| re::command::EnvironmentVariable {
+                name: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        output_paths: outputs.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut props: Vec<re::platform::Property> = local_platform()
+        .into_iter()
+        .map(|(name, value)| re::platform::Property { name, value })
+        .collect();
+    props.sort_by(|a, b| a.name.cmp(&b.name));
+    let action = re::Action {
+        command_digest: Some(digest_of(&command.encode_to_vec())),
+        input_root_digest: Some(root),
+        platform: Some(re::Platform { properties: props }),
+        do_not_cache: true,
+        ..Default::default()
+    };
+    for b in [command.encode_to_vec(), action.encode_to_vec()] {
+        blobs.push((digest_of(&b), b));
+    }
+    client.batch_update(&blobs).await.expect("upload action");
+    digest_of(&action.encode_to_vec())
+}
+
+/// Runs `action` to completion and returns its result, failing with the worker's log and the
+/// action's stderr when it did not exit 0.
+async fn run_ok(
+    client: &ReapiClient,
+    addr: &str,
+    action: re::Digest,
+    worker: &WorkerProc,
+) -> re::ActionResult {
+    let resp = execute(addr, action, Duration::from_secs(600))
+        .await
+        .unwrap_or_else(|| panic!("no result\nworker:\n{}", worker.log()));
+    let result = resp.result.expect("an ActionResult");
+    if result.exit_code != 0 {
+        let stderr = match &result.stderr_digest {
+            Some(d) => String::from_utf8_lossy(&read_blob(client, d).await).into_owned(),
+            None => String::new(),
+        };
+        panic!(
+            "the action failed ({}): {stderr}\nworker:\n{}",
+            result.exit_code,
+            worker.log()
+        );
+    }
+    result
+}
+
+async fn output(client: &ReapiClient, result: &re::ActionResult, path: &str) -> Vec<u8> {
+    let file = result
+        .output_files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("no {path} in {result:?}"));
+    read_blob(client, file.digest.as_ref().expect("digest")).await
+}
+
+/// The environment the client's Go actions carry (the contract with kiln's remote executor):
+/// the toolchain from /kiln/go, caches inside the input root, no network, and the marker.
+const GO_ENV: &[(&str, &str)] = &[
+    ("CGO_ENABLED", "0"),
+    ("GOCACHE", "/kiln/input/.cache/go-build"),
+    ("GOENV", "off"),
+    ("GOFLAGS", "-mod=mod"),
+    ("GOMODCACHE", "/kiln/input/.cache/gomod"),
+    ("GOPATH", "/kiln/input/.cache/gopath"),
+    ("GOPROXY", "off"),
+    ("GOTOOLCHAIN", "local"),
+    ("HOME", "/kiln/input/.cache/home"),
+    ("KILN_GOCACHEPROG", "worker"),
+    (
+        "PATH",
+        "/kiln/go/bin:/usr/local/go/bin:/usr/lib/go/bin:/usr/bin:/bin",
+    ),
+];
+
+#[test]
+fn issue_13_worker_runs_its_go_at_kiln_go_and_keeps_the_env_exact() {
+    let bg = BuildGridExec::start();
+    // No --bind-ro: the worker's own Go appears at /kiln/go.
+    let worker = WorkerProc::start(&bg.addr, "bot-kiln-go", &[]);
+    worker.wait_for("session");
+    let host_version = String::from_utf8(
+        Command::new("go")
+            .arg("version")
+            .output()
+            .expect("go version")
+            .stdout,
+    )
+    .expect("utf-8");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "go version > out/version.txt; env | sort > out/env.txt";
+        // Without the marker: the Command's environment and nothing else (bwrap and sh add PWD).
+        let env = [("PATH", "/kiln/go/bin:/usr/bin:/bin"), ("ANSWER", "42")];
+        let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
+        let result = run_ok(&client, &bg.addr, action, &worker).await;
+        let version = output(&client, &result, "out/version.txt").await;
+        assert_eq!(String::from_utf8_lossy(&version), host_version);
+        let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
+        assert_eq!(
+            seen,
+            "ANSWER=42\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n",
+            "the environment is not exactly the Command's"
+        );
+        // With the marker, the worker adds GOCACHEPROG (and only that).
+        let env = [
+            ("PATH", "/kiln/go/bin:/usr/bin:/bin"),
+            ("KILN_GOCACHEPROG", "worker"),
+        ];
+        let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
+        let result = run_ok(&client, &bg.addr, action, &worker).await;
+        let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
+        assert_eq!(
+            seen,
+            "GOCACHEPROG=/kiln/bin/kiln gocacheprog --connect /kiln/gocache/sock\nKILN_GOCACHEPROG=worker\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n"
+        );
+    });
+}
+
+/// The lease line `worker: lease L: go packages: G gets (A local hits, R remote hits, ...` of a
+/// worker's log: (gets, local hits, remote hits, puts).
+fn go_package_counts(log: &str) -> (u64, u64, u64, u64) {
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("go packages:"))
+        .unwrap_or_else(|| panic!("no go packages line in:\n{log}"));
+    let numbers: Vec<u64> = line
+        .split("go packages:")
+        .nth(1)
+        .expect("counts")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("number"))
+        .collect();
+    (numbers[0], numbers[1], numbers[2], numbers[4])
+}
+
+const GO_MOD: &[u8] = b"module example.com/shop\n\ngo 1.24\n";
+const GREET_GO: &[u8] =
+    b"package greet\n\nimport \"strings\"\n\nfunc Hello(who string) string { return \"hello, \" + strings.ToUpper(who) }\n";
+
+#[test]
+fn issue_13_go_packages_built_on_one_worker_are_remote_hits_on_another() {
+    let bg = BuildGridExec::start();
+    let script = "go build -trimpath -o out/app ./cmd/app";
+    let mut a = WorkerProc::start(&bg.addr, "bot-go-a", &[]);
+    a.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let first = upload_script(
+            &client,
+            script,
+            GO_ENV,
+            &[
+                ("go.mod", GO_MOD),
+                ("greet/greet.go", GREET_GO),
+                (
+                    "cmd/app/main.go",
+                    b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"a\")) }\n",
+                ),
+            ],
+            &["out/app"],
+        )
+        .await;
+        run_ok(&client, &bg.addr, first, &a).await;
+        let (gets, _, _, puts) = go_package_counts(&a.log());
+        assert!(gets > 0 && puts > 0, "worker A did not use the cache:\n{}", a.log());
+    });
+    a.kill();
+
+    // Another worker, with an empty local tier: a different program importing the same package.
+    let b = WorkerProc::start(&bg.addr, "bot-go-b", &[]);
+    b.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let second = upload_script(
+            &client,
+            script,
+            GO_ENV,
+            &[
+                ("go.mod", GO_MOD),
+                ("greet/greet.go", GREET_GO),
+                (
+                    "cmd/app/main.go",
+                    b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"b\") + \"!\") }\n",
+                ),
+            ],
+            &["out/app"],
+        )
+        .await;
+        let result = run_ok(&client, &bg.addr, second, &b).await;
+        let (gets, local, remote, _) = go_package_counts(&b.log());
+        eprintln!("worker B: {gets} gets, {local} local hits, {remote} remote hits");
+        assert_eq!(local, 0, "worker B's local tier was not empty:\n{}", b.log());
+        assert!(remote > 0, "no remote hits on worker B:\n{}", b.log());
+        let binary = output(&client, &result, "out/app").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app");
+        std::fs::write(&path, &binary).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ran = Command::new(&path).output().expect("run the built binary");
+        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello, B!\n");
+    });
+}
+
+#[test]
+fn issue_13_a_cancelled_operation_kills_the_sandbox() {
+    use bazel_remote_apis::google::longrunning::{
+        operations_client::OperationsClient, CancelOperationRequest,
+    };
+    let bg = BuildGridExec::start();
+    let worker = WorkerProc::start(&bg.addr, "bot-cancel", &[]);
+    worker.wait_for("session");
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let env = [("PATH", "/usr/bin:/bin")];
+        let action = upload_script(&client, "sleep 600", &env, &[], &[]).await;
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", bg.addr))
+            .expect("uri")
+            .connect_lazy();
+        let mut exec = re::execution_client::ExecutionClient::new(channel.clone());
+        let mut stream = exec
+            .execute(re::ExecuteRequest {
+                action_digest: Some(action),
+                skip_cache_lookup: true,
+                digest_function: re::digest_function::Value::Sha256 as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("Execute")
+            .into_inner();
+        let name = stream
+            .message()
+            .await
+            .expect("operation")
+            .expect("a first operation message")
+            .name;
+        let lease_line = "running action";
+        let w = &worker;
+        tokio::task::spawn_blocking({
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let log = w.lines.clone();
+            move || {
+                while !log.lock().expect("lines").join("\n").contains(lease_line) {
+                    assert!(Instant::now() < deadline, "the sleep never started");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+        .await
+        .expect("wait");
+        OperationsClient::new(channel)
+            .cancel_operation(CancelOperationRequest { name })
+            .await
+            .expect("CancelOperation");
+    });
+    worker.wait_for("cancelled by the engine, sandbox killed");
+    // The worker is free again: the next action runs on it.
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "cat in.txt > out/out.txt";
+        let action = upload_action(&client, script, &local_platform()).await;
+        let resp = execute(&bg.addr, action, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result after a cancel\nworker:\n{}\nbgd:\n{}",
+                    worker.log(),
+                    bg.log()
+                )
+            });
+        assert_copied(&client, &resp, script, "bot-cancel").await;
+    });
+}
+
+#[test]
+fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
+    let bg = BuildGridExec::start();
+    let worker = WorkerProc::start(&bg.addr, "bot-inputs", &[]);
+    worker.wait_for("session");
+    let files: &[(&str, &[u8])] = &[
+        ("go.mod", GO_MOD),
+        ("greet/greet.go", GREET_GO),
+        ("notes.txt", b"shared input\n"),
+    ];
+    let env = [("PATH", "/usr/bin:/bin")];
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        for (n, script) in [
+            "cat go.mod greet/greet.go > out/all.txt",
+            "cat notes.txt greet/greet.go > out/all.txt",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let action = upload_script(&client, script, &env, files, &["out/all.txt"]).await;
+            run_ok(&client, &bg.addr, action, &worker).await;
+            let log = worker.log();
+            let line = log
+                .lines()
+                .filter(|l| l.contains(": inputs: "))
+                .nth(n)
+                .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
+            // The first action's three small files come in one batch call.
+            let expected = if n == 0 {
+                "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
+            } else {
+                "inputs: 0 files downloaded (0 batch calls), 3 from the local cache"
+            };
+            assert!(line.ends_with(expected), "action {n}: {line}");
+        }
+    });
+}

@@ -32,6 +32,48 @@ pub struct GocacheprogArgs {
     /// warnings to whoever reads them (`kiln build` sums the files of its `go build` runs).
     #[arg(long, value_name = "DIR", conflicts_with = "stats_file")]
     stats_dir: Option<PathBuf>,
+    /// Relay go's requests to the GOCACHEPROG server listening on the unix socket SOCKET and its
+    /// answers back, serving nothing here (`kiln worker` runs the server outside the sandbox and
+    /// sets this in it).
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = ["cache_dir", "stats", "stats_file", "stats_dir"])]
+    connect: Option<PathBuf>,
+}
+
+/// Copies stdin to the socket and the socket to stdout until the server closes the connection
+/// (after answering go's `close`).
+fn relay(socket: &Path) -> Result<ExitCode> {
+    use std::os::unix::net::UnixStream;
+    let stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "connecting to the GOCACHEPROG server at {}",
+            socket.display()
+        )
+    })?;
+    let mut upstream = stream.try_clone().context("cloning the socket")?;
+    // Not joined: go may keep stdin open until this process exits.
+    std::thread::spawn(move || {
+        let _ = pump(&mut std::io::stdin().lock(), &mut upstream);
+        let _ = upstream.shutdown(std::net::Shutdown::Write);
+    });
+    let mut down = stream;
+    pump(&mut down, &mut std::io::stdout().lock()).context("relaying answers to go")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies `from` to `to`, passing on every read at once. Not `std::io::copy`: on Linux it
+/// splices between the pipe and the socket, and go's requests then stall in the relay.
+fn pump(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return to.flush(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        to.flush()?;
+    }
 }
 
 /// The remote cache of this session: the one `kiln build` handed over in
@@ -87,6 +129,9 @@ pub fn for_build(
 
 /// Runs `kiln gocacheprog` until go closes the cache.
 pub fn run(env: &Env, args: GocacheprogArgs) -> Result<ExitCode> {
+    if let Some(socket) = &args.connect {
+        return relay(socket);
+    }
     let store = match &args.cache_dir {
         Some(d) => kiln_cache::LocalStore::new(d.clone()),
         None => super::open_store(env)?,

@@ -1,5 +1,10 @@
 //! `kiln worker`: turn this machine into a remote execution worker for an engine that speaks the
 //! Remote Workers API (BuildGrid). Runs until killed; progress lines go to stderr.
+//!
+//! The Go toolchain (`--go`, default `go` on PATH) gives the platform properties and is bound
+//! read-only at /kiln/go in every sandbox; actions that set `KILN_GOCACHEPROG=worker` get go's
+//! package cache through the engine (Go 1.24+, off with `--no-go-cache`), relayed by this same
+//! binary (`kiln gocacheprog --connect`) bound at /kiln/bin/kiln.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +14,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use kiln_config::{Env, RemoteCache};
-use kiln_worker::{Limits, Worker, WorkerConfig, WorkerError, WorkerReporter};
+use kiln_worker::{
+    GoCacheConfig, GoPackageStats, GoToolchain, Limits, Worker, WorkerConfig, WorkerError,
+    WorkerReporter,
+};
 
 /// Arguments of `kiln worker`.
 #[derive(Debug, Args)]
@@ -46,6 +54,22 @@ pub struct WorkerArgs {
     /// Largest file an action may write, in MiB.
     #[arg(long, value_name = "MIB")]
     max_file_mib: Option<u64>,
+    /// The Go toolchain actions run with (default: KILN_GO, else `go` on PATH). Its GOROOT is
+    /// bound read-only at /kiln/go in every sandbox, so a Command's PATH of /kiln/go/bin finds
+    /// it, and the platform properties describe it.
+    #[arg(long, value_name = "PATH")]
+    go: Option<PathBuf>,
+    /// Never serve go's package cache through the engine, even to actions that set
+    /// KILN_GOCACHEPROG=worker (their environment is then exactly the Command's).
+    #[arg(long)]
+    no_go_cache: bool,
+    /// An extra gRPC header sent with every call to the engine, KEY=VALUE (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    header: Vec<String>,
+    /// Read a bearer token from this environment variable and send it with every call to the
+    /// engine.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
 }
 
 /// Prints what the worker does, one line each, to stderr.
@@ -67,6 +91,27 @@ impl WorkerReporter for Lines {
             eprintln!("worker: lease {lease}: running action {action}");
         }
     }
+    fn lease_cancelled(&self, lease: &str) {
+        eprintln!("worker: lease {lease}: cancelled by the engine, sandbox killed");
+    }
+    fn inputs_fetched(&self, lease: &str, downloaded: u64, cached: u64, batch_calls: u64) {
+        if !self.quiet {
+            eprintln!(
+                "worker: lease {lease}: inputs: {downloaded} files downloaded ({batch_calls} batch calls), {cached} from the local cache"
+            );
+        }
+    }
+    fn go_packages(&self, lease: &str, s: &GoPackageStats) {
+        if !self.quiet {
+            eprintln!(
+                "worker: lease {lease}: go packages: {} gets ({} local hits, {} remote hits, {} misses), {} puts, {} uploads, {} remote errors",
+                s.gets, s.local_hits, s.remote_hits, s.misses, s.puts, s.uploads, s.remote_errors
+            );
+        }
+        if let Some(first) = &s.first_remote_error {
+            eprintln!("worker: lease {lease}: go package cache on the engine failed: {first}");
+        }
+    }
     fn lease_finished(&self, lease: &str, result: Result<i32, &WorkerError>) {
         match result {
             Ok(code) if !self.quiet => eprintln!("worker: lease {lease}: exit code {code}"),
@@ -80,12 +125,32 @@ impl WorkerReporter for Lines {
 pub fn run(env: &Env, args: WorkerArgs, ui: crate::Ui) -> Result<ExitCode> {
     let mut server = RemoteCache::new(&args.server)?;
     server.instance = args.instance.clone();
+    for pair in &args.header {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--header {pair:?} is not KEY=VALUE");
+        };
+        server
+            .headers
+            .push((key.trim().to_ascii_lowercase(), value.to_string()));
+    }
+    if let Some(var) = &args.token_env {
+        match env.process.get(var).filter(|v| !v.is_empty()) {
+            Some(token) => server.token = Some(token.clone()),
+            None => eprintln!(
+                "{} --token-env names {var}, which is not set: talking to the engine without a token",
+                console::style("warning:").yellow().bold()
+            ),
+        }
+    }
     let bot_id = args
         .bot_id
         .clone()
         .unwrap_or_else(|| format!("kiln-worker-{}", std::process::id()));
     let mut cfg = WorkerConfig::new(server, bot_id);
-    cfg.platform = kiln_worker::go_platform(&env.go)?;
+    let go = args.go.clone().unwrap_or_else(|| env.go.clone());
+    let toolchain = GoToolchain::detect(&go)?;
+    cfg.platform = toolchain.platform.clone();
+    cfg.go_root = Some(toolchain.root.clone());
     for pair in &args.platform {
         let Some((key, value)) = pair.split_once('=') else {
             bail!("--platform {pair:?} is not KEY=VALUE");
@@ -95,12 +160,26 @@ pub fn run(env: &Env, args: WorkerArgs, ui: crate::Ui) -> Result<ExitCode> {
     }
     if let Some(dir) = args.work_dir {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        cfg.work_dir = dir;
+        // Absolute: its paths are bound into sandboxes (the go package cache at its own path).
+        cfg.work_dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
     }
     for bind in &args.bind_ro {
         let (host, inside) = bind.split_once(':').unwrap_or((bind, bind));
         cfg.ro_binds
             .push((PathBuf::from(host), PathBuf::from(inside)));
+    }
+    if !args.no_go_cache {
+        if toolchain.has_gocacheprog() {
+            let kiln = std::env::current_exe().context("locating the kiln binary")?;
+            cfg.go_cache = Some(GoCacheConfig { kiln });
+        } else if !ui.quiet {
+            eprintln!(
+                "worker: {} has no GOCACHEPROG (Go 1.24 or newer has): go's package cache stays in each action",
+                toolchain.version
+            );
+        }
     }
     cfg.default_timeout = Duration::from_secs(args.timeout);
     cfg.limits = Limits {
