@@ -47,15 +47,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// A `kiln worker` with this host's Go at /kiln/go; killed on drop.
-fn worker(addr: &str, id: &str, goroot: &str) -> KilnWorker {
-    let bind = format!("{goroot}:/kiln/go");
-    KilnWorker::start(
-        Path::new(env!("CARGO_BIN_EXE_kiln")),
-        addr,
-        id,
-        &["--bind-ro", &bind],
-    )
+/// A `kiln worker` (it binds this host's Go at /kiln/go); killed on drop.
+fn worker(addr: &str, id: &str) -> KilnWorker {
+    KilnWorker::start(Path::new(env!("CARGO_BIN_EXE_kiln")), addr, id, &[])
 }
 
 /// A client: a copy of the repo at its own path with empty caches.
@@ -143,15 +137,6 @@ fn run() -> Res<bool> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let goroot = String::from_utf8(
-        Command::new("go")
-            .args(["env", "GOROOT"])
-            .env("GOTOOLCHAIN", "local")
-            .output()?
-            .stdout,
-    )?
-    .trim()
-    .to_string();
     let origin = tempfile::tempdir()?;
     let names: Vec<String> = (0..services).map(|i| format!("svc{i:02}")).collect();
     monorepo::generate(origin.path(), &names)?;
@@ -164,10 +149,7 @@ fn run() -> Res<bool> {
     eprintln!("starting BuildGrid and two workers ...");
     let bg = BuildGridExec::start();
     let engine = format!("grpc://{}", bg.addr);
-    let workers = [
-        worker(&bg.addr, "bench-1", &goroot),
-        worker(&bg.addr, "bench-2", &goroot),
-    ];
+    let workers = [worker(&bg.addr, "bench-1"), worker(&bg.addr, "bench-2")];
     for w in &workers {
         w.wait_for("session");
     }

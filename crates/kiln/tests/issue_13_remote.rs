@@ -22,7 +22,7 @@ use kiln_test_support::buildgrid::BuildGridExec;
 use kiln_test_support::go::GoModule;
 use kiln_test_support::worker::KilnWorker;
 
-/// A `kiln worker` with the local Go bound at /kiln/go.
+/// A `kiln worker` (it binds its Go at /kiln/go, where the client's Commands look for it).
 struct Worker;
 
 impl Worker {
@@ -31,19 +31,7 @@ impl Worker {
     }
 
     fn start_with(addr: &str, bot_id: &str, extra: &[&str]) -> KilnWorker {
-        let goroot = String::from_utf8(
-            Command::new("go")
-                .args(["env", "GOROOT"])
-                .env("GOTOOLCHAIN", "local")
-                .output()
-                .expect("go env GOROOT")
-                .stdout,
-        )
-        .expect("utf-8");
-        let bind = format!("{}:/kiln/go", goroot.trim());
-        let mut args = vec!["--bind-ro", bind.as_str()];
-        args.extend_from_slice(extra);
-        KilnWorker::start(Path::new(env!("CARGO_BIN_EXE_kiln")), addr, bot_id, &args)
+        KilnWorker::start(Path::new(env!("CARGO_BIN_EXE_kiln")), addr, bot_id, extra)
     }
 }
 

@@ -2,84 +2,28 @@
 //! kiln-test-support's `BuildGridExec`). The test is the REAPI client: it uploads a small Action
 //! with `kiln_remote::ReapiClient`, calls `Execute` and checks the result the worker produced.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::longrunning::operation;
 use kiln_remote::{Fetched, ReapiClient, RemoteCache};
 use kiln_test_support::buildgrid::BuildGridExec;
+use kiln_test_support::worker::KilnWorker;
 use kiln_types::Digest;
 use prost::Message;
 
-/// A `kiln worker` process whose stderr is collected; killed on drop.
-struct WorkerProc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    _work: tempfile::TempDir,
-}
+/// The `kiln worker` harness, as the other remote tests use it.
+struct WorkerProc;
 
 impl WorkerProc {
-    fn start(addr: &str, bot_id: &str, extra: &[&str]) -> Self {
-        let work = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args([
-                "worker",
-                "--server",
-                &format!("grpc://{addr}"),
-                "--bot-id",
-                bot_id,
-                "--work-dir",
-            ])
-            .arg(work.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start kiln worker");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        WorkerProc {
-            child,
-            lines,
-            _work: work,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().expect("lines").join("\n")
-    }
-
-    /// Waits (up to two minutes) until a stderr line contains `text`.
-    fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "worker never said {text:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for WorkerProc {
-    fn drop(&mut self) {
-        self.kill();
+    fn start(addr: &str, bot_id: &str, extra: &[&str]) -> KilnWorker {
+        KilnWorker::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_kiln")),
+            addr,
+            bot_id,
+            extra,
+        )
     }
 }
 
@@ -249,106 +193,6 @@ async fn assert_copied(
     );
 }
 
-#[test]
-fn issue_13_worker_runs_an_action_for_buildgrid() {
-    let bg = BuildGridExec::start();
-    let worker = WorkerProc::start(&bg.addr, "bot-a", &[]);
-    worker.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "cat in.txt > out/out.txt; echo done; echo warn >&2";
-        let action = upload_action(&client, script, &local_platform()).await;
-        let resp = execute(&bg.addr, action, Duration::from_secs(120))
-            .await
-            .unwrap_or_else(|| panic!("no result\nworker:\n{}\nbgd:\n{}", worker.log(), bg.log()));
-        assert_copied(&client, &resp, script, "bot-a").await;
-        let result = resp.result.expect("result");
-        let stdout = read_blob(&client, result.stdout_digest.as_ref().expect("stdout")).await;
-        assert_eq!(stdout, b"done\n");
-        let stderr = read_blob(&client, result.stderr_digest.as_ref().expect("stderr")).await;
-        assert_eq!(stderr, b"warn\n");
-    });
-}
-
-#[test]
-fn issue_13_a_worker_with_another_go_never_gets_the_action() {
-    let bg = BuildGridExec::start();
-    let wrong = WorkerProc::start(
-        &bg.addr,
-        "bot-other-go",
-        &["--platform", "kiln-go-version=go1.0"],
-    );
-    wrong.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "cat in.txt > out/out.txt";
-        let action = upload_action(&client, script, &local_platform()).await;
-        // With only the mismatched worker, the action stays queued.
-        assert!(
-            execute(&bg.addr, action.clone(), Duration::from_secs(15))
-                .await
-                .is_none(),
-            "the action ran on a worker with another Go:\n{}",
-            wrong.log()
-        );
-        let right = WorkerProc::start(&bg.addr, "bot-right-go", &[]);
-        let resp = execute(&bg.addr, action, Duration::from_secs(120))
-            .await
-            .unwrap_or_else(|| panic!("no result\nworker:\n{}\nbgd:\n{}", right.log(), bg.log()));
-        assert_copied(&client, &resp, script, "bot-right-go").await;
-        assert!(!wrong.log().contains("running action"), "{}", wrong.log());
-    });
-}
-
-#[test]
-fn issue_13_a_killed_worker_s_action_is_finished_by_another() {
-    let bg = BuildGridExec::start();
-    let mut first = WorkerProc::start(&bg.addr, "bot-killed", &[]);
-    first.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "sleep 5; cat in.txt > out/out.txt";
-        let action = upload_action(&client, script, &local_platform()).await;
-        let addr = bg.addr.clone();
-        let pending =
-            tokio::spawn(async move { execute(&addr, action, Duration::from_secs(240)).await });
-        first.wait_for("running action");
-        first.kill();
-        let second = WorkerProc::start(&bg.addr, "bot-second", &[]);
-        let resp = pending.await.expect("execute task").unwrap_or_else(|| {
-            panic!(
-                "no result\nsecond worker:\n{}\nbgd:\n{}",
-                second.log(),
-                bg.log()
-            )
-        });
-        assert_copied(&client, &resp, script, "bot-second").await;
-    });
-}
-
-#[test]
-fn issue_13_worker_survives_the_engine_restarting() {
-    let mut bg = BuildGridExec::start();
-    let worker = WorkerProc::start(&bg.addr, "bot-restart", &[]);
-    worker.wait_for("session");
-    bg.restart();
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "cat in.txt > out/out.txt";
-        let action = upload_action(&client, script, &local_platform()).await;
-        let resp = execute(&bg.addr, action, Duration::from_secs(180))
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no result after a restart\nworker:\n{}\nbgd:\n{}",
-                    worker.log(),
-                    bg.log()
-                )
-            });
-        assert_copied(&client, &resp, script, "bot-restart").await;
-    });
-}
-
 /// Uploads a file with the given content and returns its FileNode.
 fn file_node(name: &str, content: &[u8], blobs: &mut Vec<(re::Digest, Vec<u8>)>) -> re::FileNode {
     blobs.push((digest_of(content), content.to_vec()));
@@ -358,103 +202,6 @@ fn file_node(name: &str, content: &[u8], blobs: &mut Vec<(re::Digest, Vec<u8>)>)
         is_executable: false,
         node_properties: None,
     }
-}
-
-#[test]
-fn issue_13_worker_runs_go_build_with_a_read_only_goroot() {
-    let goroot = String::from_utf8(
-        Command::new("go")
-            .args(["env", "GOROOT"])
-            .output()
-            .expect("go env GOROOT")
-            .stdout,
-    )
-    .expect("utf-8")
-    .trim()
-    .to_string();
-    let bg = BuildGridExec::start();
-    // The toolchain appears at /opt/go inside the sandbox, read-only.
-    let worker = WorkerProc::start(
-        &bg.addr,
-        "bot-go",
-        &["--bind-ro", &format!("{goroot}:/opt/go")],
-    );
-    worker.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let mut blobs = Vec::new();
-        let root = re::Directory {
-            files: vec![
-                file_node("go.mod", b"module example.com/hello\n\ngo 1.22\n", &mut blobs),
-                file_node(
-                    "main.go",
-                    b"package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the worker\") }\n",
-                    &mut blobs,
-                ),
-            ],
-            ..Default::default()
-        };
-        let env = [
-            ("CGO_ENABLED", "0"),
-            ("GOCACHE", "/tmp/gocache"),
-            ("GOFLAGS", "-mod=mod"),
-            ("GOPATH", "/tmp/gopath"),
-            ("GOPROXY", "off"),
-            ("GOROOT", "/opt/go"),
-            ("GOTOOLCHAIN", "local"),
-            ("HOME", "/tmp"),
-            ("PATH", "/opt/go/bin:/usr/bin:/bin"),
-        ];
-        let command = re::Command {
-            arguments: ["go", "build", "-trimpath", "-o", "out/hello", "."].map(String::from).to_vec(),
-            environment_variables: env
-                .iter()
-                .map(|(k, v)| re::command::EnvironmentVariable {
-                    name: k.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            output_paths: vec!["out/hello".into()],
-            ..Default::default()
-        };
-        let mut props: Vec<re::platform::Property> = local_platform()
-            .into_iter()
-            .map(|(name, value)| re::platform::Property { name, value })
-            .collect();
-        props.sort_by(|a, b| a.name.cmp(&b.name));
-        let action = re::Action {
-            command_digest: Some(digest_of(&command.encode_to_vec())),
-            input_root_digest: Some(digest_of(&root.encode_to_vec())),
-            platform: Some(re::Platform { properties: props }),
-            do_not_cache: true,
-            ..Default::default()
-        };
-        for b in [root.encode_to_vec(), command.encode_to_vec(), action.encode_to_vec()] {
-            blobs.push((digest_of(&b), b));
-        }
-        client.batch_update(&blobs).await.expect("upload");
-        let resp = execute(&bg.addr, digest_of(&action.encode_to_vec()), Duration::from_secs(400))
-            .await
-            .unwrap_or_else(|| panic!("no result\nworker:\n{}", worker.log()));
-        let result = resp.result.expect("result");
-        if result.exit_code != 0 {
-            let stderr = match &result.stderr_digest {
-                Some(d) => String::from_utf8_lossy(&read_blob(&client, d).await).into_owned(),
-                None => String::new(),
-            };
-            panic!("go build failed ({}): {stderr}", result.exit_code);
-        }
-        let out = result.output_files.iter().find(|f| f.path == "out/hello").expect("out/hello");
-        assert!(out.is_executable);
-        let binary = read_blob(&client, out.digest.as_ref().expect("digest")).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("hello");
-        std::fs::write(&path, &binary).expect("write");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let ran = Command::new(&path).output().expect("run the built binary");
-        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
-    });
 }
 
 /// An input root built from `(path, content)` pairs (paths with `/` make directories); every
@@ -539,7 +286,7 @@ async fn run_ok(
     client: &ReapiClient,
     addr: &str,
     action: re::Digest,
-    worker: &WorkerProc,
+    worker: &KilnWorker,
 ) -> re::ActionResult {
     let resp = execute(addr, action, Duration::from_secs(600))
         .await
@@ -587,50 +334,6 @@ const GO_ENV: &[(&str, &str)] = &[
     ),
 ];
 
-#[test]
-fn issue_13_worker_runs_its_go_at_kiln_go_and_keeps_the_env_exact() {
-    let bg = BuildGridExec::start();
-    // No --bind-ro: the worker's own Go appears at /kiln/go.
-    let worker = WorkerProc::start(&bg.addr, "bot-kiln-go", &[]);
-    worker.wait_for("session");
-    let host_version = String::from_utf8(
-        Command::new("go")
-            .arg("version")
-            .output()
-            .expect("go version")
-            .stdout,
-    )
-    .expect("utf-8");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "go version > out/version.txt; env | sort > out/env.txt";
-        // Without the marker: the Command's environment and nothing else (bwrap and sh add PWD).
-        let env = [("PATH", "/kiln/go/bin:/usr/bin:/bin"), ("ANSWER", "42")];
-        let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
-        let result = run_ok(&client, &bg.addr, action, &worker).await;
-        let version = output(&client, &result, "out/version.txt").await;
-        assert_eq!(String::from_utf8_lossy(&version), host_version);
-        let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
-        assert_eq!(
-            seen,
-            "ANSWER=42\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n",
-            "the environment is not exactly the Command's"
-        );
-        // With the marker, the worker adds GOCACHEPROG (and only that).
-        let env = [
-            ("PATH", "/kiln/go/bin:/usr/bin:/bin"),
-            ("KILN_GOCACHEPROG", "worker"),
-        ];
-        let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
-        let result = run_ok(&client, &bg.addr, action, &worker).await;
-        let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
-        assert_eq!(
-            seen,
-            "GOCACHEPROG=/kiln/bin/kiln gocacheprog --connect /kiln/gocache/sock\nKILN_GOCACHEPROG=worker\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n"
-        );
-    });
-}
-
 /// The lease line `worker: lease L: go packages: G gets (A local hits, R remote hits, ...` of a
 /// worker's log: (gets, local hits, remote hits, puts).
 fn go_package_counts(log: &str) -> (u64, u64, u64, u64) {
@@ -653,176 +356,419 @@ const GO_MOD: &[u8] = b"module example.com/shop\n\ngo 1.24\n";
 const GREET_GO: &[u8] =
     b"package greet\n\nimport \"strings\"\n\nfunc Hello(who string) string { return \"hello, \" + strings.ToUpper(who) }\n";
 
-#[test]
-fn issue_13_go_packages_built_on_one_worker_are_remote_hits_on_another() {
-    let bg = BuildGridExec::start();
-    let script = "go build -trimpath -o out/app ./cmd/app";
-    let mut a = WorkerProc::start(&bg.addr, "bot-go-a", &[]);
-    a.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let first = upload_script(
-            &client,
-            script,
-            GO_ENV,
-            &[
-                ("go.mod", GO_MOD),
-                ("greet/greet.go", GREET_GO),
-                (
-                    "cmd/app/main.go",
-                    b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"a\")) }\n",
-                ),
-            ],
-            &["out/app"],
-        )
-        .await;
-        run_ok(&client, &bg.addr, first, &a).await;
-        let (gets, _, _, puts) = go_package_counts(&a.log());
-        assert!(gets > 0 && puts > 0, "worker A did not use the cache:\n{}", a.log());
-    });
-    a.kill();
+/// The tests that run BuildGrid, in one module so `.ci/run` can run them beside the rest
+/// (`--skip buildgrid::` there, this file alone here).
+mod buildgrid {
+    use super::*;
 
-    // Another worker, with an empty local tier: a different program importing the same package.
-    let b = WorkerProc::start(&bg.addr, "bot-go-b", &[]);
-    b.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let second = upload_script(
-            &client,
-            script,
-            GO_ENV,
-            &[
-                ("go.mod", GO_MOD),
-                ("greet/greet.go", GREET_GO),
-                (
-                    "cmd/app/main.go",
-                    b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"b\") + \"!\") }\n",
-                ),
-            ],
-            &["out/app"],
-        )
-        .await;
-        let result = run_ok(&client, &bg.addr, second, &b).await;
-        let (gets, local, remote, _) = go_package_counts(&b.log());
-        eprintln!("worker B: {gets} gets, {local} local hits, {remote} remote hits");
-        assert_eq!(local, 0, "worker B's local tier was not empty:\n{}", b.log());
-        assert!(remote > 0, "no remote hits on worker B:\n{}", b.log());
-        let binary = output(&client, &result, "out/app").await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("app");
-        std::fs::write(&path, &binary).expect("write");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let ran = Command::new(&path).output().expect("run the built binary");
-        assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello, B!\n");
-    });
-}
+    #[test]
+    fn issue_13_worker_runs_an_action_for_buildgrid() {
+        let bg = BuildGridExec::start();
+        let worker = WorkerProc::start(&bg.addr, "bot-a", &[]);
+        worker.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "cat in.txt > out/out.txt; echo done; echo warn >&2";
+            let action = upload_action(&client, script, &local_platform()).await;
+            let resp = execute(&bg.addr, action, Duration::from_secs(120))
+                .await
+                .unwrap_or_else(|| {
+                    panic!("no result\nworker:\n{}\nbgd:\n{}", worker.log(), bg.log())
+                });
+            assert_copied(&client, &resp, script, "bot-a").await;
+            let result = resp.result.expect("result");
+            let stdout = read_blob(&client, result.stdout_digest.as_ref().expect("stdout")).await;
+            assert_eq!(stdout, b"done\n");
+            let stderr = read_blob(&client, result.stderr_digest.as_ref().expect("stderr")).await;
+            assert_eq!(stderr, b"warn\n");
+        });
+    }
 
-#[test]
-fn issue_13_a_cancelled_operation_kills_the_sandbox() {
-    use bazel_remote_apis::google::longrunning::{
-        operations_client::OperationsClient, CancelOperationRequest,
-    };
-    let bg = BuildGridExec::start();
-    let worker = WorkerProc::start(&bg.addr, "bot-cancel", &[]);
-    worker.wait_for("session");
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let env = [("PATH", "/usr/bin:/bin")];
-        let action = upload_script(&client, "sleep 600", &env, &[], &[]).await;
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", bg.addr))
-            .expect("uri")
-            .connect_lazy();
-        let mut exec = re::execution_client::ExecutionClient::new(channel.clone());
-        let mut stream = exec
-            .execute(re::ExecuteRequest {
-                action_digest: Some(action),
-                skip_cache_lookup: true,
-                digest_function: re::digest_function::Value::Sha256 as i32,
-                ..Default::default()
-            })
-            .await
-            .expect("Execute")
-            .into_inner();
-        let name = stream
-            .message()
-            .await
-            .expect("operation")
-            .expect("a first operation message")
-            .name;
-        let lease_line = "running action";
-        let w = &worker;
-        tokio::task::spawn_blocking({
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let log = w.lines.clone();
-            move || {
-                while !log.lock().expect("lines").join("\n").contains(lease_line) {
-                    assert!(Instant::now() < deadline, "the sleep never started");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        })
-        .await
-        .expect("wait");
-        OperationsClient::new(channel)
-            .cancel_operation(CancelOperationRequest { name })
-            .await
-            .expect("CancelOperation");
-    });
-    worker.wait_for("cancelled by the engine, sandbox killed");
-    // The worker is free again: the next action runs on it.
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        let script = "cat in.txt > out/out.txt";
-        let action = upload_action(&client, script, &local_platform()).await;
-        let resp = execute(&bg.addr, action, Duration::from_secs(120))
-            .await
-            .unwrap_or_else(|| {
+    #[test]
+    fn issue_13_a_worker_with_another_go_never_gets_the_action() {
+        let bg = BuildGridExec::start();
+        let wrong = WorkerProc::start(
+            &bg.addr,
+            "bot-other-go",
+            &["--platform", "kiln-go-version=go1.0"],
+        );
+        wrong.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "cat in.txt > out/out.txt";
+            let action = upload_action(&client, script, &local_platform()).await;
+            // With only the mismatched worker, the action stays queued.
+            assert!(
+                execute(&bg.addr, action.clone(), Duration::from_secs(15))
+                    .await
+                    .is_none(),
+                "the action ran on a worker with another Go:\n{}",
+                wrong.log()
+            );
+            let right = WorkerProc::start(&bg.addr, "bot-right-go", &[]);
+            let resp = execute(&bg.addr, action, Duration::from_secs(120))
+                .await
+                .unwrap_or_else(|| {
+                    panic!("no result\nworker:\n{}\nbgd:\n{}", right.log(), bg.log())
+                });
+            assert_copied(&client, &resp, script, "bot-right-go").await;
+            assert!(!wrong.log().contains("running action"), "{}", wrong.log());
+        });
+    }
+
+    #[test]
+    fn issue_13_a_killed_worker_s_action_is_finished_by_another() {
+        let bg = BuildGridExec::start();
+        let mut first = WorkerProc::start(&bg.addr, "bot-killed", &[]);
+        first.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "sleep 5; cat in.txt > out/out.txt";
+            let action = upload_action(&client, script, &local_platform()).await;
+            let addr = bg.addr.clone();
+            let pending =
+                tokio::spawn(async move { execute(&addr, action, Duration::from_secs(240)).await });
+            first.wait_for("running action");
+            first.kill();
+            let second = WorkerProc::start(&bg.addr, "bot-second", &[]);
+            let resp = pending.await.expect("execute task").unwrap_or_else(|| {
                 panic!(
-                    "no result after a cancel\nworker:\n{}\nbgd:\n{}",
-                    worker.log(),
+                    "no result\nsecond worker:\n{}\nbgd:\n{}",
+                    second.log(),
                     bg.log()
                 )
             });
-        assert_copied(&client, &resp, script, "bot-cancel").await;
-    });
-}
+            assert_copied(&client, &resp, script, "bot-second").await;
+        });
+    }
 
-#[test]
-fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
-    let bg = BuildGridExec::start();
-    let worker = WorkerProc::start(&bg.addr, "bot-inputs", &[]);
-    worker.wait_for("session");
-    let files: &[(&str, &[u8])] = &[
-        ("go.mod", GO_MOD),
-        ("greet/greet.go", GREET_GO),
-        ("notes.txt", b"shared input\n"),
-    ];
-    let env = [("PATH", "/usr/bin:/bin")];
-    rt().block_on(async {
-        let client = client(&bg.addr);
-        for (n, script) in [
-            "cat go.mod greet/greet.go > out/all.txt",
-            "cat notes.txt greet/greet.go > out/all.txt",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let action = upload_script(&client, script, &env, files, &["out/all.txt"]).await;
-            run_ok(&client, &bg.addr, action, &worker).await;
-            let log = worker.log();
-            let line = log
-                .lines()
-                .filter(|l| l.contains(": inputs: "))
-                .nth(n)
-                .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
-            // The first action's three small files come in one batch call.
-            let expected = if n == 0 {
-                "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
-            } else {
-                "inputs: 0 files downloaded (0 batch calls), 3 from the local cache"
+    #[test]
+    fn issue_13_worker_survives_the_engine_restarting() {
+        let mut bg = BuildGridExec::start();
+        let worker = WorkerProc::start(&bg.addr, "bot-restart", &[]);
+        worker.wait_for("session");
+        bg.restart();
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "cat in.txt > out/out.txt";
+            let action = upload_action(&client, script, &local_platform()).await;
+            let resp = execute(&bg.addr, action, Duration::from_secs(180))
+                .await
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no result after a restart\nworker:\n{}\nbgd:\n{}",
+                        worker.log(),
+                        bg.log()
+                    )
+                });
+            assert_copied(&client, &resp, script, "bot-restart").await;
+        });
+    }
+
+    #[test]
+    fn issue_13_worker_runs_go_build_with_a_read_only_goroot() {
+        let goroot = String::from_utf8(
+            Command::new("go")
+                .args(["env", "GOROOT"])
+                .output()
+                .expect("go env GOROOT")
+                .stdout,
+        )
+        .expect("utf-8")
+        .trim()
+        .to_string();
+        let bg = BuildGridExec::start();
+        // The toolchain appears at /opt/go inside the sandbox, read-only.
+        let worker = WorkerProc::start(
+            &bg.addr,
+            "bot-go",
+            &["--bind-ro", &format!("{goroot}:/opt/go")],
+        );
+        worker.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let mut blobs = Vec::new();
+            let root = re::Directory {
+                files: vec![
+                    file_node("go.mod", b"module example.com/hello\n\ngo 1.22\n", &mut blobs),
+                    file_node(
+                        "main.go",
+                        b"package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the worker\") }\n",
+                        &mut blobs,
+                    ),
+                ],
+                ..Default::default()
             };
-            assert!(line.ends_with(expected), "action {n}: {line}");
-        }
-    });
+            let env = [
+                ("CGO_ENABLED", "0"),
+                ("GOCACHE", "/tmp/gocache"),
+                ("GOFLAGS", "-mod=mod"),
+                ("GOPATH", "/tmp/gopath"),
+                ("GOPROXY", "off"),
+                ("GOROOT", "/opt/go"),
+                ("GOTOOLCHAIN", "local"),
+                ("HOME", "/tmp"),
+                ("PATH", "/opt/go/bin:/usr/bin:/bin"),
+            ];
+            let command = re::Command {
+                arguments: ["go", "build", "-trimpath", "-o", "out/hello", "."].map(String::from).to_vec(),
+                environment_variables: env
+                    .iter()
+                    .map(|(k, v)| re::command::EnvironmentVariable {
+                        name: k.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+                output_paths: vec!["out/hello".into()],
+                ..Default::default()
+            };
+            let mut props: Vec<re::platform::Property> = local_platform()
+                .into_iter()
+                .map(|(name, value)| re::platform::Property { name, value })
+                .collect();
+            props.sort_by(|a, b| a.name.cmp(&b.name));
+            let action = re::Action {
+                command_digest: Some(digest_of(&command.encode_to_vec())),
+                input_root_digest: Some(digest_of(&root.encode_to_vec())),
+                platform: Some(re::Platform { properties: props }),
+                do_not_cache: true,
+                ..Default::default()
+            };
+            for b in [root.encode_to_vec(), command.encode_to_vec(), action.encode_to_vec()] {
+                blobs.push((digest_of(&b), b));
+            }
+            client.batch_update(&blobs).await.expect("upload");
+            let resp = execute(&bg.addr, digest_of(&action.encode_to_vec()), Duration::from_secs(400))
+                .await
+                .unwrap_or_else(|| panic!("no result\nworker:\n{}", worker.log()));
+            let result = resp.result.expect("result");
+            if result.exit_code != 0 {
+                let stderr = match &result.stderr_digest {
+                    Some(d) => String::from_utf8_lossy(&read_blob(&client, d).await).into_owned(),
+                    None => String::new(),
+                };
+                panic!("go build failed ({}): {stderr}", result.exit_code);
+            }
+            let out = result.output_files.iter().find(|f| f.path == "out/hello").expect("out/hello");
+            assert!(out.is_executable);
+            let binary = read_blob(&client, out.digest.as_ref().expect("digest")).await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("hello");
+            std::fs::write(&path, &binary).expect("write");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let ran = Command::new(&path).output().expect("run the built binary");
+            assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
+        });
+    }
+
+    #[test]
+    fn issue_13_worker_runs_its_go_at_kiln_go_and_keeps_the_env_exact() {
+        let bg = BuildGridExec::start();
+        // No --bind-ro: the worker's own Go appears at /kiln/go.
+        let worker = WorkerProc::start(&bg.addr, "bot-kiln-go", &[]);
+        worker.wait_for("session");
+        let host_version = String::from_utf8(
+            Command::new("go")
+                .arg("version")
+                .output()
+                .expect("go version")
+                .stdout,
+        )
+        .expect("utf-8");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "go version > out/version.txt; env | sort > out/env.txt";
+            // Without the marker: the Command's environment and nothing else (bwrap and sh add PWD).
+            let env = [("PATH", "/kiln/go/bin:/usr/bin:/bin"), ("ANSWER", "42")];
+            let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
+            let result = run_ok(&client, &bg.addr, action, &worker).await;
+            let version = output(&client, &result, "out/version.txt").await;
+            assert_eq!(String::from_utf8_lossy(&version), host_version);
+            let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
+            assert_eq!(
+                seen,
+                "ANSWER=42\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n",
+                "the environment is not exactly the Command's"
+            );
+            // With the marker, the worker adds GOCACHEPROG (and only that).
+            let env = [
+                ("PATH", "/kiln/go/bin:/usr/bin:/bin"),
+                ("KILN_GOCACHEPROG", "worker"),
+            ];
+            let action = upload_script(&client, script, &env, &[], &["out/version.txt", "out/env.txt"]).await;
+            let result = run_ok(&client, &bg.addr, action, &worker).await;
+            let seen = String::from_utf8(output(&client, &result, "out/env.txt").await).expect("utf-8");
+            assert_eq!(
+                seen,
+                "GOCACHEPROG=/kiln/bin/kiln gocacheprog --connect /kiln/gocache/sock\nKILN_GOCACHEPROG=worker\nPATH=/kiln/go/bin:/usr/bin:/bin\nPWD=/kiln/input\n"
+            );
+        });
+    }
+
+    #[test]
+    fn issue_13_go_packages_built_on_one_worker_are_remote_hits_on_another() {
+        let bg = BuildGridExec::start();
+        let script = "go build -trimpath -o out/app ./cmd/app";
+        let mut a = WorkerProc::start(&bg.addr, "bot-go-a", &[]);
+        a.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let first = upload_script(
+                &client,
+                script,
+                GO_ENV,
+                &[
+                    ("go.mod", GO_MOD),
+                    ("greet/greet.go", GREET_GO),
+                    (
+                        "cmd/app/main.go",
+                        b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"a\")) }\n",
+                    ),
+                ],
+                &["out/app"],
+            )
+            .await;
+            run_ok(&client, &bg.addr, first, &a).await;
+            let (gets, _, _, puts) = go_package_counts(&a.log());
+            assert!(gets > 0 && puts > 0, "worker A did not use the cache:\n{}", a.log());
+        });
+        a.kill();
+
+        // Another worker, with an empty local tier: a different program importing the same package.
+        let b = WorkerProc::start(&bg.addr, "bot-go-b", &[]);
+        b.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let second = upload_script(
+                &client,
+                script,
+                GO_ENV,
+                &[
+                    ("go.mod", GO_MOD),
+                    ("greet/greet.go", GREET_GO),
+                    (
+                        "cmd/app/main.go",
+                        b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"b\") + \"!\") }\n",
+                    ),
+                ],
+                &["out/app"],
+            )
+            .await;
+            let result = run_ok(&client, &bg.addr, second, &b).await;
+            let (gets, local, remote, _) = go_package_counts(&b.log());
+            eprintln!("worker B: {gets} gets, {local} local hits, {remote} remote hits");
+            assert_eq!(local, 0, "worker B's local tier was not empty:\n{}", b.log());
+            assert!(remote > 0, "no remote hits on worker B:\n{}", b.log());
+            let binary = output(&client, &result, "out/app").await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("app");
+            std::fs::write(&path, &binary).expect("write");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let ran = Command::new(&path).output().expect("run the built binary");
+            assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello, B!\n");
+        });
+    }
+
+    #[test]
+    fn issue_13_a_cancelled_operation_kills_the_sandbox() {
+        use bazel_remote_apis::google::longrunning::{
+            operations_client::OperationsClient, CancelOperationRequest,
+        };
+        let bg = BuildGridExec::start();
+        let worker = WorkerProc::start(&bg.addr, "bot-cancel", &[]);
+        worker.wait_for("session");
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let env = [("PATH", "/usr/bin:/bin")];
+            let action = upload_script(&client, "sleep 600", &env, &[], &[]).await;
+            let channel = tonic::transport::Channel::from_shared(format!("http://{}", bg.addr))
+                .expect("uri")
+                .connect_lazy();
+            let mut exec = re::execution_client::ExecutionClient::new(channel.clone());
+            let mut stream = exec
+                .execute(re::ExecuteRequest {
+                    action_digest: Some(action),
+                    skip_cache_lookup: true,
+                    digest_function: re::digest_function::Value::Sha256 as i32,
+                    ..Default::default()
+                })
+                .await
+                .expect("Execute")
+                .into_inner();
+            let name = stream
+                .message()
+                .await
+                .expect("operation")
+                .expect("a first operation message")
+                .name;
+            let lease_line = "running action";
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !worker.log().contains(lease_line) {
+                assert!(Instant::now() < deadline, "the sleep never started");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            OperationsClient::new(channel)
+                .cancel_operation(CancelOperationRequest { name })
+                .await
+                .expect("CancelOperation");
+        });
+        worker.wait_for("cancelled by the engine, sandbox killed");
+        // The worker is free again: the next action runs on it.
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            let script = "cat in.txt > out/out.txt";
+            let action = upload_action(&client, script, &local_platform()).await;
+            let resp = execute(&bg.addr, action, Duration::from_secs(120))
+                .await
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no result after a cancel\nworker:\n{}\nbgd:\n{}",
+                        worker.log(),
+                        bg.log()
+                    )
+                });
+            assert_copied(&client, &resp, script, "bot-cancel").await;
+        });
+    }
+
+    #[test]
+    fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
+        let bg = BuildGridExec::start();
+        let worker = WorkerProc::start(&bg.addr, "bot-inputs", &[]);
+        worker.wait_for("session");
+        let files: &[(&str, &[u8])] = &[
+            ("go.mod", GO_MOD),
+            ("greet/greet.go", GREET_GO),
+            ("notes.txt", b"shared input\n"),
+        ];
+        let env = [("PATH", "/usr/bin:/bin")];
+        rt().block_on(async {
+            let client = client(&bg.addr);
+            for (n, script) in [
+                "cat go.mod greet/greet.go > out/all.txt",
+                "cat notes.txt greet/greet.go > out/all.txt",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let action = upload_script(&client, script, &env, files, &["out/all.txt"]).await;
+                run_ok(&client, &bg.addr, action, &worker).await;
+                let log = worker.log();
+                let line = log
+                    .lines()
+                    .filter(|l| l.contains(": inputs: "))
+                    .nth(n)
+                    .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
+                // The first action's three small files come in one batch call.
+                let expected = if n == 0 {
+                    "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
+                } else {
+                    "inputs: 0 files downloaded (0 batch calls), 3 from the local cache"
+                };
+                assert!(line.ends_with(expected), "action {n}: {line}");
+            }
+        });
+    }
 }
