@@ -14,7 +14,7 @@ mod monorepo;
 /// What the generator returns (the benchmark's result type).
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -39,13 +39,14 @@ impl Worker {
 /// (so the input root holds module-cache packages), with a module cache filled by `go mod
 /// download` in `env`.
 fn shop_with_dependency(env: &mut GoEnv) -> Repo {
-    let proxy = tempfile::tempdir().expect("tempdir").keep();
+    // Only `go mod tidy` below reads the proxy.
+    let proxy = tempfile::tempdir().expect("tempdir");
     GoModule::new("example.com/dep")
         .file(
             "greeting/greeting.go",
             "package greeting\n\nfunc Word() string { return \"hi from dep\" }\n",
         )
-        .publish(&proxy, "v1.2.0");
+        .publish(proxy.path(), "v1.2.0");
     let repo = shop();
     repo.write(
         "go.mod",
@@ -55,9 +56,12 @@ fn shop_with_dependency(env: &mut GoEnv) -> Repo {
         "cmd/tool/main.go",
         "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/dep/greeting\"\n)\n\nfunc main() { fmt.Println(greeting.Word()) }\n",
     );
-    env.set("GOPROXY", format!("file://{}", proxy.display()))
-        .set("GOSUMDB", "off");
+    env.set("GOPROXY", format!("file://{}", proxy.path().display()))
+        .set("GOSUMDB", "off")
+        // A writable module cache, so the environment's temporary HOME can be removed.
+        .set("GOFLAGS", "-modcacherw");
     env.go(repo.path(), &["mod", "tidy"]);
+    env.set("GOFLAGS", "");
     env.set("GOPROXY", "off");
     repo
 }
@@ -100,15 +104,22 @@ fn machine(origin: &Repo, base: &GoEnv, engine: &str) -> (Repo, GoEnv) {
     env.set("KILN_REMOTE_EXECUTOR", engine);
     // The module cache is a copy of the origin's: a machine that built before has it.
     if let Some(m) = base.get("GOMODCACHE").filter(|m| Path::new(m).is_dir()) {
-        let fresh = tempfile::tempdir().expect("tempdir").keep();
+        let mine = PathBuf::from(env.get("GOMODCACHE").expect("GoEnv sets GOMODCACHE"));
+        std::fs::create_dir_all(&mine).expect("mkdir GOMODCACHE");
         let st = Command::new("cp")
             .arg("-a")
             .arg(Path::new(m).join("."))
-            .arg(&fresh)
+            .arg(&mine)
             .status()
             .expect("cp");
         assert!(st.success());
-        env.set("GOMODCACHE", fresh);
+        // Writable, like the origin's, so the temporary HOME it lives in can be removed.
+        let st = Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(&mine)
+            .status()
+            .expect("chmod");
+        assert!(st.success());
     }
     (repo, env)
 }
