@@ -93,21 +93,6 @@ impl Machine {
     }
 }
 
-/// sha256 of every target's binary, by label.
-fn digests(report: &serde_json::Value) -> Vec<(String, String)> {
-    let mut v: Vec<_> = targets(report)
-        .iter()
-        .map(|t| {
-            (
-                format!("{} {}", t["service"], t["platform"]),
-                t["sha256"].as_str().expect("sha256").to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn traffic(report: &serde_json::Value) -> &serde_json::Value {
     let t = &report["remote_cache"];
     assert!(t.is_object(), "no remote_cache in the report: {report:#}");
@@ -161,7 +146,7 @@ fn two_machines(server: &mut dyn ReapiServer) {
     assert_eq!(n(tb, "remote_writes"), 0, "{tb:#}");
     assert!(n(tb, "bytes_down") > 4 << 20, "{tb:#}");
     assert!(targets(&rb).iter().all(|t| t["cached"] == true), "{rb:#}");
-    assert_eq!(digests(&ra), digests(&rb));
+    assert_eq!(binary_digests(&ra), binary_digests(&rb));
     assert_binaries_match(&b, &rb);
     assert!(stderr.contains("remote hit(s)"), "{stderr}");
 
@@ -195,7 +180,7 @@ fn read_only_writes_nothing(server: &mut dyn ReapiServer) {
         0,
         "a read-only build wrote to the remote: {tb:#}"
     );
-    assert_eq!(digests(&ra), digests(&rb));
+    assert_eq!(binary_digests(&ra), binary_digests(&rb));
 }
 
 /// Fills a remote with kiln's entries from a fresh machine (warm go packages, so it uploads none
@@ -237,7 +222,7 @@ fn remote_dies_mid_run(server: &mut dyn ReapiServer) {
         "no warning about the remote: {t:#}"
     );
     assert!(n(t, "remote_hits") < targets(&r).len() as u64, "{t:#}");
-    assert_eq!(digests(&reference), digests(&r));
+    assert_eq!(binary_digests(&reference), binary_digests(&r));
     assert_binaries_match(&m, &r);
 }
 
@@ -256,7 +241,7 @@ fn slow_remote_still_serves(server: &mut dyn ReapiServer) {
     let t = traffic(&r);
     assert_eq!(n(t, "remote_hits"), targets(&r).len() as u64, "{t:#}");
     assert_eq!(r["go_invocations"], 0);
-    assert_eq!(digests(&reference), digests(&r));
+    assert_eq!(binary_digests(&reference), binary_digests(&r));
     assert_binaries_match(&m, &r);
 }
 
@@ -273,7 +258,7 @@ fn remote_slower_than_the_limit_is_off(server: &mut dyn ReapiServer) {
     let w = t["warnings"].to_string();
     assert!(w.contains("timed out"), "{w}");
     assert_eq!(n(t, "remote_hits"), 0, "{t:#}");
-    assert_eq!(digests(&reference), digests(&r));
+    assert_eq!(binary_digests(&reference), binary_digests(&r));
     assert_binaries_match(&m, &r);
 }
 
@@ -310,7 +295,7 @@ fn corrupted_blobs_are_misses(server: &mut dyn ReapiServer) {
     let t = traffic(&r);
     assert!(t["warnings"].is_array(), "no warning: {t:#}");
     assert!(stderr.contains("warning:"), "{stderr}");
-    assert_eq!(digests(&reference), digests(&r));
+    assert_eq!(binary_digests(&reference), binary_digests(&r));
     assert_binaries_match(&m, &r);
     assert!(
         targets(&r).iter().all(|t| t["cached"] == false),
@@ -434,7 +419,7 @@ fn shared_edit_compiles_what_a_warm_machine_compiles(server: &mut dyn ReapiServe
         let solo = t["service"] == "solo";
         assert_eq!(t["cached"] == true, solo, "only solo is unaffected: {rb:#}");
     }
-    assert_eq!(digests(&warm_report), digests(&rb));
+    assert_eq!(binary_digests(&warm_report), binary_digests(&rb));
     assert_binaries_match(&b, &rb);
     assert!(stderr.contains("go packages:"), "{stderr}");
 }

@@ -66,19 +66,30 @@ fn shop_with_dependency(env: &mut GoEnv) -> Repo {
     repo
 }
 
-/// sha256 of every target's binary, by label.
-fn digests(report: &serde_json::Value) -> Vec<(String, String)> {
-    let mut v: Vec<_> = targets(report)
-        .iter()
-        .map(|t| {
-            (
-                format!("{} {}", t["service"], t["platform"]),
-                t["sha256"].as_str().expect("sha256").to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+/// The report of a `kiln build --json` that succeeded (else the workers' logs are shown) and
+/// whose binaries are `expected`.
+fn identical_build(
+    out: &std::process::Output,
+    expected: &[(String, String)],
+    workers: &[&KilnWorker],
+) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "remote build failed:\n{}\nworkers:\n{}",
+        dump(out),
+        workers
+            .iter()
+            .map(|w| w.log())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        binary_digests(&report),
+        expected,
+        "remote bytes differ from local ones"
+    );
+    report
 }
 
 fn exec_stats(report: &serde_json::Value) -> &serde_json::Value {
@@ -163,7 +174,7 @@ mod buildgrid {
             &["--platform", "linux/amd64,linux/arm64"],
             &base,
         );
-        let expected = digests(&local);
+        let expected = binary_digests(&local);
         assert_eq!(expected.len(), 6, "{local:#}");
 
         let bg = BuildGridExec::start();
@@ -184,19 +195,7 @@ mod buildgrid {
             &["build", "--json", "--platform", "linux/amd64,linux/arm64"],
             &env_a,
         );
-        assert!(
-            out.status.success(),
-            "remote build failed:\n{}\nworkers:\n{}\n{}",
-            dump(&out),
-            w1.log(),
-            w2.log()
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(
-            digests(&report),
-            expected,
-            "remote bytes differ from local ones"
-        );
+        let report = identical_build(&out, &expected, &[&w1, &w2]);
         let x = exec_stats(&report);
         assert!(n(x, "remote") >= 1, "{x:#}\n{}", dump(&out));
         assert_eq!(n(x, "local"), 0, "{x:#}\n{}", dump(&out));
@@ -219,7 +218,7 @@ mod buildgrid {
             dump(&out)
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(digests(&report), expected);
+        assert_eq!(binary_digests(&report), expected);
         let y = exec_stats(&report);
         assert_eq!(n(y, "remote"), n(x, "remote"), "{y:#}");
         assert_eq!(n(y, "remote_cached"), n(y, "remote"), "{y:#}");
@@ -261,7 +260,7 @@ mod buildgrid {
         let base = GoEnv::new();
         let origin = monorepo_20();
         let local = origin.build_json_env(origin.path(), BOTH, &base);
-        let expected = digests(&local);
+        let expected = binary_digests(&local);
         assert_eq!(expected.len(), 40, "{local:#}");
 
         let bg = BuildGridExec::start();
@@ -283,19 +282,7 @@ mod buildgrid {
         w1.wait_for("running action");
         w1.kill();
         let out = running.join().expect("build thread");
-        assert!(
-            out.status.success(),
-            "remote build failed:\n{}\nworkers:\n{}\n{}",
-            dump(&out),
-            w1.log(),
-            w2.log()
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(
-            digests(&report),
-            expected,
-            "remote bytes differ from local ones"
-        );
+        let report = identical_build(&out, &expected, &[&w1, &w2]);
         let x = exec_stats(&report);
         assert_eq!(
             n(x, "remote") as usize,
@@ -316,7 +303,7 @@ mod buildgrid {
         let mut base = GoEnv::new();
         let origin = shop_with_dependency(&mut base);
         let local = origin.build_json_env(origin.path(), BOTH, &base);
-        let expected = digests(&local);
+        let expected = binary_digests(&local);
 
         let mut bg = BuildGridExec::start();
         let engine = format!("grpc://{}", bg.addr);
@@ -335,7 +322,7 @@ mod buildgrid {
             bg.log()
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(digests(&report), expected);
+        assert_eq!(binary_digests(&report), expected);
         let x = exec_stats(&report);
         assert_eq!(
             n(x, "local"),
@@ -351,7 +338,7 @@ mod buildgrid {
         let mut base = GoEnv::new();
         let origin = shop_with_dependency(&mut base);
         let local = origin.build_json_env(origin.path(), BOTH, &base);
-        let expected = digests(&local);
+        let expected = binary_digests(&local);
         // Nothing listens there.
         let dead = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -378,7 +365,7 @@ mod buildgrid {
             dump(&out)
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(digests(&report), expected);
+        assert_eq!(binary_digests(&report), expected);
         let x = exec_stats(&report);
         assert_eq!(n(x, "local"), 6, "{x:#}");
         assert_eq!(n(x, "remote"), 0, "{x:#}");
@@ -515,7 +502,7 @@ mod buildgrid {
         let _w = Worker::start(&bg.addr, "bot-workspace");
         let (m, env) = machine(&origin, &base, &format!("grpc://{}", bg.addr));
         let remote = m.build_json_env(m.path(), &args, &env);
-        assert_eq!(digests(&remote), digests(&local));
+        assert_eq!(binary_digests(&remote), binary_digests(&local));
         let x = exec_stats(&remote);
         assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
 
@@ -530,7 +517,7 @@ mod buildgrid {
         // An empty module cache: only vendor/ can provide the dependency.
         let (m, env) = machine(&vendored, &GoEnv::new(), &format!("grpc://{}", bg.addr));
         let remote = m.build_json_env(m.path(), &args, &env);
-        assert_eq!(digests(&remote), digests(&local));
+        assert_eq!(binary_digests(&remote), binary_digests(&local));
         let x = exec_stats(&remote);
         assert_eq!((n(x, "remote"), n(x, "local")), (1, 0), "{x:#}");
     }

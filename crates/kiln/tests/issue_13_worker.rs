@@ -356,6 +356,17 @@ const GO_MOD: &[u8] = b"module example.com/shop\n\ngo 1.24\n";
 const GREET_GO: &[u8] =
     b"package greet\n\nimport \"strings\"\n\nfunc Hello(who string) string { return \"hello, \" + strings.ToUpper(who) }\n";
 
+/// Runs a binary an action built; its stdout.
+fn run_binary(binary: &[u8]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("built");
+    std::fs::write(&path, binary).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ran = Command::new(&path).output().expect("run the built binary");
+    String::from_utf8_lossy(&ran.stdout).into_owned()
+}
+
 /// The tests that run BuildGrid, in one module so `.ci/run` can run them beside the rest
 /// (`--skip buildgrid::` there, this file alone here).
 mod buildgrid {
@@ -552,13 +563,7 @@ mod buildgrid {
             let out = result.output_files.iter().find(|f| f.path == "out/hello").expect("out/hello");
             assert!(out.is_executable);
             let binary = read_blob(&client, out.digest.as_ref().expect("digest")).await;
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("hello");
-            std::fs::write(&path, &binary).expect("write");
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-            let ran = Command::new(&path).output().expect("run the built binary");
-            assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from the worker\n");
+            assert_eq!(run_binary(&binary), "hello from the worker\n");
         });
     }
 
@@ -661,13 +666,7 @@ mod buildgrid {
             assert_eq!(local, 0, "worker B's local tier was not empty:\n{}", b.log());
             assert!(remote > 0, "no remote hits on worker B:\n{}", b.log());
             let binary = output(&client, &result, "out/app").await;
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("app");
-            std::fs::write(&path, &binary).expect("write");
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-            let ran = Command::new(&path).output().expect("run the built binary");
-            assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello, B!\n");
+            assert_eq!(run_binary(&binary), "hello, B!\n");
         });
     }
 

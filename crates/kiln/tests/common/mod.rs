@@ -142,6 +142,22 @@ pub fn targets(report: &serde_json::Value) -> &Vec<serde_json::Value> {
     report["targets"].as_array().expect("targets array")
 }
 
+/// sha256 of every target's binary, by `"service" "platform"` label, sorted: what two builds of
+/// one commit must agree on.
+pub fn binary_digests(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<_> = targets(report)
+        .iter()
+        .map(|t| {
+            (
+                format!("{} {}", t["service"], t["platform"]),
+                t["sha256"].as_str().expect("sha256").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The target for `service` on `platform`.
 pub fn target<'a>(
     report: &'a serde_json::Value,
