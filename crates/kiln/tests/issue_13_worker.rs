@@ -356,6 +356,23 @@ const GO_MOD: &[u8] = b"module example.com/shop\n\ngo 1.24\n";
 const GREET_GO: &[u8] =
     b"package greet\n\nimport \"strings\"\n\nfunc Hello(who string) string { return \"hello, \" + strings.ToUpper(who) }\n";
 
+/// Uploads an action running `script` over a module with the `greet` package and `main_go` as
+/// `cmd/app`, whose output is `out/app`.
+async fn upload_app(client: &ReapiClient, script: &str, main_go: &[u8]) -> re::Digest {
+    upload_script(
+        client,
+        script,
+        GO_ENV,
+        &[
+            ("go.mod", GO_MOD),
+            ("greet/greet.go", GREET_GO),
+            ("cmd/app/main.go", main_go),
+        ],
+        &["out/app"],
+    )
+    .await
+}
+
 /// Runs a binary an action built; its stdout.
 fn run_binary(binary: &[u8]) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -619,21 +636,7 @@ mod buildgrid {
         a.wait_for("session");
         rt().block_on(async {
             let client = client(&bg.addr);
-            let first = upload_script(
-                &client,
-                script,
-                GO_ENV,
-                &[
-                    ("go.mod", GO_MOD),
-                    ("greet/greet.go", GREET_GO),
-                    (
-                        "cmd/app/main.go",
-                        b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"a\")) }\n",
-                    ),
-                ],
-                &["out/app"],
-            )
-            .await;
+            let first = upload_app(&client, script, b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"a\")) }\n").await;
             run_ok(&client, &bg.addr, first, &a).await;
             let (gets, _, _, puts) = go_package_counts(&a.log());
             assert!(gets > 0 && puts > 0, "worker A did not use the cache:\n{}", a.log());
@@ -645,21 +648,7 @@ mod buildgrid {
         b.wait_for("session");
         rt().block_on(async {
             let client = client(&bg.addr);
-            let second = upload_script(
-                &client,
-                script,
-                GO_ENV,
-                &[
-                    ("go.mod", GO_MOD),
-                    ("greet/greet.go", GREET_GO),
-                    (
-                        "cmd/app/main.go",
-                        b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"b\") + \"!\") }\n",
-                    ),
-                ],
-                &["out/app"],
-            )
-            .await;
+            let second = upload_app(&client, script, b"package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/shop/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello(\"b\") + \"!\") }\n").await;
             let result = run_ok(&client, &bg.addr, second, &b).await;
             let (gets, local, remote, _) = go_package_counts(&b.log());
             eprintln!("worker B: {gets} gets, {local} local hits, {remote} remote hits");
