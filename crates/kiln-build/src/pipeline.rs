@@ -484,7 +484,9 @@ fn run_job(
             .join(", "),
         command: job[0].prepared.command.clone(),
         packages: job.iter().map(|p| p.target.package.clone()).collect(),
-        portable: Some(Arc::new(portable(project, job))),
+        portable: executor
+            .needs_portable()
+            .then(|| Arc::new(portable(project, job))),
     };
     if let Ok(mut n) = invocations.lock() {
         *n += 1;

@@ -37,7 +37,8 @@ pub struct Action {
     pub command: GoCommand,
     /// Main packages (import paths); several share one compile of their common packages.
     pub packages: Vec<String>,
-    /// What running it on another machine needs; `None` for actions only a local executor runs.
+    /// What running it on another machine needs; `None` when the executor does not ask for it
+    /// ([`Executor::needs_portable`]).
     pub portable: Option<Arc<Portable>>,
 }
 
@@ -138,6 +139,12 @@ pub trait Executor: Send + Sync {
         out_dir: &Path,
         parallelism: usize,
     ) -> Result<Completed, ExecError>;
+
+    /// Whether actions must carry their [`Portable`] part (executors that run elsewhere); the
+    /// build stage skips gathering it otherwise.
+    fn needs_portable(&self) -> bool {
+        false
+    }
 
     /// Warnings gathered since the last call (the build stage shows them as they come); each is
     /// returned once.

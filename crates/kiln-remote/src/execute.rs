@@ -872,6 +872,10 @@ impl Executor for RemoteExecutor {
         }
     }
 
+    fn needs_portable(&self) -> bool {
+        true
+    }
+
     fn drain_warnings(&self) -> Vec<String> {
         self.warnings
             .lock()
