@@ -433,7 +433,7 @@ impl Bench {
     /// kept out so they cannot favour one contender.
     fn go_cmd(&self, ws: &Workspace) -> Command {
         let mut c = Command::new(&self.go);
-        isolate(&mut c, ws);
+        ws.isolate(&mut c);
         c
     }
 
@@ -524,7 +524,7 @@ impl Bench {
     ) -> Res<Sample> {
         let platforms: Vec<String> = PLATFORMS.iter().map(|(o, a)| format!("{o}/{a}")).collect();
         let mut cmd = Command::new(kiln);
-        isolate(&mut cmd, ws);
+        ws.isolate(&mut cmd);
         cmd.env("KILN_GO", &self.go);
         match remote {
             Some(url) => cmd.env("KILN_REMOTE_CACHE", url),
@@ -584,20 +584,6 @@ impl Bench {
             }),
         })
     }
-}
-
-fn isolate(c: &mut Command, ws: &Workspace) {
-    c.current_dir(&ws.repo)
-        .env("GOCACHE", &ws.gocache)
-        .env("KILN_CACHE_DIR", &ws.kiln_cache)
-        .env("CGO_ENABLED", "0")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOENV", "off")
-        .env("GOFLAGS", "")
-        .env_remove("GOOS")
-        .env_remove("GOARCH")
-        .env_remove("GOWORK");
 }
 
 fn checked(cmd: &mut Command) -> Res<()> {

@@ -279,26 +279,9 @@ impl Bench {
         )
     }
 
-    /// The environment every contender shares; the user's GOFLAGS and go.env are kept out.
-    fn isolate(c: &mut Command, ws: &Ws) {
-        c.current_dir(&ws.repo)
-            .env("GOCACHE", &ws.gocache)
-            .env("KILN_CACHE_DIR", &ws.kiln_cache)
-            .env("CGO_ENABLED", "0")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOENV", "off")
-            .env("GOFLAGS", "")
-            .env("NO_COLOR", "1")
-            .env_remove("GOOS")
-            .env_remove("GOARCH")
-            .env_remove("GOWORK")
-            .env_remove("KOCACHE");
-    }
-
     fn kiln_cmd(ws: &Ws, dest: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        Self::isolate(&mut c, ws);
+        ws.isolate(&mut c);
         c.args(["image", "--json", "--push", dest]).args(extra);
         c
     }
@@ -306,7 +289,7 @@ impl Bench {
     fn ko_cmd(&self, ws: &Ws, repo: &str, pkgs: &[String]) -> Res<Command> {
         let ko = self.ko.as_ref().ok_or("no ko")?;
         let mut c = Command::new(ko);
-        Self::isolate(&mut c, ws);
+        ws.isolate(&mut c);
         c.env("KO_DOCKER_REPO", format!("{}/{repo}", self.reg.host()))
             .args([
                 "build",
@@ -325,7 +308,7 @@ impl Bench {
             .iter()
             .map(|(os, arch)| {
                 let mut c = Command::new("go");
-                Self::isolate(&mut c, ws);
+                ws.isolate(&mut c);
                 c.env("GOOS", os).env("GOARCH", arch).args([
                     "build",
                     "-trimpath",
@@ -711,7 +694,7 @@ fn pack_case(b: &mut Bench) -> Res<()> {
     std::fs::create_dir_all(&ws.gocache)?;
     let go_build = |ws: &Ws| -> Vec<Command> {
         let mut c = Command::new("go");
-        Bench::isolate(&mut c, ws);
+        ws.isolate(&mut c);
         c.env("GOOS", "linux").env("GOARCH", "amd64").args([
             "build",
             "-trimpath",
@@ -736,7 +719,7 @@ fn pack_case(b: &mut Bench) -> Res<()> {
     if let Some(ko) = b.ko.clone() {
         let ko_cmd = || -> Command {
             let mut c = Command::new(&ko);
-            Bench::isolate(&mut c, &ws);
+            ws.isolate(&mut c);
             c.env("KO_DOCKER_REPO", format!("{}/pack-ko", b.reg.host()))
                 .args([
                     "build",

@@ -373,6 +373,24 @@ async fn upload_app(client: &ReapiClient, script: &str, main_go: &[u8]) -> re::D
     .await
 }
 
+/// Runs the copying action of [`upload_action`] on the engine and checks that `bot` (the worker
+/// `worker`) ran it within `within`; `after` names what happened before, for the failure message.
+fn copy_runs_on(bg: &BuildGridExec, worker: &KilnWorker, bot: &str, within: Duration, after: &str) {
+    rt().block_on(async {
+        let client = client(&bg.addr);
+        let script = "cat in.txt > out/out.txt";
+        let action = upload_action(&client, script, &local_platform()).await;
+        let resp = execute(&bg.addr, action, within).await.unwrap_or_else(|| {
+            panic!(
+                "no result after {after}\nworker:\n{}\nbgd:\n{}",
+                worker.log(),
+                bg.log()
+            )
+        });
+        assert_copied(&client, &resp, script, bot).await;
+    });
+}
+
 /// Runs a binary an action built; its stdout.
 fn run_binary(binary: &[u8]) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -476,21 +494,13 @@ mod buildgrid {
         let worker = WorkerProc::start(&bg.addr, "bot-restart", &[]);
         worker.wait_for("session");
         bg.restart();
-        rt().block_on(async {
-            let client = client(&bg.addr);
-            let script = "cat in.txt > out/out.txt";
-            let action = upload_action(&client, script, &local_platform()).await;
-            let resp = execute(&bg.addr, action, Duration::from_secs(180))
-                .await
-                .unwrap_or_else(|| {
-                    panic!(
-                        "no result after a restart\nworker:\n{}\nbgd:\n{}",
-                        worker.log(),
-                        bg.log()
-                    )
-                });
-            assert_copied(&client, &resp, script, "bot-restart").await;
-        });
+        copy_runs_on(
+            &bg,
+            &worker,
+            "bot-restart",
+            Duration::from_secs(180),
+            "a restart",
+        );
     }
 
     #[test]
@@ -704,21 +714,13 @@ mod buildgrid {
         });
         worker.wait_for("cancelled by the engine, sandbox killed");
         // The worker is free again: the next action runs on it.
-        rt().block_on(async {
-            let client = client(&bg.addr);
-            let script = "cat in.txt > out/out.txt";
-            let action = upload_action(&client, script, &local_platform()).await;
-            let resp = execute(&bg.addr, action, Duration::from_secs(120))
-                .await
-                .unwrap_or_else(|| {
-                    panic!(
-                        "no result after a cancel\nworker:\n{}\nbgd:\n{}",
-                        worker.log(),
-                        bg.log()
-                    )
-                });
-            assert_copied(&client, &resp, script, "bot-cancel").await;
-        });
+        copy_runs_on(
+            &bg,
+            &worker,
+            "bot-cancel",
+            Duration::from_secs(120),
+            "a cancel",
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::Res;
 
@@ -48,6 +49,24 @@ impl Workspace {
         }
         generate(&ws.repo, services)?;
         Ok(ws)
+    }
+
+    /// Points `c` at this workspace with the environment every contender shares: its caches, no
+    /// cgo, no network, no toolchain switch, and none of the user's go.env, GOFLAGS or target.
+    pub(crate) fn isolate(&self, c: &mut Command) {
+        c.current_dir(&self.repo)
+            .env("GOCACHE", &self.gocache)
+            .env("KILN_CACHE_DIR", &self.kiln_cache)
+            .env("CGO_ENABLED", "0")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOENV", "off")
+            .env("GOFLAGS", "")
+            .env("NO_COLOR", "1")
+            .env_remove("GOOS")
+            .env_remove("GOARCH")
+            .env_remove("GOWORK")
+            .env_remove("KOCACHE");
     }
 }
 
