@@ -152,6 +152,7 @@ fn package(
         files: vec![file.into()],
         cgo_files: vec![],
         ignored_go_files: vec![],
+        cgo: Default::default(),
         error: None,
     }
 }

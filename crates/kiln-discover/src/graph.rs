@@ -81,6 +81,16 @@ struct RawPackage {
     cgo_files: Vec<String>,
     #[serde(default)]
     ignored_go_files: Vec<String>,
+    #[serde(default, rename = "CgoCPPFLAGS")]
+    cgo_cppflags: Vec<String>,
+    #[serde(default, rename = "CgoCFLAGS")]
+    cgo_cflags: Vec<String>,
+    #[serde(default, rename = "CgoCXXFLAGS")]
+    cgo_cxxflags: Vec<String>,
+    #[serde(default, rename = "CgoLDFLAGS")]
+    cgo_ldflags: Vec<String>,
+    #[serde(default, rename = "CgoPkgConfig")]
+    cgo_pkg_config: Vec<String>,
     #[serde(default)]
     error: Option<RawError>,
     #[serde(flatten)]
@@ -128,8 +138,38 @@ pub struct Package {
     pub cgo_files: Vec<String>,
     /// Go files excluded by build constraints.
     pub ignored_go_files: Vec<String>,
+    /// The package's `#cgo` directives for this build context (empty without cgo).
+    #[serde(skip_serializing_if = "CgoDirectives::is_empty")]
+    pub cgo: CgoDirectives,
     /// go's load error for this package, if any.
     pub error: Option<String>,
+}
+
+/// The `#cgo` directives of a package as go resolved them for one build context (`${SRCDIR}`
+/// expanded, the lines for other platforms dropped). The environment's `CGO_*FLAGS` are not in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CgoDirectives {
+    /// `#cgo CPPFLAGS`.
+    pub cppflags: Vec<String>,
+    /// `#cgo CFLAGS`.
+    pub cflags: Vec<String>,
+    /// `#cgo CXXFLAGS`.
+    pub cxxflags: Vec<String>,
+    /// `#cgo LDFLAGS`.
+    pub ldflags: Vec<String>,
+    /// `#cgo pkg-config` package names.
+    pub pkg_config: Vec<String>,
+}
+
+impl CgoDirectives {
+    /// Whether the package has no directive at all.
+    pub fn is_empty(&self) -> bool {
+        self.cppflags.is_empty()
+            && self.cflags.is_empty()
+            && self.cxxflags.is_empty()
+            && self.ldflags.is_empty()
+            && self.pkg_config.is_empty()
+    }
 }
 
 impl Package {
@@ -224,6 +264,11 @@ impl PackageGraph {
             "Imports",
             "Deps",
             "IgnoredGoFiles",
+            "CgoCPPFLAGS",
+            "CgoCFLAGS",
+            "CgoCXXFLAGS",
+            "CgoLDFLAGS",
+            "CgoPkgConfig",
             "Error",
         ];
         fields.extend_from_slice(FILE_FIELDS);
@@ -309,6 +354,13 @@ impl PackageGraph {
                     raw.cgo_files
                 },
                 ignored_go_files: raw.ignored_go_files,
+                cgo: CgoDirectives {
+                    cppflags: raw.cgo_cppflags,
+                    cflags: raw.cgo_cflags,
+                    cxxflags: raw.cgo_cxxflags,
+                    ldflags: raw.cgo_ldflags,
+                    pkg_config: raw.cgo_pkg_config,
+                },
                 error: raw.error.map(|e| e.err).filter(|e| !e.is_empty()),
             };
             if !pkg.dep_only {

@@ -18,6 +18,6 @@ mod vcs;
 pub use envcache::GoEnvCache;
 pub use error::DiscoverError;
 pub use goenv::{GoEnv, Project};
-pub use graph::{binary_name, ListRequest, Module, Package, PackageGraph};
+pub use graph::{binary_name, CgoDirectives, ListRequest, Module, Package, PackageGraph};
 pub use listcache::{ListCache, ListSource};
 pub use vcs::GitHead;

@@ -152,6 +152,12 @@ pub struct KeyInputs {
     pub paths: Option<BTreeMap<String, String>>,
     /// The C toolchain when cgo is on.
     pub c_toolchain: Option<CToolchain>,
+    /// When cgo is on: every file the C side reads beyond the package files, by content (`None`:
+    /// absent): the headers the preprocessor resolves for each cgo package, the objects and
+    /// libraries the external linker opens, and the compiler's passes (see `cinputs`). Left out
+    /// of the encoding when cgo is off, so those keys do not move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_inputs: Option<BTreeMap<String, Option<FileHash>>>,
 }
 
 impl KeyInputs {
@@ -197,6 +203,7 @@ pub(crate) mod tests {
             vcs: None,
             paths: None,
             c_toolchain: None,
+            c_inputs: None,
         }
     }
 
@@ -389,6 +396,28 @@ pub(crate) mod tests {
         });
         assert_ne!(a.key(), b.key(), "same --version, other compiler binary");
     }
+
+    #[test]
+    fn c_inputs_change_key() {
+        let header = |h: Option<[u8; 32]>| {
+            Some(BTreeMap::from([(
+                "/usr/include/zlib.h".to_string(),
+                h.map(FileHash),
+            )]))
+        };
+        changes(|k| k.c_inputs = header(Some([1; 32])));
+        let mut a = base();
+        a.c_inputs = header(Some([1; 32]));
+        let mut b = a.clone();
+        b.c_inputs = header(Some([2; 32]));
+        assert_ne!(a.key(), b.key(), "a system header's content");
+        b.c_inputs = header(None);
+        assert_ne!(a.key(), b.key(), "a header that disappeared");
+        // Without cgo the field is left out, so keys of builds without cgo did not move.
+        assert!(!String::from_utf8(base().canonical())
+            .unwrap()
+            .contains("c_inputs"));
+    }
     #[test]
     fn key_version_is_in_the_encoding() {
         let text = String::from_utf8(base().canonical()).unwrap();
@@ -435,5 +464,9 @@ pub(crate) mod tests {
         ] {
             assert!(text.contains(&format!("\"{field}\":")), "{field} missing");
         }
+        let mut cgo = base();
+        cgo.c_inputs = Some(BTreeMap::new());
+        let text = String::from_utf8(cgo.canonical()).unwrap();
+        assert!(text.contains("\"c_inputs\":"), "c_inputs missing");
     }
 }

@@ -15,8 +15,8 @@
 //! - Inputs are what go itself hashes: every package of the import graph by content (standard
 //!   library and module cache included), the toolchain's binaries, every file a flag or convention
 //!   names (`-overlay` and its targets, `-modfile`, `-pgo`, `default.pgo`, `vendor/modules.txt`),
-//!   VCS state when stamping, absolute paths when `-trimpath` is off, and the C toolchain by content
-//!   when cgo is on. A flag kiln does not understand makes the action uncacheable.
+//!   VCS state when stamping, absolute paths when `-trimpath` is off, and when cgo is on the C
+//!   toolchain by content plus every header and library it says it reads (`cinputs`). A flag kiln does not understand makes the action uncacheable.
 //!
 //! A wrong key silently hands a user someone else's binary; a key that is too wide only costs a
 //! rebuild, so when in doubt an input goes in. Paths inside the key are relative to their module
@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod action;
+mod cinputs;
 pub mod env;
 pub mod explain;
 mod hasher;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -121,6 +121,12 @@ type PackageMemo = (
     Option<FileHash>,
 );
 
+/// The answer of one scan of the C toolchain (the files it reads, or why kiln cannot tell).
+type CScan = Result<Arc<BTreeSet<PathBuf>>, String>;
+
+/// One scan of the C toolchain, ready to run on its own thread.
+type CScanJob<'s> = Box<dyn FnOnce() -> Result<BTreeSet<PathBuf>, String> + Send + 's>;
+
 /// The per-run state of the key stage: the toolchain identity, memoised packages and C
 /// toolchains, and the hasher with its stat cache. Shared by every target of a run.
 pub struct KeyContext<'a> {
@@ -133,6 +139,8 @@ pub struct KeyContext<'a> {
     toolchain_files: Arc<[PathBuf]>,
     packages: Mutex<HashMap<String, PackageMemo>>,
     c_toolchains: Mutex<HashMap<String, CToolchain>>,
+    /// What the C side of cgo builds reads, by the scan that found it (see [`crate::cinputs`]).
+    c_scans: Mutex<HashMap<String, CScan>>,
     vcs: Mutex<Option<String>>,
 }
 
@@ -156,6 +164,7 @@ impl<'a> KeyContext<'a> {
             toolchain_files: files.into(),
             packages: Mutex::default(),
             c_toolchains: Mutex::default(),
+            c_scans: Mutex::default(),
             vcs: Mutex::default(),
         })
     }
@@ -322,6 +331,20 @@ impl<'a> KeyContext<'a> {
         } else {
             None
         };
+        let mut c_inputs = None;
+        if cgo {
+            match self.c_inputs(graph, target, &env) {
+                Ok((named, paths)) => {
+                    c_inputs = Some(named);
+                    files.push(paths);
+                }
+                Err(why) => {
+                    uncacheable = Some(format!(
+                        "kiln cannot tell which headers and libraries the C toolchain reads: {why}"
+                    ))
+                }
+            }
+        }
         let mut child_env = env.child.clone();
         if let (Some(c), Some(root)) = (&c_toolchain, &self.cgo_gocache) {
             // Go's own build cache does not see what a C compile reads beyond the listed files
@@ -330,7 +353,8 @@ impl<'a> KeyContext<'a> {
             // of those inputs makes go recompile exactly when they change. GOCACHE is not a key
             // input (it cannot change the output), so this does not change the key.
             let digest = blake3::hash(
-                &serde_json::to_vec(&(c, &env.keyed, &unlisted_c_inputs)).unwrap_or_default(),
+                &serde_json::to_vec(&(c, &env.keyed, &unlisted_c_inputs, &c_inputs))
+                    .unwrap_or_default(),
             );
             child_env.insert(
                 "GOCACHE".into(),
@@ -354,6 +378,7 @@ impl<'a> KeyContext<'a> {
             vcs,
             paths,
             c_toolchain,
+            c_inputs,
         };
         Ok(Prepared {
             key: inputs.key(),
@@ -486,6 +511,178 @@ impl<'a> KeyContext<'a> {
             *v = Some(state.clone());
         }
         state
+    }
+
+    /// What the C compiler and linker of a cgo build of `target` read beyond the package files:
+    /// every header of every cgo package's preamble and C files, every file the external link
+    /// opens, and the compiler's own passes. Named relative to GOROOT, the module cache or the
+    /// project where they live there, absolute otherwise.
+    #[allow(clippy::type_complexity)] // the named inputs and the paths behind them
+    fn c_inputs(
+        &self,
+        graph: &PackageGraph,
+        target: &Target,
+        env: &BuildEnv,
+    ) -> Result<(BTreeMap<String, Option<FileHash>>, Arc<[PathBuf]>), String> {
+        use crate::cinputs::{self, split_quoted, Compile};
+        let var = |name: &str, default: &str| -> Result<Vec<String>, String> {
+            let v = env.keyed.get(name).map(String::as_str).unwrap_or("");
+            split_quoted(if v.is_empty() { default } else { v })
+        };
+        let cc = var("CC", "gcc")?;
+        let cxx = var("CXX", "g++")?;
+        let pkg_config = var("PKG_CONFIG", "pkg-config")?;
+        if cc.is_empty() || cxx.is_empty() || pkg_config.is_empty() {
+            return Err("CC, CXX or PKG_CONFIG is blank".into());
+        }
+        let env_flags = |name: &str| var(name, "");
+        let child = &env.child;
+        let env_digest = blake3::hash(&serde_json::to_vec(child).unwrap_or_default()).to_hex();
+        let mut all: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut ldflags = env_flags("CGO_LDFLAGS")?;
+        let mut uses_cxx = false;
+        let mut jobs: Vec<(String, CScanJob)> = Vec::new();
+        for pkg in graph.closure(&target.package) {
+            if pkg.cgo_files.is_empty() {
+                continue;
+            }
+            let d = &pkg.cgo;
+            let (pc_cflags, pc_libs) = if d.pkg_config.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                (
+                    cinputs::pkg_config(&pkg_config, "--cflags", &d.pkg_config, &pkg.dir, child)?,
+                    cinputs::pkg_config(&pkg_config, "--libs", &d.pkg_config, &pkg.dir, child)?,
+                )
+            };
+            let mut cppflags = env_flags("CGO_CPPFLAGS")?;
+            cppflags.extend(d.cppflags.iter().cloned());
+            cppflags.extend(pc_cflags);
+            let mut cflags = cppflags.clone();
+            cflags.extend(env_flags("CGO_CFLAGS")?);
+            cflags.extend(d.cflags.iter().cloned());
+            let mut cxxflags = cppflags;
+            cxxflags.extend(env_flags("CGO_CXXFLAGS")?);
+            cxxflags.extend(d.cxxflags.iter().cloned());
+            ldflags.extend(d.ldflags.iter().cloned());
+            ldflags.extend(pc_libs);
+
+            let (mut c_files, mut cxx_files) = (Vec::new(), Vec::new());
+            for f in &pkg.files {
+                match f.rsplit_once('.').map(|(_, e)| e).unwrap_or("") {
+                    "c" | "m" | "S" | "sx" => c_files.push(f.clone()),
+                    "cc" | "cpp" | "cxx" => cxx_files.push(f.clone()),
+                    "f" | "F" | "for" | "f90" | "swig" | "swigcxx" => {
+                        return Err(format!(
+                            "{} has {f}, and kiln does not scan Fortran or SWIG inputs",
+                            pkg.import_path
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            uses_cxx |= !cxx_files.is_empty();
+            let mut preambles = String::new();
+            for f in &pkg.cgo_files {
+                let path = pkg.dir.join(f);
+                let src = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if let Some(p) = cinputs::preamble(&src) {
+                    preambles.push_str(&p);
+                }
+            }
+            let c = Compile {
+                cc: cc.clone(),
+                flags: cflags,
+            };
+            let x = Compile {
+                cc: cxx.clone(),
+                flags: cxxflags,
+            };
+            let memo = format!(
+                "headers\0{}\0{}\0{env_digest}\0{c:?}\0{x:?}\0{preambles}\0{c_files:?}\0{cxx_files:?}",
+                pkg.import_path,
+                pkg.dir.display()
+            );
+            let dir = &pkg.dir;
+            jobs.push((
+                memo,
+                Box::new(move || {
+                    let mut h =
+                        cinputs::headers(&c, dir, Some(("c", &preambles)), &c_files, child)?;
+                    if !cxx_files.is_empty() {
+                        h.extend(cinputs::headers(&x, dir, None, &cxx_files, child)?);
+                    }
+                    Ok(h)
+                }),
+            ));
+        }
+        ldflags.extend(cinputs::extldflags(&target.args)?);
+        let linker = if uses_cxx { cxx.clone() } else { cc.clone() };
+        let memo = format!("link\0{env_digest}\0{linker:?}\0{ldflags:?}");
+        jobs.push((
+            memo,
+            Box::new(move || cinputs::link_inputs(&linker, &ldflags, child)),
+        ));
+        for prog in if uses_cxx { vec![cc, cxx] } else { vec![cc] } {
+            let memo = format!("passes\0{env_digest}\0{prog:?}");
+            jobs.push((memo, Box::new(move || Ok(cinputs::passes(&prog, child)))));
+        }
+        // Each scan is a few compiler starts; running them side by side keeps a no-op cgo build
+        // from paying for them one after another.
+        let scans: Vec<CScan> = std::thread::scope(|s| {
+            let running: Vec<_> = jobs
+                .into_iter()
+                .map(|(memo, job)| s.spawn(move || self.c_scan(memo, job)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a scan of the C toolchain panicked".into()))
+                })
+                .collect()
+        });
+        for scan in scans {
+            all.extend(scan?.iter().cloned());
+        }
+        let env = &self.project.env;
+        let roots = [
+            ("goroot", env.goroot.as_path()),
+            ("gomodcache", env.gomodcache.as_path()),
+            ("project", self.project.root.as_path()),
+        ];
+        let mut named = BTreeMap::new();
+        for path in &all {
+            let name = roots
+                .iter()
+                .filter(|(_, r)| !r.as_os_str().is_empty())
+                .find_map(|(label, r)| {
+                    path.strip_prefix(r)
+                        .ok()
+                        .map(|rel| format!("{label}:{}", relative(rel, Path::new(""))))
+                })
+                .unwrap_or_else(|| path.display().to_string());
+            let h = self.hasher.hash_optional(path).map_err(|e| e.to_string())?;
+            named.insert(name, h);
+        }
+        Ok((named, all.into_iter().collect::<Vec<_>>().into()))
+    }
+
+    /// One scan of [`Self::c_inputs`], run once per run for equal inputs.
+    fn c_scan(
+        &self,
+        memo: String,
+        scan: impl FnOnce() -> Result<BTreeSet<PathBuf>, String>,
+    ) -> CScan {
+        if let Some(r) = self.c_scans.lock().ok().and_then(|m| m.get(&memo).cloned()) {
+            return r;
+        }
+        let r = scan().map(Arc::new);
+        if let Ok(mut m) = self.c_scans.lock() {
+            m.insert(memo, r.clone());
+        }
+        r
     }
 
     /// The C toolchain go would use for a cgo build in `env`, by content.
@@ -632,7 +829,7 @@ fn walk_skipping(base: &Path, dir: &Path, ignore: &[PathBuf], out: &mut Vec<Stri
 }
 
 /// Finds `program` the way the child's PATH would (absolute or relative paths are taken as is).
-fn resolve(program: &str, path_var: &str) -> Option<PathBuf> {
+pub(crate) fn resolve(program: &str, path_var: &str) -> Option<PathBuf> {
     if program.is_empty() {
         return None;
     }

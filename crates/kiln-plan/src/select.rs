@@ -267,6 +267,7 @@ mod tests {
                     files: Vec::new(),
                     cgo_files: Vec::new(),
                     ignored_go_files: Vec::new(),
+                    cgo: Default::default(),
                     error: None,
                 },
             );

@@ -847,6 +847,89 @@ fn issue_8_cgo_compiler_on_path() {
     assert_rebuilt(&first, &second, &reference, Some("value 2"));
 }
 
+/// A header found through a `#cgo CFLAGS: -I` directory outside the repository (a system or vendored
+/// SDK include directory): changing only its content rebuilds. go's cache does not hash it.
+#[test]
+fn cgo_include_dir_header_changed() {
+    let sdk = tempfile::tempdir().expect("tempdir");
+    let (repo, mut env) = cgo_repo(&format!(
+        "#cgo CFLAGS: -I{}\n#include <sdk_value.h>",
+        sdk.path().display()
+    ));
+    std::fs::write(sdk.path().join("sdk_value.h"), "#define VALUE 1\n").expect("write");
+    let first = build(&repo, repo.path(), &env, &[]);
+    assert_eq!(first.stdout, "value 1");
+
+    std::fs::write(sdk.path().join("sdk_value.h"), "#define VALUE 2\n").expect("write");
+    let second = build(&repo, repo.path(), &env, &[]);
+    let reference = cgo_reference(&repo, &mut env);
+    assert_rebuilt(&first, &second, &reference, Some("value 2"));
+    // And the unchanged state is a hit again: the scan does not make cgo builds uncacheable.
+    let third = build(&repo, repo.path(), &env, &[]);
+    assert!(third.cached, "an unchanged cgo build missed");
+}
+
+/// A header of the repository outside the package directory (`-I${SRCDIR}/../../include`).
+#[test]
+fn cgo_repo_header_outside_package_changed() {
+    let (repo, mut env) = cgo_repo("#cgo CFLAGS: -I${SRCDIR}/../../include\n#include \"shared.h\"");
+    repo.write("include/shared.h", "#define VALUE 1\n");
+    let first = build(&repo, repo.path(), &env, &[]);
+    assert_eq!(first.stdout, "value 1");
+
+    repo.write("include/shared.h", "#define VALUE 2\n");
+    let second = build(&repo, repo.path(), &env, &[]);
+    let reference = cgo_reference(&repo, &mut env);
+    assert_rebuilt(&first, &second, &reference, Some("value 2"));
+}
+
+/// A static library the external linker takes from a `-L` directory: a new build of it (same
+/// name, same header) rebuilds the service.
+#[test]
+fn cgo_static_library_changed() {
+    let gcc = on_path("gcc").expect(
+        "this test needs gcc on PATH: install it (Debian/Ubuntu: apt-get install gcc; Fedora: dnf install gcc)",
+    );
+    let ar = on_path("ar").expect(
+        "this test needs ar on PATH: install binutils (Debian/Ubuntu: apt-get install binutils)",
+    );
+    let lib = tempfile::tempdir().expect("tempdir");
+    let make_lib = |value: u32| {
+        let src = lib.path().join("answer.c");
+        std::fs::write(&src, format!("int VALUE = {value};\n")).expect("write");
+        let obj = lib.path().join("answer.o");
+        let ok = Command::new(&gcc)
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .expect("gcc");
+        assert!(ok.success(), "gcc -c failed");
+        let archive = lib.path().join("libanswer.a");
+        let _ = std::fs::remove_file(&archive);
+        let ok = Command::new(&ar)
+            .arg("rcs")
+            .arg(&archive)
+            .arg(&obj)
+            .status()
+            .expect("ar");
+        assert!(ok.success(), "ar failed");
+    };
+    make_lib(1);
+    let (repo, mut env) = cgo_repo(&format!(
+        "#cgo LDFLAGS: -L{} -lanswer\nextern int VALUE;",
+        lib.path().display()
+    ));
+    let first = build(&repo, repo.path(), &env, &[]);
+    assert_eq!(first.stdout, "value 1");
+
+    make_lib(2);
+    let second = build(&repo, repo.path(), &env, &[]);
+    let reference = cgo_reference(&repo, &mut env);
+    assert_rebuilt(&first, &second, &reference, Some("value 2"));
+}
+
 /// A build flag whose inputs kiln cannot hash (`-pkgdir` reads compiled packages from a directory)
 /// makes the target uncacheable: it builds every time, is never stored, and says why.
 #[test]
