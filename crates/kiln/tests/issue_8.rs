@@ -883,6 +883,36 @@ fn cgo_repo_header_outside_package_changed() {
     assert_rebuilt(&first, &second, &reference, Some("value 2"));
 }
 
+/// A header found through `#cgo pkg-config:` (the `.pc` file's `Cflags`): changing only the header
+/// rebuilds.
+#[test]
+fn cgo_pkg_config_header_changed() {
+    on_path("pkg-config").expect(
+        "this test needs pkg-config on PATH: install it (Debian/Ubuntu: apt-get install pkgconf)",
+    );
+    let sdk = tempfile::tempdir().expect("tempdir");
+    let include = sdk.path().join("include");
+    std::fs::create_dir(&include).expect("mkdir");
+    std::fs::write(
+        sdk.path().join("kilnanswer.pc"),
+        format!(
+            "Name: kilnanswer\nDescription: test\nVersion: 1.0\nCflags: -I{}\nLibs:\n",
+            include.display()
+        ),
+    )
+    .expect("write .pc");
+    std::fs::write(include.join("kilnanswer.h"), "#define VALUE 1\n").expect("write");
+    let (repo, mut env) = cgo_repo("#cgo pkg-config: kilnanswer\n#include <kilnanswer.h>");
+    env.set("PKG_CONFIG_PATH", sdk.path());
+    let first = build(&repo, repo.path(), &env, &[]);
+    assert_eq!(first.stdout, "value 1");
+
+    std::fs::write(include.join("kilnanswer.h"), "#define VALUE 2\n").expect("write");
+    let second = build(&repo, repo.path(), &env, &[]);
+    let reference = cgo_reference(&repo, &mut env);
+    assert_rebuilt(&first, &second, &reference, Some("value 2"));
+}
+
 /// A static library the external linker takes from a `-L` directory: a new build of it (same
 /// name, same header) rebuilds the service.
 #[test]
