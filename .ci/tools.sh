@@ -2,6 +2,7 @@
 # Builds the pinned interop peers the end-to-end tests run against, once, into a cache directory that
 # later runs reuse (a tool is rebuilt only when its pin changes):
 #   cosign          github.com/sigstore/cosign/v3 (Go module proxy)      -> supply-chain interop tests
+#   cosign2         github.com/sigstore/cosign/v2, the 2.x line many users still run -> the same, legacy layout
 #   referrers-registry  go-containerregistry's pkg/registry with the OCI 1.1 referrers API
 #   bazel-remote    github.com/buchgr/bazel-remote/v2 (Go module proxy)  -> REAPI remote-cache tests
 #   buildgrid       PyPI buildgrid in a Python 3.13 venv, `bgd` in bin/  -> the same tests, second server
@@ -11,6 +12,7 @@ set -euo pipefail
 export PATH="/usr/local/go/bin:$PATH"
 
 COSIGN_VERSION=v3.1.2
+COSIGN2_VERSION=v2.6.5
 GGCR_VERSION=v0.22.1
 BAZEL_REMOTE_VERSION=v2.6.2
 BUILDGRID_VERSION=0.9.1
@@ -71,13 +73,14 @@ buildgrid() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(referrers-registry cosign bazel-remote buildgrid)
+[ ${#want[@]} -gt 0 ] || want=(referrers-registry cosign cosign2 bazel-remote buildgrid)
 for t in "${want[@]}"; do
   case "$t" in
     cosign) build cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign ;;
+    cosign2) build cosign2 "$COSIGN2_VERSION" github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign ;;
     referrers-registry) build referrers-registry "$GGCR_VERSION" github.com/google/go-containerregistry . "$here/referrers-registry" ;;
     bazel-remote) build bazel-remote "$BAZEL_REMOTE_VERSION" github.com/buchgr/bazel-remote/v2 github.com/buchgr/bazel-remote/v2 ;;
     buildgrid) buildgrid ;;
-    *) echo "unknown tool: $t (known: cosign referrers-registry bazel-remote buildgrid)" >&2; exit 2 ;;
+    *) echo "unknown tool: $t (known: cosign cosign2 referrers-registry bazel-remote buildgrid)" >&2; exit 2 ;;
   esac
 done

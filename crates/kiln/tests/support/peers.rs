@@ -34,8 +34,27 @@ pub fn tool(name: &str) -> PathBuf {
 /// The real cosign, with offline defaults: no transparency log, no signing config, plain-HTTP
 /// loopback registries, and `COSIGN_PASSWORD` empty (kiln test keys have no password).
 pub fn cosign(args: &[&str]) -> Output {
+    run_cosign("cosign", args)
+}
+
+/// Like [`cosign`], asserting success.
+pub fn cosign_ok(args: &[&str]) -> Output {
+    ok("cosign", cosign(args), args)
+}
+
+/// The real cosign 2 (`.ci/tools.sh cosign2`), with the same defaults as [`cosign`].
+pub fn cosign2(args: &[&str]) -> Output {
+    run_cosign("cosign2", args)
+}
+
+/// Like [`cosign2`], asserting success.
+pub fn cosign2_ok(args: &[&str]) -> Output {
+    ok("cosign2", cosign2(args), args)
+}
+
+fn run_cosign(tool_name: &str, args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("tempdir");
-    Command::new(tool("cosign"))
+    Command::new(tool(tool_name))
         .args(args)
         .env("COSIGN_PASSWORD", "")
         .env("COSIGN_YES", "true")
@@ -43,15 +62,13 @@ pub fn cosign(args: &[&str]) -> Output {
         .env("SIGSTORE_NO_CACHE", "true")
         .env("TUF_ROOT", home.path().join("tuf"))
         .output()
-        .expect("cannot run cosign")
+        .unwrap_or_else(|e| panic!("cannot run {tool_name}: {e}"))
 }
 
-/// Like [`cosign`], asserting success.
-pub fn cosign_ok(args: &[&str]) -> Output {
-    let out = cosign(args);
+fn ok(tool_name: &str, out: Output, args: &[&str]) -> Output {
     assert!(
         out.status.success(),
-        "cosign {args:?} failed:\n{}\n{}",
+        "{tool_name} {args:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
