@@ -42,7 +42,7 @@ mod stats;
 
 pub use local::{LocalEntry, LocalTier};
 pub use protocol::{Request, Response};
-pub use remote::{BoxFuture, FakeRemote, RemoteEntry, RemoteTier};
+pub use remote::{BoxFuture, FakeRemote, Put, RemoteEntry, RemoteTier};
 pub use server::{Server, ServerOptions};
 pub use stats::{Counters, Stats};
 

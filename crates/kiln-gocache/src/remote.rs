@@ -54,14 +54,24 @@ pub trait RemoteTier: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, GoCacheError>>;
 
     /// Stores the blob in the file `blob` (already verified: its sha256 is `output`, its length
-    /// `size`) and records it as the output of `action`.
+    /// `size`) and records it as the output of `action`, or says why it stored nothing.
     fn put<'a>(
         &'a self,
         action: &'a ActionId,
         output: &'a Digest,
         size: u64,
         blob: &'a Path,
-    ) -> BoxFuture<'a, Result<(), GoCacheError>>;
+    ) -> BoxFuture<'a, Result<Put, GoCacheError>>;
+}
+
+/// What [`RemoteTier::put`] did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The blob and the action's record are stored.
+    Stored,
+    /// Nothing was sent: the tier takes no writes (configured read-only, or a server that refuses
+    /// action-cache updates). Not an error, and not an upload.
+    ReadOnly,
 }
 
 /// An in-memory [`RemoteTier`] for tests: it can fail every call, serve corrupted blobs, or hold
@@ -72,6 +82,7 @@ pub struct FakeRemote {
     blobs: Mutex<HashMap<Digest, Vec<u8>>>,
     fail: AtomicBool,
     corrupt: AtomicBool,
+    read_only: AtomicBool,
     hold: watch::Sender<bool>,
     lookup_calls: AtomicU64,
     looked_up: AtomicU64,
@@ -85,6 +96,7 @@ impl Default for FakeRemote {
             blobs: Mutex::default(),
             fail: AtomicBool::new(false),
             corrupt: AtomicBool::new(false),
+            read_only: AtomicBool::new(false),
             hold: watch::Sender::new(false),
             lookup_calls: AtomicU64::new(0),
             looked_up: AtomicU64::new(0),
@@ -130,6 +142,11 @@ impl FakeRemote {
     /// Makes [`RemoteTier::get_blob`] return bytes that do not match their digest.
     pub fn set_corrupt(&self, corrupt: bool) {
         self.corrupt.store(corrupt, Ordering::SeqCst);
+    }
+
+    /// Makes puts store nothing and answer [`Put::ReadOnly`], as a read-only remote does.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::SeqCst);
     }
 
     /// Holds every look-up until [`FakeRemote::release`] (to test answers out of order).
@@ -216,13 +233,16 @@ impl RemoteTier for FakeRemote {
         _output: &'a Digest,
         _size: u64,
         blob: &'a Path,
-    ) -> BoxFuture<'a, Result<(), GoCacheError>> {
+    ) -> BoxFuture<'a, Result<Put, GoCacheError>> {
         Box::pin(async move {
             self.puts.fetch_add(1, Ordering::SeqCst);
             self.check()?;
+            if self.read_only.load(Ordering::SeqCst) {
+                return Ok(Put::ReadOnly);
+            }
             let body = std::fs::read(blob).map_err(GoCacheError::io(blob))?;
             self.insert(*action, &body);
-            Ok(())
+            Ok(Put::Stored)
         })
     }
 }

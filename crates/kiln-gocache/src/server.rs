@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::local::{LocalEntry, LocalTier};
 use crate::protocol::{rfc3339_nanos, Incoming, RequestReader, Response, KNOWN_COMMANDS};
-use crate::remote::{RemoteEntry, RemoteTier};
+use crate::remote::{Put, RemoteEntry, RemoteTier};
 use crate::stats::{Counter, Counters, Stats};
 use crate::{ActionId, GoCacheError};
 
@@ -387,11 +387,13 @@ async fn upload_loop(shared: Arc<RemoteShared>, mut rx: mpsc::Receiver<Upload>, 
                 .put(&up.action, &up.output, up.size, &up.path)
                 .await
             {
-                Ok(()) => {
+                Ok(Put::Stored) => {
                     shared.breaker.success();
                     shared.counters.add(Counter::Uploads, 1);
                     shared.counters.add(Counter::UploadBytes, up.size);
                 }
+                // A remote that takes no writes answered: healthy, but nothing went up.
+                Ok(Put::ReadOnly) => shared.breaker.success(),
                 Err(e) => shared.failed(&e),
             }
         });

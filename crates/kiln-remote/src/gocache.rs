@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use kiln_config::RemoteCache;
-use kiln_gocache::{ActionId, BoxFuture, GoCacheError, RemoteEntry, RemoteTier};
+use kiln_gocache::{ActionId, BoxFuture, GoCacheError, Put, RemoteEntry, RemoteTier};
 use kiln_types::Digest;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
@@ -183,11 +183,11 @@ impl RemoteTier for GoPackageTier {
         output: &'a Digest,
         size: u64,
         blob: &'a Path,
-    ) -> BoxFuture<'a, Result<(), GoCacheError>> {
+    ) -> BoxFuture<'a, Result<Put, GoCacheError>> {
         Box::pin(async move {
             self.ready().await?;
             if !self.writes() {
-                return Ok(());
+                return Ok(Put::ReadOnly);
             }
             // The blob first: an action result must never name an output the CAS lacks.
             self.client
@@ -207,7 +207,8 @@ impl RemoteTier for GoPackageTier {
             self.client
                 .update_action_result(&digest, result)
                 .await
-                .map_err(|e| self.error(e))
+                .map_err(|e| self.error(e))?;
+            Ok(Put::Stored)
         })
     }
 }

@@ -242,6 +242,23 @@ async fn puts_are_uploaded_before_close_is_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_a_read_only_remote_skips_are_not_counted_as_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = Arc::new(FakeRemote::new());
+    remote.set_read_only(true);
+    let mut go = Go::start(Server::new(local(&dir)).with_remote(remote.clone()));
+    go.answer().await;
+    for n in 0..5u8 {
+        go.put(action(n), &[n; 100]).await;
+    }
+    let (_, stats) = go.close().await;
+    assert_eq!(remote.puts(), 5, "every put reached the tier");
+    assert_eq!((stats.uploads, stats.upload_bytes), (0, 0), "{stats:?}");
+    assert_eq!(stats.errors, 0, "{stats:?}");
+    assert!(remote.entry(&action(0)).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_lookups_are_batched() {
     let dir = tempfile::tempdir().unwrap();
     let remote = Arc::new(FakeRemote::new());
