@@ -271,6 +271,9 @@ impl Worker {
         let mut running: Option<Running> = None;
         // Finished leases the engine has not acknowledged yet: sent with every update until it has.
         let mut done: Vec<Lease> = Vec::new();
+        // The caches are trimmed when a session starts and after every action, before the next
+        // one starts (go opens package files the cache named, so never while one runs).
+        let mut trim_due = true;
         loop {
             let mut outgoing = session.clone();
             for lease in &done {
@@ -288,6 +291,7 @@ impl Worker {
                         finished = &mut task.handle => {
                             done.extend(task.settle(finished));
                             running = None;
+                            trim_due = true;
                             continue;
                         }
                     }
@@ -338,6 +342,17 @@ impl Worker {
             session
                 .leases
                 .retain(|l| LeaseState::try_from(l.state) != Ok(LeaseState::Cancelled));
+            if let (true, None, Some(max)) = (trim_due, &running, self.cfg.cache_max_bytes) {
+                trim_due = false;
+                let dirs = self.cfg.cache_dirs();
+                if let Ok(report) =
+                    tokio::task::spawn_blocking(move || crate::trim::trim(&dirs, max)).await
+                {
+                    if report.removed > 0 {
+                        reporter.caches_trimmed(&report, max);
+                    }
+                }
+            }
             let mut started = false;
             for lease in &session.leases {
                 let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
@@ -370,6 +385,7 @@ impl Worker {
                     finished = &mut task.handle => {
                         done.extend(task.settle(finished));
                         running = None;
+                        trim_due = true;
                     }
                     () = tokio::time::sleep(KEEPALIVE) => {}
                 }

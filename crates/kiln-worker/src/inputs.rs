@@ -87,6 +87,22 @@ impl BatchReader {
     }
 }
 
+/// Marks a cache entry as used now, for trimming least recently used entries first; entries used
+/// within the last minute are left alone (one system call less per input of a busy worker).
+/// Failure only makes trimming less precise.
+fn touch(entry: &Path) {
+    let stale = std::fs::metadata(entry)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age > std::time::Duration::from_secs(60));
+    if stale {
+        if let Ok(f) = File::options().write(true).open(entry) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+}
+
 /// Inputs by digest under `<work-dir>/inputs-v1`.
 #[derive(Debug, Clone)]
 pub(crate) struct InputCache {
@@ -104,8 +120,13 @@ impl InputCache {
     /// The cache in `work_dir` (created on first store).
     pub(crate) fn new(work_dir: &Path) -> Self {
         InputCache {
-            dir: work_dir.join("inputs-v1"),
+            dir: Self::dir_in(work_dir),
         }
+    }
+
+    /// Where the cache of `work_dir` lives.
+    pub(crate) fn dir_in(work_dir: &Path) -> PathBuf {
+        work_dir.join("inputs-v1")
     }
 
     fn entry(&self, digest: &Digest) -> PathBuf {
@@ -133,6 +154,7 @@ impl InputCache {
         let (mut out, got, len) = writer.into_parts();
         out.flush().map_err(io(dest))?;
         if (got, len) == (*digest, size) {
+            touch(&entry);
             return Ok(true);
         }
         let _ = std::fs::remove_file(&entry);

@@ -37,6 +37,9 @@
 //! Without the marker the environment is exactly the Command's. The session's counters go to
 //! [`WorkerReporter::go_packages`].
 //!
+//! **Disk.** Between actions the worker keeps both caches within [`WorkerConfig::cache_max_bytes`],
+//! least recently used files first (`trim`), so a long-running worker does not fill its disk.
+//!
 //! Calls to the engine (Bots and CAS) carry the headers and bearer token of
 //! [`WorkerConfig::server`].
 //!
@@ -51,6 +54,7 @@ mod exec;
 mod gocache;
 mod inputs;
 mod platform;
+mod trim;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,6 +67,7 @@ pub use kiln_sandbox::Limits;
 pub use platform::{
     go_platform, gocacheprog_supported, GoToolchain, GO_TOOLCHAIN_KEY, GO_VERSION_KEY,
 };
+pub use trim::TrimReport;
 
 /// Where the worker's Go toolchain (its GOROOT) appears in every sandbox, read-only.
 pub const GO_ROOT_MOUNT: &str = "/kiln/go";
@@ -208,6 +213,9 @@ pub struct WorkerConfig {
     pub default_timeout: Duration,
     /// Deadline of one `UpdateBotSession` long poll.
     pub poll: Duration,
+    /// The most bytes the worker's caches (`inputs-v1`, `go-packages`) may hold between actions;
+    /// least recently used files are removed beyond it. `None`: no limit.
+    pub cache_max_bytes: Option<u64>,
 }
 
 impl WorkerConfig {
@@ -225,6 +233,7 @@ impl WorkerConfig {
             limits: Limits::default(),
             default_timeout: kiln_sandbox::DEFAULT_TIMEOUT,
             poll: Duration::from_secs(10),
+            cache_max_bytes: None,
         }
     }
 }
@@ -241,6 +250,14 @@ impl WorkerConfig {
     /// The local tier of go's package cache, shared by the actions of this worker.
     pub fn go_packages_dir(&self) -> PathBuf {
         self.work_dir.join("go-packages")
+    }
+
+    /// The directories [`WorkerConfig::cache_max_bytes`] bounds.
+    pub fn cache_dirs(&self) -> Vec<PathBuf> {
+        vec![
+            inputs::InputCache::dir_in(&self.work_dir),
+            self.go_packages_dir(),
+        ]
     }
 }
 
@@ -262,6 +279,8 @@ pub trait WorkerReporter: Send + Sync {
     fn inputs_fetched(&self, _lease: &str, _downloaded: u64, _cached: u64, _batch_calls: u64) {}
     /// What go's package cache did for an action that used it (once per action).
     fn go_packages(&self, _lease: &str, _stats: &GoPackageStats) {}
+    /// The caches were trimmed to [`WorkerConfig::cache_max_bytes`] and files were removed.
+    fn caches_trimmed(&self, _report: &TrimReport, _limit: u64) {}
 }
 
 /// A reporter that shows nothing.

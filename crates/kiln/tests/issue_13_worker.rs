@@ -723,10 +723,11 @@ mod buildgrid {
         );
     }
 
-    #[test]
-    fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
+    /// Runs two actions with the same three input files on a worker started with `extra`;
+    /// returns the worker's `inputs:` line of each, and the worker.
+    fn two_actions_with_the_same_inputs(extra: &[&str]) -> ([String; 2], KilnWorker) {
         let bg = BuildGridExec::start();
-        let worker = WorkerProc::start(&bg.addr, "bot-inputs", &[]);
+        let worker = WorkerProc::start(&bg.addr, "bot-inputs", extra);
         worker.wait_for("session");
         let files: &[(&str, &[u8])] = &[
             ("go.mod", GO_MOD),
@@ -734,6 +735,7 @@ mod buildgrid {
             ("notes.txt", b"shared input\n"),
         ];
         let env = [("PATH", "/usr/bin:/bin")];
+        let mut lines = [String::new(), String::new()];
         rt().block_on(async {
             let client = client(&bg.addr);
             for (n, script) in [
@@ -751,14 +753,44 @@ mod buildgrid {
                     .filter(|l| l.contains(": inputs: "))
                     .nth(n)
                     .unwrap_or_else(|| panic!("no inputs line for action {n}:\n{log}"));
-                // The first action's three small files come in one batch call.
-                let expected = if n == 0 {
-                    "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
-                } else {
-                    "inputs: 0 files downloaded (0 batch calls), 3 from the local cache"
-                };
-                assert!(line.ends_with(expected), "action {n}: {line}");
+                lines[n] = line.to_string();
             }
         });
+        (lines, worker)
+    }
+
+    #[test]
+    fn issue_13_a_second_action_with_the_same_inputs_downloads_nothing() {
+        let ([first, second], _worker) = two_actions_with_the_same_inputs(&[]);
+        // The first action's three small files come in one batch call.
+        assert!(
+            first.ends_with("inputs: 3 files downloaded (1 batch calls), 0 from the local cache"),
+            "{first}"
+        );
+        assert!(
+            second.ends_with("inputs: 0 files downloaded (0 batch calls), 3 from the local cache"),
+            "{second}"
+        );
+    }
+
+    /// `--cache-size` bounds what the worker keeps between actions: with 0, the inputs the first
+    /// action cached are removed before the second starts, which downloads them again.
+    #[test]
+    fn worker_keeps_its_caches_within_cache_size() {
+        let ([first, second], worker) = two_actions_with_the_same_inputs(&["--cache-size", "0"]);
+        for line in [&first, &second] {
+            assert!(
+                line.ends_with(
+                    "inputs: 3 files downloaded (1 batch calls), 0 from the local cache"
+                ),
+                "{line}\n{}",
+                worker.log()
+            );
+        }
+        let log = worker.log();
+        assert!(
+            log.contains("caches trimmed: 3 files"),
+            "no trim reported:\n{log}"
+        );
     }
 }

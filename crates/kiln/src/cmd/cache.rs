@@ -38,7 +38,8 @@ enum CacheCommand {
     Clear,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+/// A byte size as users write it: `500M`, `5G`, `1024` (binary units, `B`/`iB` suffixes optional).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     if !s.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("`{s}` is not a size: write e.g. 500M or 5G"));

@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use kiln_config::{Env, RemoteCache};
 use kiln_worker::{
-    GoCacheConfig, GoPackageStats, GoToolchain, Limits, Worker, WorkerConfig, WorkerError,
-    WorkerReporter,
+    GoCacheConfig, GoPackageStats, GoToolchain, Limits, TrimReport, Worker, WorkerConfig,
+    WorkerError, WorkerReporter,
 };
 
 /// Arguments of `kiln worker`.
@@ -70,6 +70,11 @@ pub struct WorkerArgs {
     /// engine.
     #[arg(long, value_name = "VAR")]
     token_env: Option<String>,
+    /// Keep the input and Go package caches in the work dir within SIZE (e.g. 20G, 500M; 0 keeps
+    /// nothing between actions), least recently used files first. Give each worker its own
+    /// --work-dir.
+    #[arg(long, value_name = "SIZE", value_parser = crate::cmd::cache::parse_size, default_value = "10G")]
+    cache_size: u64,
 }
 
 /// Prints what the worker does, one line each, to stderr.
@@ -110,6 +115,18 @@ impl WorkerReporter for Lines {
         }
         if let Some(first) = &s.first_remote_error {
             eprintln!("worker: lease {lease}: go package cache on the engine failed: {first}");
+        }
+    }
+    fn caches_trimmed(&self, r: &TrimReport, limit: u64) {
+        if !self.quiet {
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            eprintln!(
+                "worker: caches trimmed: {} files ({:.1} MiB) removed, {:.1} MiB kept (limit {:.1} MiB)",
+                r.removed,
+                mib(r.freed),
+                mib(r.kept),
+                mib(limit)
+            );
         }
     }
     fn lease_finished(&self, lease: &str, result: Result<i32, &WorkerError>) {
@@ -182,6 +199,7 @@ pub fn run(env: &Env, args: WorkerArgs, ui: crate::Ui) -> Result<ExitCode> {
         }
     }
     cfg.default_timeout = Duration::from_secs(args.timeout);
+    cfg.cache_max_bytes = Some(args.cache_size);
     cfg.limits = Limits {
         cpu_seconds: args.cpu_seconds,
         address_space_bytes: args.memory_mib.map(|m| m << 20),
