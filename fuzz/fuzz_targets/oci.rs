@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = select_platform(&entries, p);
             }
             for e in &entries {
-                let _ = e.platform.as_ref().map(media::DescriptorPlatform::spelled);
+                let _ = e.platform.as_ref().map(kiln_types::OciPlatform::spelled);
             }
         }
     }

@@ -59,7 +59,9 @@ pub(crate) fn headers(
         // go compiles every C file of a package with the package directory on the include path.
         args.push("-I".into());
         args.push(dir.display().to_string());
-        args.extend(["-M".into(), "-MG".into()]);
+        // `-w`: the preambles of several files share one run, and a warning between them must
+        // not become an error under a `-Werror` in the flags.
+        args.extend(["-M".into(), "-MG".into(), "-w".into()]);
         args.extend(input);
         let out = run(&compile.cc[0], &args, dir, env, text)?;
         for dep in make_dependencies(&out) {
@@ -414,6 +416,17 @@ mod tests {
             &env,
         );
         assert!(bad.unwrap_err().contains("--no-such-flag"));
+        // Two files' preambles in one run may redefine a macro: a warning, never an error.
+        let redefined = "#define A 1\n#define A 2\n#include <stdio.h>\n";
+        let found = headers(
+            &gcc(vec!["-Werror".into()]),
+            dir.path(),
+            Some(("c", redefined)),
+            &[],
+            &env,
+        )
+        .unwrap();
+        assert!(found.iter().any(|p| p.ends_with("stdio.h")), "{found:?}");
 
         let linked = link_inputs(&["gcc".into()], &["-lm".into()], &env).unwrap();
         assert!(
