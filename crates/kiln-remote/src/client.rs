@@ -311,16 +311,16 @@ impl ReapiClient {
     /// `Operations.CancelOperation`: asks the engine to stop an operation (kiln was interrupted).
     pub(crate) async fn cancel_operation(&self, name: &str) -> Result<(), RemoteError> {
         let call = "CancelOperation";
-        let req = CancelOperationRequest { name: name.into() };
-        match tokio::time::timeout(
-            self.cfg.timeout,
-            OperationsClient::new(self.channel.clone()).cancel_operation(self.request(req)),
-        )
+        // Retried like every other call: BuildGrid answers UNAVAILABLE ("failed to lock the
+        // bot") while the bot running the operation holds its session row.
+        self.retry(call, self.cfg.timeout, || async {
+            OperationsClient::new(self.channel.clone())
+                .cancel_operation(self.request(CancelOperationRequest { name: name.into() }))
+                .await
+                .map(|_| ())
+                .map_err(|s| self.status_error(call, &s))
+        })
         .await
-        {
-            Ok(r) => r.map(|_| ()).map_err(|s| self.status_error(call, &s)),
-            Err(_) => Err(self.timeout_error(call, self.cfg.timeout)),
-        }
     }
 
     /// Reads a small blob into memory, verified; `None` when the server does not have it.

@@ -707,10 +707,22 @@ mod buildgrid {
                 assert!(Instant::now() < deadline, "the sleep never started");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            OperationsClient::new(channel)
-                .cancel_operation(CancelOperationRequest { name })
-                .await
-                .expect("CancelOperation");
+            // BuildGrid answers UNAVAILABLE ("failed to lock the bot") while the bot holds its
+            // session row in a long poll: a transient answer, asked again as kiln's client does.
+            let mut tries = 0;
+            loop {
+                match OperationsClient::new(channel.clone())
+                    .cancel_operation(CancelOperationRequest { name: name.clone() })
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(s) if s.code() == tonic::Code::Unavailable && tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(s) => panic!("CancelOperation: {s:?}"),
+                }
+            }
         });
         worker.wait_for("cancelled by the engine, sandbox killed");
         // The worker is free again: the next action runs on it.
