@@ -40,7 +40,7 @@ mod remote;
 mod server;
 mod stats;
 
-pub use local::{LocalEntry, LocalTier};
+pub use local::{touch_if_stale, LocalEntry, LocalTier};
 pub use protocol::{Request, Response};
 pub use remote::{BoxFuture, FakeRemote, Put, RemoteEntry, RemoteTier};
 pub use server::{Server, ServerOptions};

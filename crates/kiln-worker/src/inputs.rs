@@ -87,22 +87,6 @@ impl BatchReader {
     }
 }
 
-/// Marks a cache entry as used now, for trimming least recently used entries first; entries used
-/// within the last minute are left alone (one system call less per input of a busy worker).
-/// Failure only makes trimming less precise.
-fn touch(entry: &Path) {
-    let stale = std::fs::metadata(entry)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_none_or(|age| age > std::time::Duration::from_secs(60));
-    if stale {
-        if let Ok(f) = File::options().write(true).open(entry) {
-            let _ = f.set_modified(std::time::SystemTime::now());
-        }
-    }
-}
-
 /// Inputs by digest under `<work-dir>/inputs-v1`.
 #[derive(Debug, Clone)]
 pub(crate) struct InputCache {
@@ -148,13 +132,15 @@ impl InputCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io(&entry)(e)),
         };
+        let modified = src.metadata().and_then(|m| m.modified()).ok();
         let out = File::create(dest).map_err(io(dest))?;
         let mut writer = Sha256Writer::new(out);
         std::io::copy(&mut src, &mut writer).map_err(io(dest))?;
         let (mut out, got, len) = writer.into_parts();
         out.flush().map_err(io(dest))?;
         if (got, len) == (*digest, size) {
-            touch(&entry);
+            // Used now, for `--cache-size` trimming (least recently used first).
+            kiln_gocache::touch_if_stale(&entry, modified);
             return Ok(true);
         }
         let _ = std::fs::remove_file(&entry);

@@ -1,8 +1,8 @@
 //! Keeps the worker's caches (`inputs-v1`, `go-packages`) within a size: a long-running worker
 //! would otherwise fill its disk with every input and package it ever saw.
 //!
-//! Least recently used files go first. "Used" is the modification time: the input cache touches
-//! an entry when it copies it out, and go's package cache touches an entry used after an hour.
+//! Least recently used files go first. "Used" is the modification time: both caches touch an entry
+//! they serve when it was last touched more than an hour ago (`kiln_gocache::touch_if_stale`).
 //! Removing any file is safe between actions: an input entry that is gone is downloaded again,
 //! and a package record whose output is gone (or the reverse) reads as a miss. The worker trims
 //! only while no action runs, because go opens the package outputs it was told about.
